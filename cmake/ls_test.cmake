@@ -1,0 +1,44 @@
+# One GoogleTest binary per src/ folder (each libtorch binary costs ~0.7 s to start).
+# Paths the tests need reach them through a generated header, so every test TU keeps the
+# library's compile flags and can reuse its precompiled header.
+find_package(GTest REQUIRED)
+include(GoogleTest)
+
+set(LS_SHARED_DIR ${CMAKE_SOURCE_DIR}/../shared CACHE PATH "The team's shared folder (fixtures, CLIP vocab)")
+set(LS_LORASTUDIO_EXE $<TARGET_FILE:lorastudio>)
+configure_file(${CMAKE_SOURCE_DIR}/tests/support/paths.h.in ${CMAKE_BINARY_DIR}/generated/test_paths.h.tmp @ONLY)
+file(GENERATE OUTPUT ${CMAKE_BINARY_DIR}/generated/test_paths.h INPUT ${CMAKE_BINARY_DIR}/generated/test_paths.h.tmp)
+
+file(GLOB LS_SUPPORT_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/support/*.cpp)
+add_library(ls_test_support STATIC ${LS_SUPPORT_SOURCES})
+target_include_directories(ls_test_support PUBLIC ${CMAKE_SOURCE_DIR}/tests ${CMAKE_BINARY_DIR}/generated)
+target_link_libraries(ls_test_support PUBLIC lorastudio_lib GTest::gtest GTest::gmock)
+if(LS_PCH)
+  target_precompile_headers(ls_test_support REUSE_FROM lorastudio_lib)
+endif()
+
+foreach(folder ${LS_FOLDERS} cli)
+  file(GLOB test_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${folder}/*.cpp)
+  if(NOT test_sources)
+    continue()
+  endif()
+  set(target test_${folder})
+  add_executable(${target} ${test_sources})
+  target_link_libraries(${target} PRIVATE ls_test_support GTest::gtest_main)
+  ls_set_warnings(${target})
+  if(LS_PCH)
+    target_precompile_headers(${target} REUSE_FROM lorastudio_lib)
+  endif()
+  if(folder STREQUAL "cli")
+    add_dependencies(${target} lorastudio)
+  endif()
+  # Test names carry their label: Full* suites need LS_FULL_TESTS, Golden* use ../shared.
+  gtest_discover_tests(${target}
+    TEST_FILTER "-Full*"
+    DISCOVERY_TIMEOUT 60
+    PROPERTIES LABELS unit)
+  if(LS_FULL_TESTS)
+    gtest_discover_tests(${target} TEST_FILTER "Full*" TEST_PREFIX "full." DISCOVERY_TIMEOUT 60
+      PROPERTIES LABELS full TIMEOUT 7200)
+  endif()
+endforeach()

@@ -1,0 +1,32 @@
+// lorastudio entry point: parses the command line, runs one command, and turns any error into
+// one line on stderr and a non-zero exit code.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/runtime.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"lorastudio: caption, train, sample and review SDXL LoRAs"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "lorastudio 0.1.0");
+  ls::cli::register_debug(app);
+  ls::core::init_threads();
+  try {
+    app.parse(argc, argv);  // the chosen command runs in its callback
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ls::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

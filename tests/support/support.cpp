@@ -1,0 +1,90 @@
+#include "support.h"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <random>
+#include <sstream>
+
+namespace ls::test {
+
+::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                                     double rtol, double atol) {
+  if (actual.sizes() != expected.sizes()) {
+    return ::testing::AssertionFailure() << "shape " << actual.sizes() << " != expected " << expected.sizes();
+  }
+  auto a = actual.detach().to(torch::kCPU, torch::kDouble);
+  auto e = expected.detach().to(torch::kCPU, torch::kDouble);
+  auto diff = (a - e).abs();
+  auto excess = diff - (atol + rtol * e.abs());
+  if (a.isnan().any().item<bool>() != e.isnan().any().item<bool>()) {
+    return ::testing::AssertionFailure() << "NaN mismatch";
+  }
+  auto worst = excess.flatten().argmax().item<int64_t>();
+  double worst_excess = excess.flatten()[worst].item<double>();
+  if (worst_excess <= 0) return ::testing::AssertionSuccess();
+  std::ostringstream msg;
+  msg << "max abs diff " << diff.max().item<double>() << " (rtol " << rtol << ", atol " << atol
+      << "); worst at flat index " << worst << ": got " << a.flatten()[worst].item<double>()
+      << ", expected " << e.flatten()[worst].item<double>();
+  return ::testing::AssertionFailure() << msg.str();
+}
+
+double norm_rel_error(const torch::Tensor& actual, const torch::Tensor& expected) {
+  auto a = actual.detach().to(torch::kCPU, torch::kDouble);
+  auto e = expected.detach().to(torch::kCPU, torch::kDouble);
+  return ((a - e).abs().max() / e.abs().max()).item<double>();
+}
+
+TempDir::TempDir() {
+  std::random_device rd;  // only names the folder; never feeds a computation
+  path_ = std::filesystem::temp_directory_path() /
+          ("ls_test_" + std::to_string(::getpid()) + "_" + std::to_string(rd()));
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+CommandResult run_lorastudio(const std::string& args) {
+  CommandResult result;
+  std::string cmd = std::string(kLorastudioExe) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return result;
+  std::array<char, 4096> buf{};
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), pipe)) > 0) result.out.append(buf.data(), n);
+  int status = ::pclose(pipe);
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return result;
+}
+
+::testing::AssertionResult gradcheck(const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                                     const torch::Tensor& x0, double eps, double tol) {
+  auto x = x0.detach().to(torch::kDouble).clone().requires_grad_(true);
+  auto y = f(x);
+  auto w = torch::randn(y.sizes(), torch::TensorOptions().dtype(torch::kDouble));
+  auto grad = torch::autograd::grad({(y * w).sum()}, {x})[0];
+  torch::NoGradGuard no_grad;
+  auto flat = x.detach().clone().flatten();
+  auto gflat = grad.flatten();
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    auto xp = flat.clone(), xm = flat.clone();
+    xp[i] += eps;
+    xm[i] -= eps;
+    double fp = (f(xp.view(x.sizes())) * w).sum().item<double>();
+    double fm = (f(xm.view(x.sizes())) * w).sum().item<double>();
+    double numeric = (fp - fm) / (2 * eps);
+    double analytic = gflat[i].item<double>();
+    if (std::abs(numeric - analytic) > tol * std::max(1.0, std::abs(numeric))) {
+      return ::testing::AssertionFailure() << "gradient mismatch at " << i << ": numeric " << numeric
+                                           << ", autograd " << analytic;
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+}  // namespace ls::test

@@ -1,0 +1,45 @@
+// Shared test helpers: tolerance checks that report where numbers differ, temp folders,
+// running the lorastudio executable, and finite-difference gradient checks.
+#pragma once
+
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "test_paths.h"
+
+namespace ls::test {
+
+/// |a - b| <= atol + rtol |b| everywhere, with the worst element in the failure message.
+::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected,
+                                     double rtol, double atol);
+/// max |a - b| / max |b|
+double norm_rel_error(const torch::Tensor& actual, const torch::Tensor& expected);
+
+/// A fresh folder under the system temp dir, removed when the object dies.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;  // stdout and stderr together
+};
+/// Runs `lorastudio <args>` through the shell and captures its output.
+CommandResult run_lorastudio(const std::string& args);
+
+/// Central finite differences of sum(f(x) * w) against autograd, for a random w; x is float64.
+::testing::AssertionResult gradcheck(const std::function<torch::Tensor(const torch::Tensor&)>& f,
+                                     const torch::Tensor& x, double eps = 1e-6, double tol = 1e-5);
+
+}  // namespace ls::test
