@@ -2,13 +2,15 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
-#include "core/error.h"
 
 namespace ls::cli {
 
 void register_debug(CLI::App& app) {
   auto* debug = app.add_subcommand("debug", "Low-level tools: tokenize, forward one component, make a test model");
   debug->require_subcommand(1);
+  register_debug_tokenize(*debug);
+  register_debug_forward(*debug);
+  register_debug_make_model(*debug);
 }
 
 }  // namespace ls::cli
