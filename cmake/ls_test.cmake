@@ -19,6 +19,7 @@ endif()
 
 foreach(folder ${LS_FOLDERS} cli)
   file(GLOB test_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${folder}/*.cpp)
+  ls_filter_sources(test_sources)
   if(NOT test_sources)
     continue()
   endif()
