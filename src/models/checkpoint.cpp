@@ -1,0 +1,180 @@
+#include "models/checkpoint.h"
+
+#include <set>
+#include <unordered_map>
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "models/checkpoint_kind.h"
+#include "models/key_map_open_clip.h"
+#include "nn/layers.h"
+
+namespace ls::models {
+
+namespace {
+
+// TE1 files from transformers < 4.31 carry this buffer; the model recomputes it.
+constexpr const char* kTe1PositionIds = "text_model.embeddings.position_ids";
+
+std::string shape_str(c10::IntArrayRef shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Everything wrong with a file, collected over all parts, reported in one line.
+struct Problems {
+  std::vector<std::string> missing, unexpected, misshaped;
+
+  bool empty() const { return missing.empty() && unexpected.empty() && misshaped.empty(); }
+  static std::string list(const std::vector<std::string>& items) {
+    std::string s;
+    for (size_t i = 0; i < items.size() && i < 5; ++i) s += (i ? ", " : "") + items[i];
+    if (items.size() > 5) s += ", ... " + std::to_string(items.size() - 5) + " more";
+    return s;
+  }
+  std::string summary() const {
+    std::string s;
+    auto add = [&](const std::string& head, const std::vector<std::string>& items) {
+      if (items.empty()) return;
+      s += (s.empty() ? "" : "; ") + std::to_string(items.size()) + " " + head + ": " + list(items);
+    };
+    add("missing", missing);
+    add("wrong shape", misshaped);
+    add("unexpected", unexpected);
+    return s;
+  }
+};
+
+// One part of the checkpoint: its key prefix and the module that receives it.
+struct Part {
+  std::string prefix;
+  torch::nn::Module* module;
+  bool open_clip;  // TE2: open_clip names in the file, HF names in the module
+};
+
+std::unordered_map<std::string, torch::Tensor> module_tensors(torch::nn::Module& module) {
+  std::unordered_map<std::string, torch::Tensor> out;
+  for (auto& p : module.named_parameters(true)) out.emplace(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) out.emplace(b.key(), b.value());
+  return out;
+}
+
+void assign(torch::Tensor& target, const torch::Tensor& value) {
+  torch::NoGradGuard no_grad;
+  target.copy_(value);
+}
+
+void load_part(const io::SafetensorsReader& reader, const Part& part, Problems& problems) {
+  auto targets = module_tensors(*part.module);
+  std::set<std::string> filled;
+  auto place = [&](const std::string& file_key, const std::string& module_key, const torch::Tensor& value) {
+    auto it = targets.find(module_key);
+    if (it == targets.end()) {
+      problems.unexpected.push_back(file_key);
+    } else if (it->second.sizes() != value.sizes()) {
+      problems.misshaped.push_back(file_key + " " + shape_str(value.sizes()) + " (model " +
+                                   shape_str(it->second.sizes()) + ")");
+    } else {
+      assign(it->second, value);
+      filled.insert(module_key);
+    }
+  };
+  for (const auto& info : reader.tensors()) {
+    if (info.name.rfind(part.prefix, 0) != 0) continue;
+    std::string key = info.name.substr(part.prefix.size());
+    if (key == kTe1PositionIds && !targets.count(key)) continue;
+    if (part.open_clip) {
+      for (auto& [hf_key, value] : open_clip_to_hf(key, reader.load(info.name))) place(info.name, hf_key, value);
+    } else {
+      auto it = targets.find(key);
+      std::vector<int64_t> file_shape(info.shape.begin(), info.shape.end());
+      if (it != targets.end() && it->second.sizes() != c10::IntArrayRef(file_shape)) {
+        problems.misshaped.push_back(info.name + " " + shape_str(file_shape) + " (model " +
+                                     shape_str(it->second.sizes()) + ")");
+        continue;
+      }
+      place(info.name, key, it == targets.end() ? torch::Tensor() : reader.load(info.name));
+    }
+    reader.release(info.name);
+  }
+  for (const auto& [key, tensor] : targets) {
+    if (filled.count(key)) continue;
+    problems.missing.push_back(part.prefix + (part.open_clip ? open_clip_key_for(key) : key));
+  }
+}
+
+}  // namespace
+
+SdxlConfig resolve_config(const io::SafetensorsReader& reader, const std::string& config_path) {
+  if (!config_path.empty()) return load_config_file(config_path);
+  auto it = reader.metadata().find(kConfigMetadataKey);
+  if (it == reader.metadata().end()) return SdxlConfig{};
+  SdxlConfig config;
+  try {
+    from_json(nlohmann::json::parse(it->second), config);
+  } catch (const std::exception& e) {
+    LS_FAIL(reader.path().string(), ": metadata '", kConfigMetadataKey, "' is not a valid model config (",
+            e.what(), "); pass --config");
+  }
+  config.validate(reader.path().string());
+  return config;
+}
+
+SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& config_path, Components parts,
+                               c10::Device device, c10::ScalarType dtype) {
+  io::SafetensorsReader reader(path);
+  require_sdxl_base(reader.tensors(), path);
+  SdxlConfig config = resolve_config(reader, config_path);
+
+  SdxlModel model;
+  {
+    nn::SkipInitGuard skip_init;  // every value is about to come from the file
+    model = SdxlModel::create(config, parts);
+  }
+  model.to(device, dtype);
+
+  std::vector<Part> plan;
+  if (model.unet) plan.push_back({kUnetPrefix, model.unet.get(), false});
+  if (model.te1) plan.push_back({kTe1Prefix, model.te1.get(), false});
+  if (model.te2) plan.push_back({kTe2Prefix, model.te2.get(), true});
+  if (model.vae) plan.push_back({kVaePrefix, model.vae.get(), false});
+
+  Problems problems;
+  for (const auto& part : plan) load_part(reader, part, problems);
+  LS_CHECK(problems.empty(), path, ": does not match the ", config_path.empty() ? "SDXL" : config_path,
+           " architecture (", problems.summary(), "); check that the file is complete and the config is right");
+  for (auto* m : {model.unet.get(), static_cast<torch::nn::Module*>(model.te1.get()),
+                  static_cast<torch::nn::Module*>(model.te2.get()), static_cast<torch::nn::Module*>(model.vae.get())}) {
+    if (m) m->eval();
+  }
+  return model;
+}
+
+void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::optional<c10::ScalarType> save_dtype,
+                          std::map<std::string, std::string> metadata) {
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  auto add_module = [&](torch::nn::Module& module, const std::string& prefix) {
+    for (auto& p : module.named_parameters(true)) tensors.emplace_back(prefix + p.key(), p.value().detach());
+  };
+  if (model.unet) add_module(*model.unet, kUnetPrefix);
+  if (model.te1) {
+    add_module(*model.te1, kTe1Prefix);
+    auto n = model.config.te1.max_positions;
+    tensors.emplace_back(std::string(kTe1Prefix) + kTe1PositionIds, torch::arange(n, torch::kLong).unsqueeze(0));
+  }
+  if (model.te2) {
+    std::vector<std::pair<std::string, torch::Tensor>> hf;
+    for (auto& p : model.te2->named_parameters(true)) hf.emplace_back(p.key(), p.value().detach());
+    for (auto& [key, value] : hf_to_open_clip(hf)) tensors.emplace_back(kTe2Prefix + key, value);
+  }
+  if (model.vae) add_module(*model.vae, kVaePrefix);
+
+  metadata[kConfigMetadataKey] = nlohmann::json(model.config).dump();
+  if (!metadata.count("modelspec.architecture")) metadata["modelspec.architecture"] = "stable-diffusion-xl-v1-base";
+  io::save_safetensors(path, tensors, metadata, save_dtype);
+}
+
+}  // namespace ls::models
