@@ -1,0 +1,61 @@
+// core: dtype/device parsing, the BLAS check, atomic files.
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "support/support.h"
+
+namespace {
+
+TEST(Runtime, ParsesDtypesAndDevices) {
+  EXPECT_EQ(ls::core::parse_dtype("fp16"), c10::kHalf);
+  EXPECT_EQ(ls::core::parse_dtype("bf16"), c10::kBFloat16);
+  EXPECT_EQ(ls::core::parse_dtype("fp32"), c10::kFloat);
+  EXPECT_THROW(ls::core::parse_dtype("fp8"), ls::Error);
+  EXPECT_TRUE(ls::core::parse_device("cpu").is_cpu());
+  EXPECT_THROW(ls::core::parse_device("tpu"), ls::Error);
+  if (!torch::cuda::is_available()) EXPECT_THROW(ls::core::parse_device("cuda"), ls::Error);
+}
+
+// With the reference BLAS a full-size UNet forward is ~25x slower: scripts/setup must have
+// switched libblas.so.3 to OpenBLAS, and this is where a wrong machine shows up.
+TEST(Runtime, OptimisedBlasIsLoaded) {
+  auto a = torch::randn({64, 64});
+  (void)torch::mm(a, a);
+  std::string blas = ls::core::loaded_blas();
+  ASSERT_FALSE(blas.empty()) << "libtorch loaded no BLAS library";
+  EXPECT_FALSE(ls::core::blas_is_reference(blas)) << "reference BLAS in use: " << blas << "; run scripts/setup";
+  EXPECT_TRUE(ls::core::blas_is_reference("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3.11.0"));
+  EXPECT_FALSE(ls::core::blas_is_reference("/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3"));
+}
+
+TEST(AtomicFile, CommitReplacesAndAbortKeepsOld) {
+  ls::test::TempDir dir;
+  auto target = dir / "out.txt";
+  ls::core::write_file_atomic(target, "first");
+  {
+    ls::core::AtomicFile f(target);
+    f.write("second", 6);
+    // destroyed without commit: as if the program died mid-write
+  }
+  EXPECT_EQ(ls::core::read_file(target), "first");
+  ls::core::write_file_atomic(target, "third");
+  EXPECT_EQ(ls::core::read_file(target), "third");
+  size_t files = 0;
+  for (auto& e : std::filesystem::directory_iterator(dir.path())) files += e.is_regular_file();
+  EXPECT_EQ(files, 1u);
+  EXPECT_THROW(ls::core::write_file_atomic(dir / "no/such/dir/x", "x"), ls::Error);
+  EXPECT_THROW(ls::core::read_file(dir / "absent"), ls::Error);
+}
+
+TEST(Error, CheckFormatsOneLine) {
+  try {
+    LS_CHECK(1 + 1 == 3, "data.toml: resolution must be a multiple of 64, got ", 1000);
+    FAIL();
+  } catch (const ls::Error& e) {
+    EXPECT_STREQ(e.what(), "data.toml: resolution must be a multiple of 64, got 1000");
+  }
+}
+
+}  // namespace
