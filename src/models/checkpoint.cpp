@@ -153,8 +153,7 @@ SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& confi
   return model;
 }
 
-void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::optional<c10::ScalarType> save_dtype,
-                          std::map<std::string, std::string> metadata) {
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(SdxlModel& model) {
   std::vector<std::pair<std::string, torch::Tensor>> tensors;
   auto add_module = [&](torch::nn::Module& module, const std::string& prefix) {
     for (auto& p : module.named_parameters(true)) tensors.emplace_back(prefix + p.key(), p.value().detach());
@@ -171,7 +170,12 @@ void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::option
     for (auto& [key, value] : hf_to_open_clip(hf)) tensors.emplace_back(kTe2Prefix + key, value);
   }
   if (model.vae) add_module(*model.vae, kVaePrefix);
+  return tensors;
+}
 
+void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::optional<c10::ScalarType> save_dtype,
+                          std::map<std::string, std::string> metadata) {
+  auto tensors = checkpoint_tensors(model);
   metadata[kConfigMetadataKey] = nlohmann::json(model.config).dump();
   if (!metadata.count("modelspec.architecture")) metadata["modelspec.architecture"] = "stable-diffusion-xl-v1-base";
   io::save_safetensors(path, tensors, metadata, save_dtype);

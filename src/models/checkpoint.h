@@ -32,6 +32,10 @@ SdxlConfig resolve_config(const io::SafetensorsReader& reader, const std::string
 SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& config_path, Components parts,
                                c10::Device device, c10::ScalarType dtype);
 
+/// Every present part's tensors under their single-file names (TE2 fused back into open_clip's
+/// in_proj; TE1 with position_ids, as SGM's files have it), in the order they are written.
+std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(SdxlModel& model);
+
 /// Writes every present part in the single-file layout; floating tensors stored as save_dtype when
 /// given. The config goes into the metadata so the file can be loaded without --config.
 void save_sdxl_checkpoint(const std::string& path, SdxlModel& model,
