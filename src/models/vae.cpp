@@ -29,7 +29,9 @@ VaeConfig VaeConfig::tiny() {
   return c;
 }
 
-int64_t VaeConfig::downscale() const { return int64_t(1) << (ch_mult.size() - 1); }
+int64_t VaeConfig::downscale() const {
+  return ch_mult.empty() ? 1 : int64_t(1) << (ch_mult.size() - 1);
+}
 
 void VaeConfig::validate() const {
   LS_CHECK(in_channels > 0 && out_channels > 0, "VaeConfig: in_channels and out_channels must be positive");
