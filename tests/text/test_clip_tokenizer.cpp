@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -66,6 +67,38 @@ TEST(GoldenClipTokenizer, LoadsTheGzipVocabularyQuickly) {
   EXPECT_LT(seconds, 1.5);  // ~0.1 s measured; generous for a loaded shared machine
   EXPECT_EQ(tok.token_text(320), "a</w>");
   EXPECT_EQ(tok.token_text(49406), "<|startoftext|>");
+}
+
+TEST(GoldenClipTokenizer, CachedEncodingIsFastAndThreadSafe) {
+  auto tok = ClipTokenizer::from_file(ls::test::kClipVocab);  // fresh word cache
+  std::vector<std::string> texts;
+  std::vector<Ids> expected;
+  for (const auto& c : load_cases()) {
+    texts.push_back(c.at("text").get<std::string>());
+    expected.push_back(c.at("ids").get<Ids>());
+  }
+  // Four threads fill and read one cache at once; every result must still be exact.
+  std::vector<int> wrong(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 5; ++rep)
+        for (size_t i = 0; i < texts.size(); ++i)
+          if (tok.tokenize(texts[(i + static_cast<size_t>(t) * 50) % texts.size()]) !=
+              expected[(i + static_cast<size_t>(t) * 50) % texts.size()])
+            ++wrong[static_cast<size_t>(t)];
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong, std::vector<int>(4, 0));
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t n_ids = 0;
+  for (int rep = 0; rep < 20; ++rep)
+    for (const auto& text : texts) n_ids += static_cast<int64_t>(tok.tokenize(text).size());
+  double us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+              (20.0 * static_cast<double>(texts.size()));
+  std::printf("tokenize, warm cache: %.1f us per prompt (%.1f ids on average)\n", us,
+              static_cast<double>(n_ids) / (20.0 * static_cast<double>(texts.size())));
+  EXPECT_LT(us, 2000.0);  // ~3 us measured; only guards against pathological slowness
 }
 
 // Writes the gz vocabulary as the vocab.json + merges.txt a diffusers model ships.
