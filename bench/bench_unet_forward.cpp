@@ -1,6 +1,7 @@
 // SDXL UNet forward cost on this machine, one figure per line ("name value").
 // Tiny config (averaged), then full size with random weights: construction, one forward at a
-// 16x16 latent (B=1, context [1,77,2048], y [1,2816], float32), and the process's peak RSS.
+// 16x16 latent (B=1, context [1,77,2048], y [1,2816], float32; again with denormals flushed),
+// and the process's peak RSS.
 // `bench_unet_forward --tiny-only` skips the full-size part (~10 GB of weights).
 #include <sys/resource.h>
 
@@ -55,6 +56,11 @@ int main(int argc, char** argv) {
   auto [first, warm] = forward_seconds(unet, 16, 2);
   std::printf("unet_forward_16x16_fp32_first_s %.2f\n", first);
   std::printf("unet_forward_16x16_fp32_s %.2f\n", warm);
+  std::fflush(stdout);
+  // Denormal inputs slow x86 float math by orders of magnitude; flushing them changes results
+  // only below 1e-38.
+  at::globalContext().setFlushDenormal(true);
+  std::printf("unet_forward_16x16_fp32_flush_denormal_s %.2f\n", forward_seconds(unet, 16, 1).second);
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   std::printf("unet_peak_rss_gb %.2f\n", static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0));
