@@ -30,9 +30,8 @@ foreach(folder ${LS_FOLDERS} cli)
   if(LS_PCH)
     target_precompile_headers(${target} REUSE_FROM lorastudio_lib)
   endif()
-  if(folder STREQUAL "cli")
-    add_dependencies(${target} lorastudio)
-  endif()
+  # Tests may run the built executable (ls::test::run_lorastudio).
+  add_dependencies(${target} lorastudio)
   # Test names carry their label: Full* suites need LS_FULL_TESTS, Golden* use ../shared.
   gtest_discover_tests(${target}
     TEST_FILTER "-Full*"

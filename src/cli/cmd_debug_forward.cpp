@@ -1,6 +1,115 @@
-// placeholder until the command lands; registers nothing.
+// `lorastudio debug forward`: runs one SDXL component on tensors from a safetensors file and writes
+// its outputs (float32). A stable interface: the team's parity suite calls it.
+#include <cstdio>
+
+#include <torch/torch.h>
+
 #include "cli/commands.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "io/safetensors.h"
+#include "models/checkpoint.h"
+#include "models/sdxl_conditioner.h"
 
 namespace ls::cli {
-void register_debug_forward(CLI::App& debug) { (void)debug; }
+
+namespace {
+
+struct ForwardOptions {
+  std::string model, component, inputs, output, config;
+  std::string dtype = "fp32";
+  std::string device = "cpu";
+};
+
+class Inputs {
+ public:
+  Inputs(const std::string& path, c10::Device device, c10::ScalarType dtype)
+      : reader_(path), device_(device), dtype_(dtype) {}
+  /// Floating inputs are converted to the compute dtype; integer ones (t, tokens) keep theirs.
+  torch::Tensor get(const std::string& name) const {
+    LS_CHECK(reader_.contains(name), reader_.path().string(), ": input '", name,
+             "' is missing; see `lorastudio debug forward --help` for each component's inputs");
+    auto t = reader_.load(name);
+    return t.is_floating_point() ? t.to(device_, dtype_) : t.to(device_);
+  }
+
+ private:
+  io::SafetensorsReader reader_;
+  c10::Device device_;
+  c10::ScalarType dtype_;
+};
+
+std::string shape_text(const torch::Tensor& t) {
+  std::string s = "[";
+  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  return s + "]";
+}
+
+using Outputs = std::vector<std::pair<std::string, torch::Tensor>>;
+
+Outputs run_component(const ForwardOptions& o, const Inputs& in, c10::Device device, c10::ScalarType dtype) {
+  models::Components parts;
+  if (o.component == "unet") parts.unet = true;
+  else if (o.component == "text") parts.text = true;
+  else if (o.component == "vae-encode" || o.component == "vae-decode") parts.vae = true;
+  else LS_FAIL("--component '", o.component, "' is unknown; use unet, text, vae-encode or vae-decode");
+
+  auto model = models::load_sdxl_checkpoint(o.model, o.config, parts, device, dtype);
+  torch::NoGradGuard no_grad;
+  if (o.component == "unet") {
+    auto x = in.get("x"), t = in.get("t"), context = in.get("context"), y = in.get("y");  // in this order
+    return {{"out", model.unet->forward(x, t, context, y)}};
+  }
+  if (o.component == "text") {
+    models::SdxlConditioner conditioner(model.te1, model.te2);
+    auto tokens_l = in.get("tokens_l"), tokens_g = in.get("tokens_g");
+    auto e = conditioner.encode(tokens_l, tokens_g);
+    return {{"hidden_l", e.hidden_l}, {"hidden_g", e.hidden_g}, {"pooled_g", e.pooled_g}, {"context", e.context}};
+  }
+  if (o.component == "vae-encode") {
+    auto m = model.vae->encode(in.get("image"));
+    return {{"mean", m.mean}, {"logvar", m.logvar}};
+  }
+  return {{"image", model.vae->decode(in.get("latent"))}};
+}
+
+void run_forward(const ForwardOptions& o) {
+  std::string blas = core::loaded_blas();
+  if (core::blas_is_reference(blas)) {
+    std::fprintf(stderr, "warning: libtorch uses the reference BLAS (%s), ~25x slower; run scripts/setup\n", blas.c_str());
+  }
+  auto device = core::parse_device(o.device);
+  auto dtype = core::parse_dtype(o.dtype);
+  Inputs inputs(o.inputs, device, dtype);
+  auto outputs = run_component(o, inputs, device, dtype);
+  for (auto& [name, t] : outputs) t = t.to(torch::kCPU, torch::kFloat);
+  io::save_safetensors(o.output, outputs, {{"component", o.component}, {"dtype", o.dtype}});
+  for (const auto& [name, t] : outputs) {
+    std::printf("%s %s mean %.6g std %.6g\n", name.c_str(), shape_text(t).c_str(), t.mean().item<double>(),
+                t.numel() > 1 ? t.std().item<double>() : 0.0);
+  }
+}
+
+}  // namespace
+
+void register_debug_forward(CLI::App& debug) {
+  auto opts = std::make_shared<ForwardOptions>();
+  auto* cmd = debug.add_subcommand(
+      "forward",
+      "Run one component on tensors from a safetensors file.\n"
+      "  unet:       x [B,4,H,W], t [B] int64, context [B,77,2048], y [B,2816] -> out [B,4,H,W]\n"
+      "  text:       tokens_l, tokens_g [B,77] int64 -> hidden_l [B,77,768], hidden_g [B,77,1280],\n"
+      "              pooled_g [B,1280], context [B,77,2048]\n"
+      "  vae-encode: image [B,3,H,W] in [-1,1] -> mean, logvar [B,4,H/8,W/8]\n"
+      "  vae-decode: latent [B,4,h,w] (unscaled) -> image [B,3,8h,8w]");
+  cmd->add_option("--model", opts->model, "SDXL single-file checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--component", opts->component, "unet | text | vae-encode | vae-decode")->required();
+  cmd->add_option("--inputs", opts->inputs, "Input tensors (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--output", opts->output, "Output tensors (.safetensors, float32)")->required();
+  cmd->add_option("--config", opts->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
+  cmd->add_option("--dtype", opts->dtype, "Compute precision: fp32, fp16 or bf16")->capture_default_str();
+  cmd->add_option("--device", opts->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->callback([opts] { run_forward(*opts); });
+}
+
 }  // namespace ls::cli

@@ -87,6 +87,10 @@ void load_part(const io::SafetensorsReader& reader, const Part& part, Problems& 
     std::string key = info.name.substr(part.prefix.size());
     if (key == kTe1PositionIds && !targets.count(key)) continue;
     if (part.open_clip) {
+      if (hf_keys_for(key).empty()) {
+        problems.unexpected.push_back(info.name);
+        continue;
+      }
       for (auto& [hf_key, value] : open_clip_to_hf(key, reader.load(info.name))) place(info.name, hf_key, value);
     } else {
       auto it = targets.find(key);
@@ -146,10 +150,7 @@ SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& confi
   for (const auto& part : plan) load_part(reader, part, problems);
   LS_CHECK(problems.empty(), path, ": does not match the ", config_path.empty() ? "SDXL" : config_path,
            " architecture (", problems.summary(), "); check that the file is complete and the config is right");
-  for (auto* m : {model.unet.get(), static_cast<torch::nn::Module*>(model.te1.get()),
-                  static_cast<torch::nn::Module*>(model.te2.get()), static_cast<torch::nn::Module*>(model.vae.get())}) {
-    if (m) m->eval();
-  }
+  for (const auto& part : plan) part.module->eval();
   return model;
 }
 
@@ -167,6 +168,7 @@ std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(SdxlModel&
   if (model.te2) {
     std::vector<std::pair<std::string, torch::Tensor>> hf;
     for (auto& p : model.te2->named_parameters(true)) hf.emplace_back(p.key(), p.value().detach());
+    torch::NoGradGuard no_grad;
     for (auto& [key, value] : hf_to_open_clip(hf)) tensors.emplace_back(kTe2Prefix + key, value);
   }
   if (model.vae) add_module(*model.vae, kVaePrefix);

@@ -15,6 +15,7 @@ SdxlConfig SdxlConfig::tiny() {
   c.te1 = ClipTextConfig::tiny_te1();
   c.te2 = ClipTextConfig::tiny_te2();
   c.vae = VaeConfig::tiny();
+  c.unet.context_dim = c.te1.width + c.te2.width;  // the UNet preset alone does not know the encoders
   return c;
 }
 

@@ -11,6 +11,14 @@ namespace {
 
 using ls::test::run_lorastudio;
 
+// The executable uses every core, the test process may not: sums can be ordered differently.
+::testing::AssertionResult same(const torch::Tensor& a, const torch::Tensor& b) {
+  if (a.sizes() != b.sizes()) return ::testing::AssertionFailure() << a.sizes() << " vs " << b.sizes();
+  double err = ls::test::norm_rel_error(a, b);
+  if (err <= 1e-5) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "max|a-b|/max|b| = " << err;
+}
+
 class DebugCommands : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -55,7 +63,7 @@ TEST_F(DebugCommands, UnetForwardEqualsInProcess) {
   torch::NoGradGuard no_grad;
   auto expected = model.unet->forward(inputs.load("x"), inputs.load("t"), inputs.load("context"), inputs.load("y"));
   EXPECT_EQ(outputs.load("out").sizes(), (std::vector<int64_t>{2, 4, 8, 4}));
-  EXPECT_TRUE(torch::equal(outputs.load("out"), expected));
+  EXPECT_TRUE(same(outputs.load("out"), expected));
 }
 
 TEST_F(DebugCommands, TextForwardEqualsInProcess) {
@@ -68,10 +76,10 @@ TEST_F(DebugCommands, TextForwardEqualsInProcess) {
   torch::NoGradGuard no_grad;
   ls::models::SdxlConditioner conditioner(model.te1, model.te2);
   auto e = conditioner.encode(inputs.load("tokens_l"), inputs.load("tokens_g"));
-  EXPECT_TRUE(torch::equal(outputs.load("context"), e.context));
-  EXPECT_TRUE(torch::equal(outputs.load("pooled_g"), e.pooled_g));
-  EXPECT_TRUE(torch::equal(outputs.load("hidden_l"), e.hidden_l));
-  EXPECT_TRUE(torch::equal(outputs.load("hidden_g"), e.hidden_g));
+  EXPECT_TRUE(same(outputs.load("context"), e.context));
+  EXPECT_TRUE(same(outputs.load("pooled_g"), e.pooled_g));
+  EXPECT_TRUE(same(outputs.load("hidden_l"), e.hidden_l));
+  EXPECT_TRUE(same(outputs.load("hidden_g"), e.hidden_g));
 }
 
 TEST_F(DebugCommands, VaeForwardEqualsInProcess) {
@@ -81,9 +89,9 @@ TEST_F(DebugCommands, VaeForwardEqualsInProcess) {
   torch::NoGradGuard no_grad;
   ls::io::SafetensorsReader ei(enc_in), eo(enc_out), di(dec_in), d_out(dec_out);
   auto m = model.vae->encode(ei.load("image"));
-  EXPECT_TRUE(torch::equal(eo.load("mean"), m.mean));
-  EXPECT_TRUE(torch::equal(eo.load("logvar"), m.logvar));
-  EXPECT_TRUE(torch::equal(d_out.load("image"), model.vae->decode(di.load("latent"))));
+  EXPECT_TRUE(same(eo.load("mean"), m.mean));
+  EXPECT_TRUE(same(eo.load("logvar"), m.logvar));
+  EXPECT_TRUE(same(d_out.load("image"), model.vae->decode(di.load("latent"))));
   EXPECT_EQ(d_out.load("image").size(2), 64);
 }
 

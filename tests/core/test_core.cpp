@@ -4,6 +4,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/runtime.h"
+#include "core/sha256.h"
 #include "support/support.h"
 
 namespace {
@@ -56,6 +57,23 @@ TEST(Error, CheckFormatsOneLine) {
   } catch (const ls::Error& e) {
     EXPECT_STREQ(e.what(), "data.toml: resolution must be a multiple of 64, got 1000");
   }
+}
+
+}  // namespace
+
+namespace {
+
+// FIPS 180-4 examples and a streaming split that crosses block boundaries.
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(ls::core::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(ls::core::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(ls::core::sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  std::string million(1000000, 'a');
+  EXPECT_EQ(ls::core::sha256_hex(million), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+  ls::core::Sha256 streamed;
+  for (size_t i = 0; i < million.size(); i += 997) streamed.update(million.data() + i, std::min<size_t>(997, million.size() - i));
+  EXPECT_EQ(streamed.hex_digest(), ls::core::sha256_hex(million));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_kind.h"
