@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
+#include "lora/kohya_format.h"
 #include "models/checkpoint.h"
 #include "models/sdxl_conditioner.h"
 
@@ -19,7 +20,25 @@ struct ForwardOptions {
   std::string model, component, inputs, output, config;
   std::string dtype = "fp32";
   std::string device = "cpu";
+  std::vector<std::string> loras;  // FILE or FILE:MULT
 };
+
+// Attaches each --lora to the loaded parts; the returned networks must outlive the forward.
+std::vector<lora::LoraNetwork> apply_loras(const std::vector<std::string>& args, const models::SdxlModel& model) {
+  std::vector<lora::LoraNetwork> networks;
+  for (const auto& arg : args) {
+    auto [path, multiplier] = lora::parse_lora_arg(arg);
+    auto loaded = lora::load_lora(path, model);
+    for (const auto& name : loaded.unmatched) {
+      std::fprintf(stderr, "warning: %s: module %s matches no loaded layer; ignored\n", path.c_str(), name.c_str());
+    }
+    loaded.network->set_multiplier(multiplier);
+    loaded.network->eval();
+    loaded.network->apply();
+    networks.push_back(loaded.network);
+  }
+  return networks;
+}
 
 class Inputs {
  public:
@@ -55,6 +74,8 @@ Outputs run_component(const ForwardOptions& o, const Inputs& in, c10::Device dev
   else LS_FAIL("--component '", o.component, "' is unknown; use unet, text, vae-encode or vae-decode");
 
   auto model = models::load_sdxl_checkpoint(o.model, o.config, parts, device, dtype);
+  LS_CHECK(o.loras.empty() || !parts.vae, "--lora applies to the unet and text components only");
+  auto networks = apply_loras(o.loras, model);
   torch::NoGradGuard no_grad;
   if (o.component == "unet") {
     auto x = in.get("x"), t = in.get("t"), context = in.get("context"), y = in.get("y");  // in this order
@@ -109,6 +130,7 @@ void register_debug_forward(CLI::App& debug) {
   cmd->add_option("--config", opts->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
   cmd->add_option("--dtype", opts->dtype, "Compute precision: fp32, fp16 or bf16")->capture_default_str();
   cmd->add_option("--device", opts->device, "cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--lora", opts->loras, "LoRA to apply, FILE or FILE:MULTIPLIER (repeatable; unet, text)");
   cmd->callback([opts] { run_forward(*opts); });
 }
 

@@ -11,4 +11,9 @@ void register_debug_tokenize(CLI::App& debug);    // cmd_debug_tokenize.cpp
 void register_debug_forward(CLI::App& debug);     // cmd_debug_forward.cpp
 void register_debug_make_model(CLI::App& debug);  // cmd_debug_make_model.cpp
 
+/// `lorastudio lora info` (cmd_lora.cpp), `plan` (cmd_plan.cpp), `merge` (cmd_merge.cpp).
+void register_lora(CLI::App& app);
+void register_plan(CLI::App& app);
+void register_merge(CLI::App& app);
+
 }  // namespace ls::cli

@@ -225,7 +225,7 @@ torch::Tensor SdxlUnetImpl::forward(const torch::Tensor& x, const torch::Tensor&
     h = output_blocks_[i](h, emb, ctx);
     tap("output_blocks." + std::to_string(i), h);
   }
-  h = out_conv_(torch::silu(group_norm32(out_norm_, h)));  // [B, out, H, W]
+  h = out_conv_(torch::silu(out_norm_(h)));  // [B, out, H, W]
   tap("out", h);
   return h.to(x.scalar_type());
 }

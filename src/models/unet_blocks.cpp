@@ -26,13 +26,6 @@ std::shared_ptr<torch::nn::Module> add_sequential(torch::nn::Module& parent, con
   return parent.register_module(name, std::make_shared<torch::nn::Module>("Sequential"));
 }
 
-torch::Tensor group_norm32(nn::GroupNorm& norm, const torch::Tensor& x) {
-  if (x.scalar_type() == torch::kDouble) {
-    return torch::group_norm(x, kNormGroups, norm->weight, norm->bias, kResNormEps);
-  }
-  return norm(x);
-}
-
 // ---------------------------------------------------------------------------------------------
 ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels) {
   auto in_layers = add_sequential(*this, "in_layers");
@@ -49,10 +42,10 @@ ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_c
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb) {
-  auto h = in_conv_(torch::silu(group_norm32(in_norm_, x)));  // [B, out, H, W]
+  auto h = in_conv_(torch::silu(in_norm_(x)));  // [B, out, H, W]
   auto e = emb_proj_(torch::silu(emb)).to(h.scalar_type());     // [B, out]
   h = h + e.unsqueeze(-1).unsqueeze(-1);
-  h = out_conv_(torch::silu(group_norm32(out_norm_, h)));       // dropout p=0: identity
+  h = out_conv_(torch::silu(out_norm_(h)));       // dropout p=0: identity
   return (skip_ ? skip_(x) : x) + h;
 }
 

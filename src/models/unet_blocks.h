@@ -21,11 +21,6 @@ namespace ls::models {
 /// numbered children are then registered on it (so "in_layers" + "2" gives "in_layers.2").
 std::shared_ptr<torch::nn::Module> add_sequential(torch::nn::Module& parent, const std::string& name);
 
-/// SGM's GroupNorm32 (32 groups, eps 1e-5, half types normalised in float32) applied with the
-/// parameters of `norm`. float64 stays float64: ls::nn::GroupNorm(upcast) would narrow it to
-/// float32, which breaks float64 reference and gradient checks.
-torch::Tensor group_norm32(nn::GroupNorm& norm, const torch::Tensor& x);
-
 /// SGM ResBlock without scale-shift norm or up/down sampling (SDXL's configuration).
 /// in_layers = [GroupNorm32, SiLU, conv3x3], emb_layers = [SiLU, linear],
 /// out_layers = [GroupNorm32, SiLU, Dropout(0), conv3x3], skip_connection = conv1x1 if the width changes.

@@ -1,5 +1,6 @@
 #include "nn/layers.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <torch/torch.h>
@@ -26,6 +27,12 @@ bool SkipInitGuard::active() { return g_skip_init; }
 torch::Tensor AdaptableLayer::apply_adapters(torch::Tensor y, const torch::Tensor& x) const {
   for (const auto& adapter : adapters_) y = y + adapter->delta(x);
   return y;
+}
+
+void AdaptableLayer::remove_adapter(const Adapter* adapter) {
+  adapters_.erase(std::remove_if(adapters_.begin(), adapters_.end(),
+                                 [&](const std::shared_ptr<Adapter>& a) { return a.get() == adapter; }),
+                  adapters_.end());
 }
 
 LinearImpl::LinearImpl(int64_t in_features, int64_t out_features, bool has_bias) {
@@ -65,7 +72,8 @@ GroupNormImpl::GroupNormImpl(int64_t groups, int64_t channels, double eps, bool 
 }
 
 torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) {
-  if (upcast_ && x.scalar_type() != torch::kFloat) {
+  // Only half types are widened: float64 (gradient checks) must stay float64.
+  if (upcast_ && (x.scalar_type() == torch::kHalf || x.scalar_type() == torch::kBFloat16)) {
     return torch::group_norm(x.to(torch::kFloat), groups_, weight.to(torch::kFloat),
                              bias.to(torch::kFloat), eps_)
         .to(x.scalar_type());

@@ -33,6 +33,8 @@ class AdaptableLayer {
  public:
   void add_adapter(std::shared_ptr<Adapter> adapter) { adapters_.push_back(std::move(adapter)); }
   void clear_adapters() { adapters_.clear(); }
+  /// Detaches one adapter (by identity); absent ones are ignored.
+  void remove_adapter(const Adapter* adapter);
   const std::vector<std::shared_ptr<Adapter>>& adapters() const { return adapters_; }
 
  protected:

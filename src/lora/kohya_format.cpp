@@ -1,0 +1,216 @@
+#include "lora/kohya_format.h"
+
+#include <chrono>
+#include <ctime>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "io/safetensors.h"
+#include "io/safetensors_header.h"
+#include "models/checkpoint_kind.h"
+
+namespace ls::lora {
+
+namespace {
+
+constexpr const char* kDown = ".lora_down.weight";
+constexpr const char* kUp = ".lora_up.weight";
+constexpr const char* kAlpha = ".alpha";
+
+std::string format_float(double v) {
+  // Python's str(float): 4.0, 0.0001, 1e-05 ...
+  std::ostringstream s;
+  s.precision(17);
+  s << v;
+  std::string text = s.str();
+  double back = std::stod(text);
+  for (int p = 1; p <= 17; ++p) {
+    std::ostringstream t;
+    t.precision(p);
+    t << v;
+    if (std::stod(t.str()) == back) {
+      text = t.str();
+      break;
+    }
+  }
+  if (text.find_first_of(".e") == std::string::npos) text += ".0";
+  return text;
+}
+
+std::string now_iso() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", std::localtime(&t));
+  return buf;
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+}  // namespace
+
+std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o, const std::string& title,
+                                                    int64_t resolution_h, int64_t resolution_w) {
+  std::map<std::string, std::string> m;
+  m["ss_network_module"] = "networks.lora";
+  m["ss_network_dim"] = std::to_string(o.rank);
+  m["ss_network_alpha"] = format_float(o.alpha);
+  nlohmann::json args = nlohmann::json::object();
+  if (o.conv_rank > 0) {
+    args["conv_dim"] = std::to_string(o.conv_rank);
+    args["conv_alpha"] = format_float(o.conv_alpha);
+  }
+  if (o.rank_dropout > 0) args["rank_dropout"] = format_float(o.rank_dropout);
+  if (o.module_dropout > 0) args["module_dropout"] = format_float(o.module_dropout);
+  if (!args.empty()) m["ss_network_args"] = args.dump();
+  if (o.dropout > 0) m["ss_network_dropout"] = format_float(o.dropout);
+  m["ss_base_model_version"] = "sdxl_base_v1-0";
+  m["ss_v2"] = "False";
+  m["modelspec.sai_model_spec"] = "1.0.1";
+  m["modelspec.architecture"] = "stable-diffusion-xl-v1-base/lora";
+  m["modelspec.implementation"] = "https://github.com/Stability-AI/generative-models";
+  m["modelspec.implementation_version"] = "lorastudio/0.1.0";
+  m["modelspec.title"] = title;
+  m["modelspec.date"] = now_iso();
+  m["modelspec.resolution"] = std::to_string(resolution_w) + "x" + std::to_string(resolution_h);
+  m["modelspec.prediction_type"] = "epsilon";
+  return m;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> lora_state(const LoraNetworkImpl& network) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [slot, module] : network.modules()) {
+    bool conv = slot.target.is_conv();
+    out.emplace_back(slot.name + kAlpha, module->alpha_.detach());
+    out.emplace_back(slot.name + kDown, (conv ? module->lora_down_conv->weight : module->lora_down_linear->weight).detach());
+    out.emplace_back(slot.name + kUp, (conv ? module->lora_up_conv->weight : module->lora_up_linear->weight).detach());
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+
+void save_lora(const std::string& path, const LoraNetworkImpl& network, c10::ScalarType save_dtype,
+               std::map<std::string, std::string> metadata) {
+  auto state = lora_state(network);
+  for (auto& [name, t] : state) t = t.to(torch::kCPU, save_dtype).contiguous();
+  // The data section does not depend on the metadata: hash it once from the tensors' bytes.
+  core::Sha256 model_hash;
+  for (const auto& [name, t] : state) model_hash.update(t.data_ptr(), t.numel() * t.element_size());
+  metadata["sshs_model_hash"] = model_hash.hex_digest();
+  // Legacy hash: kohya serialises with the ss_* keys only and hashes 64 KiB at offset 1 MiB.
+  std::map<std::string, std::string> ss_only;
+  for (const auto& [k, v] : metadata)
+    if (k.rfind("ss_", 0) == 0) ss_only[k] = v;
+  std::vector<io::TensorInfo> infos;
+  uint64_t offset = 0;
+  for (const auto& [name, t] : state) {
+    io::TensorInfo info;
+    info.name = name;
+    info.dtype = io::dtype_from_torch(save_dtype);
+    info.shape = t.sizes().vec();
+    info.begin = offset;
+    offset += t.numel() * t.element_size();
+    info.end = offset;
+    infos.push_back(info);
+  }
+  std::string header = io::serialize_header(infos, ss_only, path);
+  // The file kohya hashes is [8-byte length][header][data]; take its bytes [1 MiB, 1 MiB + 64 KiB).
+  core::Sha256 legacy;
+  const uint64_t start = 0x100000, end = start + 0x10000;
+  uint64_t pos = 0;
+  auto feed = [&](const char* bytes, uint64_t n) {
+    uint64_t lo = std::max(pos, start), hi = std::min(pos + n, end);
+    if (lo < hi) legacy.update(bytes + (lo - pos), hi - lo);
+    pos += n;
+  };
+  uint64_t header_size = header.size();
+  char length_bytes[8];
+  for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<char>((header_size >> (8 * i)) & 0xff);
+  feed(length_bytes, 8);
+  feed(header.data(), header.size());
+  for (const auto& [name, t] : state) feed(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
+  metadata["sshs_legacy_hash"] = legacy.hex_digest().substr(0, 8);
+  io::save_safetensors(path, state, metadata);
+}
+
+std::pair<std::string, double> parse_lora_arg(const std::string& arg) {
+  auto colon = arg.rfind(':');
+  if (colon == std::string::npos || colon == 0) return {arg, 1.0};
+  std::string mult = arg.substr(colon + 1);
+  try {
+    size_t used = 0;
+    double m = std::stod(mult, &used);
+    if (used == mult.size()) return {arg.substr(0, colon), m};
+  } catch (const std::exception&) {
+  }
+  return {arg, 1.0};  // a ':' that is part of the path
+}
+
+LoadedLora load_lora(const std::string& path, const models::SdxlModel& model) {
+  io::SafetensorsReader reader(path);
+  auto kind = models::detect_checkpoint_kind(reader.tensors());
+  LS_CHECK(kind == models::CheckpointKind::kLora, path, ": this is ", models::describe(kind),
+           ", not a LoRA; pass LoRA files with --lora");
+  std::set<std::string> names;
+  for (const auto& info : reader.tensors()) {
+    for (const char* suffix : {kDown, kUp, kAlpha}) {
+      if (ends_with(info.name, suffix)) names.insert(info.name.substr(0, info.name.size() - std::strlen(suffix)));
+    }
+  }
+  auto slots = all_lora_slots(model);
+  LoadedLora out;
+  out.metadata = reader.metadata();
+  std::vector<std::pair<LoraSlot, LoraModuleOptions>> matched;
+  for (const auto& name : names) {
+    auto it = slots.find(name);
+    if (it == slots.end()) {
+      out.unmatched.push_back(name);
+      continue;
+    }
+    const auto* down = reader.find(name + kDown);
+    const auto* up = reader.find(name + kUp);
+    LS_CHECK(down && up, path, ": module '", name, "' lacks its ", down ? "lora_up" : "lora_down",
+             " weight; the file is incomplete");
+    const LoraSlot& slot = it->second;
+    int64_t rank = down->shape.empty() ? 0 : down->shape[0];
+    auto base = slot.target.weight().sizes();
+    std::vector<int64_t> want_down, want_up;
+    if (slot.target.is_conv()) {
+      want_down = {rank, base[1], base[2], base[3]};
+      want_up = {base[0], rank, 1, 1};
+    } else {
+      want_down = {rank, base[1]};
+      want_up = {base[0], rank};
+    }
+    LS_CHECK(down->shape == want_down, path, ": ", name, kDown, " has shape ", c10::IntArrayRef(down->shape),
+             " but the model needs ", c10::IntArrayRef(want_down), "; this LoRA was made for another model");
+    LS_CHECK(up->shape == want_up, path, ": ", name, kUp, " has shape ", c10::IntArrayRef(up->shape),
+             " but the model needs ", c10::IntArrayRef(want_up), "; this LoRA was made for another model");
+    LoraModuleOptions o;
+    o.rank = rank;
+    o.alpha = reader.contains(name + kAlpha) ? reader.load(name + kAlpha).item<double>() : 0.0;
+    matched.emplace_back(slot, o);
+  }
+  LS_CHECK(!matched.empty(), path, ": none of its ", names.size(),
+           " LoRA modules matches a layer of this SDXL model (first: ",
+           names.empty() ? std::string("none") : *names.begin(), "); it was made for another architecture");
+  out.network = LoraNetwork(matched);
+  torch::NoGradGuard no_grad;
+  for (const auto& [slot, module] : out.network->modules()) {
+    bool conv = slot.target.is_conv();
+    auto& down = conv ? module->lora_down_conv->weight : module->lora_down_linear->weight;
+    auto& up = conv ? module->lora_up_conv->weight : module->lora_up_linear->weight;
+    down.copy_(reader.load(slot.name + kDown).view(down.sizes()));
+    up.copy_(reader.load(slot.name + kUp).view(up.sizes()));
+  }
+  return out;
+}
+
+}  // namespace ls::lora
