@@ -33,7 +33,7 @@ void run_info(const InfoOptions& o) {
   io::SafetensorsReader reader(o.file);
   auto kind = models::detect_checkpoint_kind(reader.tensors());
   LS_CHECK(kind == models::CheckpointKind::kLora, o.file, ": this is ", models::describe(kind),
-           "; `lora info` reads LoRA files");
+           ", not a LoRA; `lora info` reads LoRA files");
   const std::string down = ".lora_down.weight";
   std::map<std::string, int64_t> modules, conv_modules;
   std::map<std::string, std::set<int64_t>> ranks;
