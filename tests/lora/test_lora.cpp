@@ -20,25 +20,6 @@ using ls::lora::LoraNetworkOptions;
 using ls::models::SdxlConfig;
 using ls::models::SdxlModel;
 
-std::map<std::string, std::vector<int64_t>> read_lora_keys(const std::string& file) {
-  std::ifstream in(std::string(ls::test::kFixturesDir) + "/keys/" + file);
-  std::map<std::string, std::vector<int64_t>> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto tab = line.find('\t');
-    auto shape_text = line.substr(tab + 1, line.find('\t', tab + 1) - tab - 1);
-    std::vector<int64_t> shape;
-    std::string num;
-    for (char c : shape_text) {
-      if (std::isdigit(static_cast<unsigned char>(c))) num += c;
-      else if (!num.empty()) shape.push_back(std::stoll(num)), num.clear();
-    }
-    out[line.substr(0, tab)] = shape;
-  }
-  return out;
-}
-
 std::map<std::string, std::vector<int64_t>> state_shapes(const ls::lora::LoraNetworkImpl& net) {
   std::map<std::string, std::vector<int64_t>> out;
   for (auto& [name, t] : ls::lora::lora_state(net)) out[name] = t.sizes().vec();
@@ -63,7 +44,7 @@ TEST_F(FullSizeLora, UnetKeysEqualKohyas) {
   auto slots = ls::lora::find_lora_slots(*model_, o);
   EXPECT_EQ(slots.size(), 722u);
   LoraNetwork net(*model_, o);
-  EXPECT_EQ(state_shapes(*net), read_lora_keys("lora_keys.txt"));
+  EXPECT_EQ(state_shapes(*net), ls::test::fixture_key_shapes("lora_keys.txt"));
   EXPECT_FLOAT_EQ(net->modules().front().second->alpha(), 4.0f);
 }
 
@@ -75,7 +56,7 @@ TEST_F(FullSizeLora, ConvKeysEqualKohyas) {
   o.conv_alpha = 1;
   o.text_encoders = false;
   EXPECT_EQ(ls::lora::find_lora_slots(*model_, o).size(), 788u);
-  EXPECT_EQ(state_shapes(*LoraNetwork(*model_, o)), read_lora_keys("lora_keys_conv4.txt"));
+  EXPECT_EQ(state_shapes(*LoraNetwork(*model_, o)), ls::test::fixture_key_shapes("lora_keys_conv4.txt"));
 }
 
 TEST_F(FullSizeLora, TextEncoderModulesAndParameterCountsPerRank) {

@@ -15,39 +15,13 @@ namespace {
 using ls::models::SdxlConfig;
 using ls::models::SdxlModel;
 
-struct KeyShape {
-  std::string name;
-  std::vector<int64_t> shape;
-  bool operator<(const KeyShape& o) const { return name < o.name; }
-};
-
-// Fixture lines: "key<TAB>[a, b]<TAB>..." after '#' comments.
-std::map<std::string, std::vector<int64_t>> read_key_file(const std::string& file) {
-  std::ifstream in(std::string(ls::test::kFixturesDir) + "/keys/" + file);
-  std::map<std::string, std::vector<int64_t>> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    auto tab = line.find('\t');
-    auto shape_text = line.substr(tab + 1, line.find('\t', tab + 1) - tab - 1);
-    std::vector<int64_t> shape;
-    std::string num;
-    for (char c : shape_text) {
-      if (std::isdigit(static_cast<unsigned char>(c))) num += c;
-      else if (!num.empty()) shape.push_back(std::stoll(num)), num.clear();
-    }
-    out[line.substr(0, tab)] = shape;
-  }
-  return out;
-}
-
 TEST(Checkpoint, FullSizeLayoutEqualsFixtureKeys) {
   ls::nn::SkipInitGuard skip;
   auto model = SdxlModel::create(SdxlConfig{}, ls::models::Components::all());
   std::map<std::string, std::vector<int64_t>> ours;
   for (auto& [name, t] : ls::models::checkpoint_tensors(model)) ours[name] = t.sizes().vec();
   std::map<std::string, std::vector<int64_t>> expected;
-  for (auto f : {"sdxl_unet_keys.txt", "te_keys.txt", "vae_keys.txt"}) expected.merge(read_key_file(f));
+  for (auto f : {"sdxl_unet_keys.txt", "te_keys.txt", "vae_keys.txt"}) expected.merge(ls::test::fixture_key_shapes(f));
   ASSERT_EQ(expected.size(), 1680u + 587u + 248u);
   std::vector<std::string> differ;
   for (auto& [k, shape] : ours)

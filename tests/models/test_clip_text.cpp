@@ -18,27 +18,7 @@ using ls::models::ClipTextConfig;
 using ls::models::ClipTextModel;
 using KeyShapes = std::map<std::string, std::vector<int64_t>>;
 
-/// Entries of te_keys.txt under `prefix` (prefix removed): key -> shape.
-KeyShapes read_te_keys(const std::string& prefix) {
-  std::ifstream in(std::string(ls::test::kFixturesDir) + "/keys/te_keys.txt");
-  EXPECT_TRUE(in.good()) << "te_keys.txt not found";
-  KeyShapes out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#' || line.compare(0, prefix.size(), prefix) != 0) continue;
-    std::istringstream fields(line);
-    std::string key, shape;
-    std::getline(fields, key, '\t');
-    std::getline(fields, shape, '\t');
-    std::vector<int64_t> dims;
-    std::string inner = shape.substr(1, shape.size() - 2);
-    std::replace(inner.begin(), inner.end(), ',', ' ');
-    std::istringstream ds(inner);
-    for (int64_t d; ds >> d;) dims.push_back(d);
-    out[key.substr(prefix.size())] = dims;
-  }
-  return out;
-}
+KeyShapes read_te_keys(const std::string& prefix) { return ls::test::fixture_key_shapes("te_keys.txt", prefix); }
 
 KeyShapes shapes_of(const ls::models::NamedTensors& tensors) {
   KeyShapes out;

@@ -19,34 +19,6 @@ namespace ref = ls::test::unet_ref;
 using ls::models::SdxlUnet;
 using ls::models::SdxlUnetConfig;
 
-struct KeyShape {
-  std::string name;
-  std::vector<int64_t> shape;
-};
-
-// "model.diffusion_model.<key>\t[d0, d1, ...]\tnumel"; '#' lines are comments.
-std::vector<KeyShape> read_key_fixture(const std::string& path) {
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  const std::string prefix = "model.diffusion_model.";
-  std::vector<KeyShape> out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string key, shape;
-    std::getline(fields, key, '\t');
-    std::getline(fields, shape, '\t');
-    EXPECT_EQ(key.rfind(prefix, 0), 0u) << line;
-    KeyShape ks{key.substr(prefix.size()), {}};
-    std::istringstream dims(shape.substr(1, shape.size() - 2));
-    std::string d;
-    while (std::getline(dims, d, ',')) ks.shape.push_back(std::stoll(d));
-    out.push_back(std::move(ks));
-  }
-  return out;
-}
-
 int64_t rss_mb() {
   std::ifstream status("/proc/self/status");
   std::string line;
@@ -57,7 +29,7 @@ int64_t rss_mb() {
 }
 
 TEST(SdxlUnetKeys, FullSizeMatchesCheckpointFixture) {
-  auto expected = read_key_fixture(std::string(ls::test::kFixturesDir) + "/keys/sdxl_unet_keys.txt");
+  auto expected = ls::test::read_fixture_keys("sdxl_unet_keys.txt", "model.diffusion_model.");
   ASSERT_EQ(expected.size(), 1680u);
   int64_t rss_before = rss_mb();
   ls::nn::SkipInitGuard skip_init;

@@ -81,35 +81,8 @@ void randomize(torch::nn::Module& m, double scale = 1.0) {
   }
 }
 
-std::vector<int64_t> parse_shape(const std::string& text) {
-  std::vector<int64_t> dims;
-  std::string digits;
-  for (char ch : text) {
-    if (std::isdigit(static_cast<unsigned char>(ch))) {
-      digits += ch;
-    } else if (!digits.empty()) {
-      dims.push_back(std::stoll(digits));
-      digits.clear();
-    }
-  }
-  return dims;
-}
-
 TEST(VaeKeys, FullSizeNamesAndShapesEqualCheckpointFixture) {
-  std::ifstream in(std::string(ls::test::kFixturesDir) + "/keys/vae_keys.txt");
-  ASSERT_TRUE(in.good()) << "missing fixtures/keys/vae_keys.txt";
-  std::map<std::string, std::vector<int64_t>> expected;
-  const std::string prefix = "first_stage_model.";
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    std::istringstream fields(line);
-    std::string key, shape;
-    std::getline(fields, key, '\t');
-    std::getline(fields, shape, '\t');
-    ASSERT_EQ(key.rfind(prefix, 0), 0u) << key;
-    expected[key.substr(prefix.size())] = parse_shape(shape);
-  }
+  auto expected = ls::test::fixture_key_shapes("vae_keys.txt", "first_stage_model.");
   ASSERT_EQ(expected.size(), 248u);
 
   ls::nn::SkipInitGuard skip;

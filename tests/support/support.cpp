@@ -3,7 +3,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
+#include <fstream>
 #include <random>
 #include <sstream>
 
@@ -35,6 +37,37 @@ double norm_rel_error(const torch::Tensor& actual, const torch::Tensor& expected
   auto a = actual.detach().to(torch::kCPU, torch::kDouble);
   auto e = expected.detach().to(torch::kCPU, torch::kDouble);
   return ((a - e).abs().max() / e.abs().max()).item<double>();
+}
+
+std::vector<FixtureKey> read_fixture_keys(const std::string& file, const std::string& prefix) {
+  std::string path = std::string(kFixturesDir) + "/keys/" + file;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
+  std::vector<FixtureKey> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#' || line.compare(0, prefix.size(), prefix) != 0) continue;
+    auto tab = line.find('\t');
+    auto shape_end = line.find('\t', tab + 1);
+    FixtureKey key{line.substr(prefix.size(), tab - prefix.size()), {}};
+    std::string digits;
+    for (char c : line.substr(tab + 1, shape_end - tab - 1)) {
+      if (std::isdigit(static_cast<unsigned char>(c))) {
+        digits += c;
+      } else if (!digits.empty()) {
+        key.shape.push_back(std::stoll(digits));
+        digits.clear();
+      }
+    }
+    out.push_back(std::move(key));
+  }
+  return out;
+}
+
+std::map<std::string, std::vector<int64_t>> fixture_key_shapes(const std::string& file, const std::string& prefix) {
+  std::map<std::string, std::vector<int64_t>> out;
+  for (auto& k : read_fixture_keys(file, prefix)) out[k.name] = k.shape;
+  return out;
 }
 
 TempDir::TempDir() {

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <vector>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -18,6 +20,17 @@ namespace ls::test {
                                      double rtol, double atol);
 /// max |a - b| / max |b|
 double norm_rel_error(const torch::Tensor& actual, const torch::Tensor& expected);
+
+/// One line of a fixtures/keys/ list: "<key>\t[d0, d1, ...]\t..." ('#' lines are comments).
+struct FixtureKey {
+  std::string name;
+  std::vector<int64_t> shape;
+};
+/// Entries of fixtures/keys/<file> whose key starts with prefix, prefix removed, in file order.
+std::vector<FixtureKey> read_fixture_keys(const std::string& file, const std::string& prefix = "");
+/// The same as key -> shape.
+std::map<std::string, std::vector<int64_t>> fixture_key_shapes(const std::string& file,
+                                                               const std::string& prefix = "");
 
 /// A fresh folder under the system temp dir, removed when the object dies.
 class TempDir {
