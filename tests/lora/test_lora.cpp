@@ -269,3 +269,44 @@ TEST(LoraArg, FileAndMultiplier) {
 }
 
 }  // namespace
+
+namespace {
+
+// kohya's dropouts act only in training; rank dropout rescales by 1/(1-p) so the mean delta is
+// unchanged, module dropout skips the whole delta with probability p.
+TEST(LoraDropout, TrainingOnlyAndUnbiased) {
+  torch::manual_seed(3);
+  ls::nn::Linear base(16, 8);
+  ls::lora::LoraTarget target;
+  target.linear = base;
+  ls::lora::LoraModuleOptions plain_o, rank_o, module_o;
+  plain_o.rank = rank_o.rank = module_o.rank = 4;
+  rank_o.rank_dropout = 0.5;
+  module_o.module_dropout = 0.25;
+  ls::lora::LoraModule plain(target, plain_o), rank_drop(target, rank_o), module_drop(target, module_o);
+  torch::NoGradGuard no_grad;
+  plain->lora_up_linear->weight.normal_();
+  for (auto* m : {&rank_drop, &module_drop}) {
+    (*m)->lora_down_linear->weight.copy_(plain->lora_down_linear->weight);
+    (*m)->lora_up_linear->weight.copy_(plain->lora_up_linear->weight);
+  }
+  auto x = torch::randn({1, 3, 16});
+  auto expected = plain->delta(x);
+  rank_drop->eval();
+  module_drop->eval();
+  EXPECT_TRUE(torch::allclose(rank_drop->delta(x), expected));
+  EXPECT_TRUE(torch::allclose(module_drop->delta(x), expected));
+  rank_drop->train();
+  module_drop->train();
+  const int n = 4000;
+  auto rank_sum = torch::zeros_like(expected);
+  int skipped = 0;
+  for (int i = 0; i < n; ++i) {
+    rank_sum += rank_drop->delta(x);
+    skipped += module_drop->delta(x).abs().sum().item<double>() == 0.0;
+  }
+  EXPECT_LT(ls::test::norm_rel_error(rank_sum / n, expected), 0.05);
+  EXPECT_NEAR(skipped / double(n), 0.25, 0.03);
+}
+
+}  // namespace
