@@ -235,7 +235,6 @@ void save_safetensors(const std::filesystem::path& path,
   // Plan the whole layout first so every error comes before the first byte is written.
   std::vector<TensorInfo> infos;
   std::vector<c10::ScalarType> out_dtypes;
-  uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     LS_CHECK(tensor.defined(), label, ": tensor '", name, "' is undefined; pass a real tensor");
     LS_CHECK(tensor.layout() == torch::kStrided, label, ": tensor '", name,
@@ -246,18 +245,15 @@ void save_safetensors(const std::filesystem::path& path,
     info.name = name;
     info.dtype = dtype_from_torch(out);
     info.shape = tensor.sizes().vec();
-    info.begin = offset;
-    offset += static_cast<uint64_t>(tensor.numel()) * dtype_size(info.dtype);
-    info.end = offset;
     infos.push_back(std::move(info));
     out_dtypes.push_back(out);
   }
+  lay_out(infos);
   const std::string header = serialize_header(infos, metadata, label);
 
   core::AtomicFile file(path);
-  unsigned char length[8];
-  for (int i = 0; i < 8; ++i) length[i] = static_cast<unsigned char>(header.size() >> (8 * i));
-  file.write(length, 8);
+  const std::string length = header_length_bytes(header.size());
+  file.write(length.data(), length.size());
   file.write(header.data(), header.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     // One contiguous CPU copy at a time (none when the tensor already is one).

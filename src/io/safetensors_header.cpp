@@ -369,4 +369,20 @@ std::string serialize_header(const std::vector<TensorInfo>& tensors,
   return text;
 }
 
+uint64_t lay_out(std::vector<TensorInfo>& tensors) {
+  uint64_t offset = 0;
+  for (auto& info : tensors) {
+    info.begin = offset;
+    offset += static_cast<uint64_t>(info.numel()) * dtype_size(info.dtype);
+    info.end = offset;
+  }
+  return offset;
+}
+
+std::string header_length_bytes(uint64_t header_size) {
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header_size >> (8 * i)) & 0xff);
+  return bytes;
+}
+
 }  // namespace ls::io

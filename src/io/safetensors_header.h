@@ -61,6 +61,13 @@ std::string serialize_header(const std::vector<TensorInfo>& tensors,
                              const std::map<std::string, std::string>& metadata,
                              const std::string& label);
 
+/// Sets begin/end of each tensor from its dtype and shape, packed in the order given (the layout
+/// the writer uses); returns the size of the data section.
+uint64_t lay_out(std::vector<TensorInfo>& tensors);
+
+/// The 8-byte little-endian header length that opens a file.
+std::string header_length_bytes(uint64_t header_size);
+
 bool is_valid_utf8(std::string_view text);
 
 }  // namespace ls::io

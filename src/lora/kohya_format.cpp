@@ -109,17 +109,14 @@ void save_lora(const std::string& path, const LoraNetworkImpl& network, c10::Sca
   for (const auto& [k, v] : metadata)
     if (k.rfind("ss_", 0) == 0) ss_only[k] = v;
   std::vector<io::TensorInfo> infos;
-  uint64_t offset = 0;
   for (const auto& [name, t] : state) {
     io::TensorInfo info;
     info.name = name;
     info.dtype = io::dtype_from_torch(save_dtype);
     info.shape = t.sizes().vec();
-    info.begin = offset;
-    offset += t.numel() * t.element_size();
-    info.end = offset;
-    infos.push_back(info);
+    infos.push_back(std::move(info));
   }
+  io::lay_out(infos);
   std::string header = io::serialize_header(infos, ss_only, path);
   // The file kohya hashes is [8-byte length][header][data]; take its bytes [1 MiB, 1 MiB + 64 KiB).
   core::Sha256 legacy;
@@ -130,10 +127,8 @@ void save_lora(const std::string& path, const LoraNetworkImpl& network, c10::Sca
     if (lo < hi) legacy.update(bytes + (lo - pos), hi - lo);
     pos += n;
   };
-  uint64_t header_size = header.size();
-  char length_bytes[8];
-  for (int i = 0; i < 8; ++i) length_bytes[i] = static_cast<char>((header_size >> (8 * i)) & 0xff);
-  feed(length_bytes, 8);
+  const std::string length = io::header_length_bytes(header.size());
+  feed(length.data(), length.size());
   feed(header.data(), header.size());
   for (const auto& [name, t] : state) feed(static_cast<const char*>(t.data_ptr()), t.numel() * t.element_size());
   metadata["sshs_legacy_hash"] = legacy.hex_digest().substr(0, 8);

@@ -12,14 +12,9 @@ int64_t LoraPlan::total_parameters() const {
 
 uint64_t LoraPlan::file_size(io::Dtype dtype, const std::map<std::string, std::string>& metadata) const {
   std::vector<io::TensorInfo> laid_out = tensors;
-  uint64_t offset = 0;
-  for (auto& t : laid_out) {
-    t.dtype = dtype;
-    t.begin = offset;
-    offset += static_cast<uint64_t>(t.numel()) * io::dtype_size(dtype);
-    t.end = offset;
-  }
-  return 8 + io::serialize_header(laid_out, metadata, "plan").size() + offset;
+  for (auto& t : laid_out) t.dtype = dtype;
+  uint64_t data = io::lay_out(laid_out);
+  return 8 + io::serialize_header(laid_out, metadata, "plan").size() + data;
 }
 
 LoraPlan plan_network(const models::SdxlModel& model, const LoraNetworkOptions& options) {
