@@ -16,4 +16,7 @@ void register_lora(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_merge(CLI::App& app);
 
+/// `lorastudio dataset check|cache|make-synthetic` (cmd_dataset.cpp).
+void register_dataset(CLI::App& app);
+
 }  // namespace ls::cli

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "io/safetensors.h"
 #include "models/checkpoint_kind.h"
 #include "models/key_map_open_clip.h"
@@ -181,6 +182,21 @@ void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::option
   metadata[kConfigMetadataKey] = nlohmann::json(model.config).dump();
   if (!metadata.count("modelspec.architecture")) metadata["modelspec.architecture"] = "stable-diffusion-xl-v1-base";
   io::save_safetensors(path, tensors, metadata, save_dtype);
+}
+
+std::string part_fingerprint(const io::SafetensorsReader& reader, const std::string& prefix) {
+  core::Sha256 h;
+  size_t count = 0;
+  for (const io::TensorInfo& info : reader.tensors()) {
+    if (info.name.rfind(prefix, 0) != 0) continue;
+    ++count;
+    h.update(str_cat(info.name, " ", static_cast<int>(info.dtype), " ", info.shape.size(), "\n"));
+    for (int64_t d : info.shape) h.update(str_cat(d, ","));
+    h.update(reader.tensor_bytes(info));
+    reader.release(info.name);
+  }
+  LS_CHECK(count > 0, reader.path().string(), ": no tensors under '", prefix, "'; is this an SDXL checkpoint?");
+  return h.hex_digest();
 }
 
 }  // namespace ls::models

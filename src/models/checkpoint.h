@@ -32,6 +32,11 @@ SdxlConfig resolve_config(const io::SafetensorsReader& reader, const std::string
 SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& config_path, Components parts,
                                c10::Device device, c10::ScalarType dtype);
 
+/// SHA-256 over the names, dtypes, shapes and bytes of the tensors under `prefix` (e.g. kVaePrefix):
+/// identifies one part of a checkpoint for caches (a VAE's latents stay valid across checkpoints
+/// that share it). Reads the part once (~170 MB for an fp16 SDXL VAE).
+std::string part_fingerprint(const io::SafetensorsReader& reader, const std::string& prefix);
+
 /// Every present part's tensors under their single-file names (TE2 fused back into open_clip's
 /// in_proj; TE1 with position_ids, as SGM's files have it), in the order they are written.
 std::vector<std::pair<std::string, torch::Tensor>> checkpoint_tensors(SdxlModel& model);

@@ -1,0 +1,131 @@
+// `lorastudio dataset check|cache|make-synthetic`: inspect a dataset before training, fill the
+// latent cache with a checkpoint's VAE, and write the synthetic dataset used by tests and the
+// quickstart.
+#include <filesystem>
+#include <iostream>
+#include <memory>
+
+#include <torch/torch.h>
+
+#include "cli/commands.h"
+#include "cli/data_options.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "data/doctor.h"
+#include "data/latent_cache.h"
+#include "data/synthetic.h"
+#include "io/safetensors.h"
+#include "models/checkpoint.h"
+
+namespace ls::cli {
+namespace {
+
+struct CheckCommand {
+  DataSourceOptions source;
+  data::CheckOptions check;
+  bool json = false;
+  std::string output;
+};
+
+void run_check(CheckCommand& o, bool batch_size_given) {
+  data::Findings findings;
+  const data::DataConfig config = load_data_source(o.source, findings);
+  if (batch_size_given) o.check.batch_size = o.source.folder.defaults.batch_size;
+  o.check.show_progress = !o.json;
+  const data::CheckReport report = data::check_dataset(config, findings, o.check);
+  const std::string text = o.json ? report_json(report).dump(2) + "\n" : report_text(report);
+  if (!o.output.empty()) core::write_file_atomic(o.output, report_json(report).dump(2) + "\n");
+  std::cout << text << std::flush;
+  LS_CHECK(report.ok(), report.source, ": ", data::count_findings(report.findings, data::Severity::kError),
+           " problems would break training (listed above)");
+}
+
+struct CacheCommand {
+  DataSourceOptions source;
+  std::string model, config, cache_dir, device = "cpu", dtype = "fp32";
+  int vae_batch_size = 1;
+  uint64_t seed = 0;
+};
+
+void run_cache(CacheCommand& o) {
+  data::Findings findings;
+  const data::DataConfig config = load_data_source(o.source, findings);
+  data::require_latent_cacheable(config);
+  const std::vector<data::DatasetIndex> datasets = data::index_datasets(config, findings);
+  data::require_no_errors(findings, o.source.path);
+  const c10::Device device = core::parse_device(o.device);
+  const c10::ScalarType dtype = core::parse_dtype(o.dtype);
+  std::string vae_id;
+  {
+    io::SafetensorsReader reader(o.model);
+    vae_id = models::part_fingerprint(reader, models::kVaePrefix);
+  }
+  const std::string model_id = str_cat("sdxl-vae sha256:", vae_id, " dtype:", o.dtype);
+  auto model = models::load_sdxl_checkpoint(o.model, o.config, {false, false, true}, device, dtype);
+  model.vae->eval();
+  torch::manual_seed(o.seed);
+  // kohya caches one sample of the latent distribution (unscaled); the trainer scales it.
+  const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
+    torch::NoGradGuard no_grad;
+    const models::VaeMoments m = model.vae->encode(pixels.to(device, dtype));
+    return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32);
+  };
+  const std::string dir = o.cache_dir.empty() ? default_cache_dir(o.source.path) : o.cache_dir;
+  const data::LatentCache cache(dir + "/latents", model_id);
+  const data::CacheStats stats = cache.fill(datasets, encode, o.vae_batch_size);
+  std::cout << "latent cache " << dir << "/latents: " << stats.hits << " cached, " << stats.encoded << " encoded\n";
+}
+
+}  // namespace
+
+void register_dataset(CLI::App& app) {
+  CLI::App* dataset = app.add_subcommand("dataset", "Inspect, cache and generate training datasets");
+  dataset->require_subcommand(1);
+
+  auto check = std::make_shared<CheckCommand>();
+  CLI::App* c = dataset->add_subcommand("check", "Report what would waste or break training; non-zero exit on errors");
+  add_data_source_options(*c, check->source);
+  c->add_option("--tokenizer", check->check.tokenizer,
+                "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, vocab.json or a tokenizer folder) to count caption tokens")
+      ->check(CLI::ExistingPath);
+  c->add_option("--near-duplicate-distance", check->check.near_duplicate_distance,
+                "Perceptual-hash distance (of 64 bits) reported as near duplicates")
+      ->capture_default_str();
+  c->add_flag("--json", check->json, "Print the report as JSON");
+  c->add_option("--report", check->output, "Also write the JSON report to this file");
+  c->callback([check, c] { run_check(*check, c->get_option("--batch-size")->count() > 0); });
+
+  auto cache = std::make_shared<CacheCommand>();
+  CLI::App* k = dataset->add_subcommand("cache", "Encode missing VAE latents into the cache (hits are skipped)");
+  add_data_source_options(*k, cache->source);
+  k->add_option("--model", cache->model, "SDXL single-file checkpoint whose VAE encodes")->required()->check(CLI::ExistingFile);
+  k->add_option("--config", cache->config, "Architecture JSON for test models")->check(CLI::ExistingFile);
+  k->add_option("--cache-dir", cache->cache_dir, "Cache folder (default: .lorastudio-cache beside the dataset)");
+  k->add_option("--vae-batch-size", cache->vae_batch_size)->capture_default_str();
+  k->add_option("--device", cache->device)->capture_default_str();
+  k->add_option("--dtype", cache->dtype)->capture_default_str();
+  k->add_option("--seed", cache->seed)->capture_default_str();
+  k->callback([cache] { run_cache(*cache); });
+
+  auto synth = std::make_shared<data::SyntheticOptions>();
+  auto out = std::make_shared<std::string>();
+  CLI::App* s = dataset->add_subcommand("make-synthetic", "Write a synthetic kohya dataset (shapes and colours, captions)");
+  s->add_option("out", *out, "Output folder")->required();
+  s->add_option("--images", synth->images)->capture_default_str();
+  s->add_option("--reg-images", synth->reg_images)->capture_default_str();
+  s->add_option("--repeats", synth->repeats)->capture_default_str();
+  s->add_option("--class-tokens", synth->class_tokens)->capture_default_str();
+  s->add_option("--min-side", synth->min_side)->capture_default_str();
+  s->add_option("--max-side", synth->max_side)->capture_default_str();
+  s->add_option("--format", synth->format, "png, jpg or webp")->capture_default_str();
+  s->add_option("--resolution", synth->resolution, "Resolution written into dataset.toml")->capture_default_str();
+  s->add_option("--batch-size", synth->batch_size, "Batch size written into dataset.toml")->capture_default_str();
+  s->add_option("--seed", synth->seed)->capture_default_str();
+  s->callback([synth, out] {
+    const data::SyntheticDataset ds = data::make_synthetic_dataset(*out, *synth);
+    std::cout << "wrote " << ds.images.size() << " images; config " << ds.config_toml << "\n";
+  });
+}
+
+}  // namespace ls::cli

@@ -1,0 +1,88 @@
+// Disk caches of encoder outputs: VAE latents per image and text-encoder outputs per caption,
+// one safetensors file per key. A key is the SHA-256 of everything the output depends on (the
+// image's content hash, bucket, resize and crop; the caption text; the model's identity), so
+// editing an image or swapping the model misses exactly the entries it changed and nothing else.
+// kohya caches to <image>.npz / <image>_te_outputs.npz and checks only the latent shape.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "data/dataset.h"
+
+namespace ls::data {
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+/// <dir>/<key>.safetensors files; written atomically, so an interrupted fill loses nothing.
+class TensorCache {
+ public:
+  explicit TensorCache(std::string dir);
+  std::string path_for(const std::string& key) const;
+  bool contains(const std::string& key) const;
+  TensorMap load(const std::string& key) const;
+  void store(const std::string& key, const TensorMap& tensors, const std::map<std::string, std::string>& metadata) const;
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+};
+
+struct CacheStats {
+  int64_t hits = 0;
+  int64_t encoded = 0;
+};
+
+/// pixels [B,3,H,W] float32 in [-1,1] -> latents [B,C,H/8,W/8] (already scaled as the trainer
+/// wants them); the caller owns the model, device and dtype.
+using ImageEncoder = std::function<torch::Tensor(const torch::Tensor& pixels)>;
+
+class LatentCache {
+ public:
+  /// `model_id` identifies the encoder's weights (e.g. a hash of the VAE tensors) and dtype.
+  LatentCache(std::string dir, std::string model_id);
+  std::string key(const ImageRecord& record, const SubsetConfig& subset) const;
+  /// Encodes the used images (num_repeats > 0) whose latents are missing, `batch_size` images of
+  /// one bucket at a time; with flip_aug the mirrored image is encoded too, as kohya does.
+  CacheStats fill(const std::vector<DatasetIndex>& datasets, const ImageEncoder& encoder, int batch_size,
+                  bool show_progress = true) const;
+  /// [C,h,w] float32 on the CPU.
+  torch::Tensor load(const ImageRecord& record, const SubsetConfig& subset, bool flipped) const;
+
+ private:
+  TensorCache files_;
+  std::string model_id_;
+};
+
+/// Refuses latent caching when an image's pixels change between epochs (random_crop), naming the
+/// subset and the way out; kohya refuses the same combination.
+void require_latent_cacheable(const DataConfig& config);
+/// Refuses text-encoder caching when captions change between epochs (shuffle, dropouts).
+void require_text_cacheable(const DataConfig& config);
+
+/// captions -> one TensorMap per caption (e.g. context [L,2048] and pooled [1280]).
+using TextEncoder = std::function<std::vector<TensorMap>(const std::vector<std::string>& captions)>;
+
+class TextCache {
+ public:
+  TextCache(std::string dir, std::string model_id);
+  std::string key(const std::string& caption) const;
+  CacheStats fill(const std::vector<std::string>& captions, const TextEncoder& encoder, int batch_size,
+                  bool show_progress = true) const;
+  TensorMap load(const std::string& caption) const;
+
+ private:
+  TensorCache files_;
+  std::string model_id_;
+};
+
+/// The distinct captions the text cache must hold: each used image's caption after the static
+/// processing (prefix/suffix, separators). Requires require_text_cacheable.
+std::vector<std::string> static_captions(const std::vector<DatasetIndex>& datasets);
+
+}  // namespace ls::data

@@ -1,0 +1,88 @@
+// Batch loading: pixels or cached latents, processed captions, size conditioning, loss weights.
+#include "data/loader.h"
+
+#include <opencv2/core.hpp>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "data/latent_cache.h"
+
+namespace ls::data {
+
+SizeConditioning size_conditioning(const ImageRecord& record, CropOffset crop, bool flipped) {
+  const Reso& resized = record.bucket.resized;
+  const Reso& bucket = record.bucket.bucket;
+  SizeConditioning s;
+  s.original_height = record.size.height;
+  s.original_width = record.size.width;
+  s.crop_top = crop.top;
+  // Mirroring the crop keeps "pixels cut on the left" true of the image the model sees.
+  s.crop_left = flipped ? resized.width - bucket.width - crop.left : crop.left;
+  s.target_height = bucket.height;
+  s.target_width = bucket.width;
+  return s;
+}
+
+PreparedImage prepare_image(const ImageRecord& record, CropOffset crop, bool flipped) {
+  const cv::Mat rgb = io::read_image_rgb(record.path);
+  LS_CHECK(rgb.cols == record.size.width && rgb.rows == record.size.height, record.path, ": is ", rgb.cols, "x",
+           rgb.rows, " but was ", record.size.width, "x", record.size.height,
+           " when the dataset was scanned; it changed during the run, restart to rescan");
+  const Reso& resized = record.bucket.resized;
+  const Reso& bucket = record.bucket.bucket;
+  const cv::Mat scaled = (resized.width == rgb.cols && resized.height == rgb.rows)
+                             ? rgb
+                             : io::resize_image(rgb, resized.width, resized.height);
+  LS_CHECK(crop.left >= 0 && crop.top >= 0 && crop.left + bucket.width <= scaled.cols &&
+               crop.top + bucket.height <= scaled.rows,
+           record.path, ": internal error, crop ", crop.left, ",", crop.top, " of ", bucket.width, "x", bucket.height,
+           " does not fit the resized ", scaled.cols, "x", scaled.rows);
+  cv::Mat cut = scaled(cv::Rect(crop.left, crop.top, bucket.width, bucket.height));
+  cv::Mat out;
+  if (flipped) cv::flip(cut, out, 1);
+  else out = cut;
+  return {io::image_to_tensor(out), size_conditioning(record, crop, flipped)};
+}
+
+Augmentation draw_augmentation(const ImageRecord& record, const SubsetConfig& subset, core::Rng& rng) {
+  Augmentation a;
+  a.flipped = subset.flip_aug && rng.uniform() < 0.5;
+  a.crop = choose_crop(record.bucket.resized, record.bucket.bucket, subset.random_crop, rng);
+  return a;
+}
+
+BatchLoader::BatchLoader(const std::vector<DatasetIndex>& datasets, uint64_t seed, const LatentCache* cache)
+    : datasets_(datasets), seed_(seed), cache_(cache) {}
+
+Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step) const {
+  const DatasetIndex& d = datasets_.at(static_cast<size_t>(plan.dataset));
+  Batch batch;
+  batch.dataset = plan.dataset;
+  std::vector<torch::Tensor> tensors;
+  std::vector<float> weights;
+  for (size_t slot = 0; slot < plan.images.size(); ++slot) {
+    const ImageRecord& rec = d.images.at(static_cast<size_t>(plan.images[slot]));
+    const SubsetConfig& subset = d.config.subsets.at(static_cast<size_t>(rec.subset));
+    const std::initializer_list<uint64_t> where = {static_cast<uint64_t>(epoch), static_cast<uint64_t>(step), slot};
+    core::Rng aug_rng(core::derive_seed(seed_, where), {core::purpose_id("augment")});
+    core::Rng caption_rng(core::derive_seed(seed_, where), {core::purpose_id("caption")});
+    const Augmentation aug = draw_augmentation(rec, subset, aug_rng);
+    if (cache_) {
+      tensors.push_back(cache_->load(rec, subset, aug.flipped));
+      batch.sizes.push_back(size_conditioning(rec, aug.crop, aug.flipped));
+    } else {
+      PreparedImage img = prepare_image(rec, aug.crop, aug.flipped);
+      tensors.push_back(img.pixels);
+      batch.sizes.push_back(img.size);
+    }
+    // kohya counts epochs from 1 (caption_dropout_every_n_epochs drops epochs n, 2n, ...).
+    batch.captions.push_back(process_caption(rec.caption, subset.caption, epoch + 1, caption_rng));
+    weights.push_back(rec.is_reg ? static_cast<float>(d.config.prior_loss_weight) : 1.0f);
+    batch.paths.push_back(rec.path);
+  }
+  (cache_ ? batch.latents : batch.pixels) = torch::stack(tensors);
+  batch.loss_weights = torch::tensor(weights, torch::kFloat32);
+  return batch;
+}
+
+}  // namespace ls::data
