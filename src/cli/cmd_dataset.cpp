@@ -1,10 +1,14 @@
 // `lorastudio dataset check|cache|make-synthetic`: inspect a dataset before training, fill the
 // latent cache with a checkpoint's VAE, and write the synthetic dataset used by tests and the
 // quickstart.
+#include <chrono>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "cli/commands.h"
@@ -73,8 +77,17 @@ void run_cache(CacheCommand& o) {
   };
   const std::string dir = o.cache_dir.empty() ? default_cache_dir(o.source.path) : o.cache_dir;
   const data::LatentCache cache(dir + "/latents", model_id);
+  const auto t0 = std::chrono::steady_clock::now();
   const data::CacheStats stats = cache.fill(datasets, encode, o.vae_batch_size);
-  std::cout << "latent cache " << dir << "/latents: " << stats.hits << " cached, " << stats.encoded << " encoded\n";
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // The machine-readable record of this run, one JSON line appended per run.
+  const nlohmann::json line{{"command", "dataset cache"}, {"source", o.source.path}, {"model", o.model},
+                            {"vae_sha256", vae_id}, {"dtype", o.dtype}, {"device", o.device},
+                            {"hits", stats.hits}, {"encoded", stats.encoded}, {"seconds", seconds},
+                            {"time", static_cast<int64_t>(std::time(nullptr))}};
+  std::ofstream(dir + "/cache_log.jsonl", std::ios::app) << line.dump() << "\n";
+  std::cout << "latent cache " << dir << "/latents: " << stats.hits << " cached, " << stats.encoded << " encoded in "
+            << static_cast<int>(seconds + 0.5) << " s\n";
 }
 
 }  // namespace

@@ -70,10 +70,11 @@ void Progress::draw(bool final) {
     std::fprintf(stderr, "\r\033[K%s%s", format_line(label_, done_, total_, seconds, unit_, suffix_).c_str(),
                  final ? "\n" : "");
   } else {
+    // Logs get a line per 10% at most every 2 s, and the final line.
     const int decile = total_ > 0 ? static_cast<int>(10 * done_ / total_) : -1;
-    if (!final && (decile == last_decile_ || total_ <= 0)) return;
-    if (final && decile == last_decile_ && done_ > 0) return;  // already printed the 100% line
+    if (!final && (decile == last_decile_ || total_ <= 0 || now - last_draw_ < std::chrono::seconds(2))) return;
     last_decile_ = decile;
+    last_draw_ = now;
     std::fprintf(stderr, "%s\n", format_line(label_, done_, total_, seconds, unit_, suffix_).c_str());
   }
   std::fflush(stderr);

@@ -160,8 +160,12 @@ DatasetIndex index_dataset(const DatasetConfig& config, Findings& findings, cons
                           str_cat(subset.image_dir, ": no images (png, jpg, webp, bmp) in this subset")});
     core::Progress progress(str_cat("scanning ", fs::path(subset.image_dir).filename().string()),
                             static_cast<int64_t>(files.size()), "img", scan.show_progress && !files.empty());
+    struct Tick {  // counts an image however its examination ends
+      core::Progress& p;
+      ~Tick() { p.advance(); }
+    };
     for (const std::string& path : files) {
-      progress.advance();
+      const Tick tick{progress};
       ImageRecord rec;
       rec.path = path;
       rec.subset = static_cast<int>(si);

@@ -95,6 +95,14 @@ TEST(DatasetCommands, CacheEncodesOnceThenHits) {
   r = run_lorastudio(args);
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("5 cached, 0 encoded"), std::string::npos) << r.out;
+  // One JSON line per run in the cache's log.
+  std::ifstream log(tmp / "cache/cache_log.jsonl");
+  std::string line;
+  std::vector<nlohmann::json> runs;
+  while (std::getline(log, line)) runs.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0]["encoded"].get<int>(), 5);
+  EXPECT_EQ(runs[1]["hits"].get<int>(), 5);
   // A cache entry is a latent of the tiny VAE: 4 channels at 1/8 of the bucket (the tiny VAE has
   // the full model's 3 downsamplings).
   for (const auto& e : fs::directory_iterator(tmp / "cache/latents")) {
