@@ -35,6 +35,15 @@ SubsetConfig subset(const fs::path& dir, int repeats, bool is_reg = false, const
   return s;
 }
 
+// One 400x600 (or w x h) image "tall.png" in one subset at resolution 512; `tweak` sets flags.
+std::vector<DatasetIndex> single_image(const test::TempDir& tmp, int w, int h, void (*tweak)(SubsetConfig&)) {
+  test::add_image(tmp / "a", "tall.png", w, h, "tall");
+  SubsetConfig s = subset(tmp / "a", 1);
+  tweak(s);
+  Findings findings;
+  return {index_dataset(config_with({s}), findings)};
+}
+
 TEST(DatasetIndex, CaptionsSizesBucketsAndHashes) {
   test::TempDir tmp;
   test::add_image(tmp / "a", "1.png", 600, 400, "red, circle");
@@ -181,11 +190,7 @@ TEST(BatchLoader, ResizeCropAndSizeConditioning) {
 
 TEST(BatchLoader, FlipMirrorsPixelsAndCrop) {
   test::TempDir tmp;
-  test::add_image(tmp / "a", "tall.png", 400, 600, "tall");
-  Findings findings;
-  SubsetConfig s = subset(tmp / "a", 1);
-  s.flip_aug = true;
-  std::vector<DatasetIndex> ds{index_dataset(config_with({s}), findings)};
+  const auto ds = single_image(tmp, 400, 600, [](SubsetConfig& s) { s.flip_aug = true; });
   const BatchLoader loader(ds, 3);
   // Resized 427x640, bucket 384x640: left = (427 - 384) / 2 = 21; mirrored: 427 - 384 - 21 = 22.
   const cv::Mat plain = io::resize_image(test::pattern_image(400, 600), 427, 640)(cv::Rect(21, 0, 384, 640));
@@ -204,11 +209,7 @@ TEST(BatchLoader, FlipMirrorsPixelsAndCrop) {
 
 TEST(BatchLoader, RandomCropStaysInsideAndIsReproducible) {
   test::TempDir tmp;
-  test::add_image(tmp / "a", "tall.png", 400, 600, "tall");
-  Findings findings;
-  SubsetConfig s = subset(tmp / "a", 1);
-  s.random_crop = true;
-  std::vector<DatasetIndex> ds{index_dataset(config_with({s}), findings)};
+  const auto ds = single_image(tmp, 400, 600, [](SubsetConfig& s) { s.random_crop = true; });
   const BatchLoader loader(ds, 5);
   const cv::Mat resized = io::resize_image(test::pattern_image(400, 600), 427, 640);
   std::set<int> lefts;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "data/synthetic.h"
 #include "io/image.h"
+#include "core/atomic_file.h"
 #include "support/support.h"
 
 namespace {
@@ -19,13 +20,6 @@ namespace fs = std::filesystem;
 using ls::data::make_synthetic_dataset;
 using ls::data::SyntheticOptions;
 using ls::test::TempDir;
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 std::set<std::string> names_in(const fs::path& dir) {
   std::set<std::string> names;
@@ -54,7 +48,7 @@ TEST(SyntheticDataset, LayoutAndCounts) {
     const auto& it = ds.items[i];
     EXPECT_EQ(it.image_path, ds.images[i]);
     EXPECT_EQ(it.is_reg, i >= 12);
-    EXPECT_EQ(slurp(it.caption_path), it.caption + "\n");
+    EXPECT_EQ(ls::core::read_file(it.caption_path), it.caption + "\n");
     // Train captions start with the class tokens; reg captions are the plain description.
     EXPECT_EQ(it.caption.rfind("lsshape, ", 0) == 0, !it.is_reg) << it.caption;
     EXPECT_NE(it.caption.find(it.color + " " + it.shape + ", " + it.size + ", " + it.background +
@@ -116,25 +110,25 @@ TEST(SyntheticDataset, SameSeedSameBytesOtherSeedOtherImages) {
   const auto dc = make_synthetic_dataset(c.path().string(), o);
   int differing_images = 0, differing_captions = 0;
   for (size_t i = 0; i < da.items.size(); ++i) {
-    EXPECT_EQ(slurp(da.items[i].image_path), slurp(db.items[i].image_path)) << i;
-    EXPECT_EQ(slurp(da.items[i].caption_path), slurp(db.items[i].caption_path)) << i;
-    differing_images += slurp(da.items[i].image_path) != slurp(dc.items[i].image_path);
+    EXPECT_EQ(ls::core::read_file(da.items[i].image_path), ls::core::read_file(db.items[i].image_path)) << i;
+    EXPECT_EQ(ls::core::read_file(da.items[i].caption_path), ls::core::read_file(db.items[i].caption_path)) << i;
+    differing_images += ls::core::read_file(da.items[i].image_path) != ls::core::read_file(dc.items[i].image_path);
     differing_captions += da.items[i].caption != dc.items[i].caption;
   }
   EXPECT_EQ(differing_images, 8);
   EXPECT_GE(differing_captions, 6);
   // The TOML differs only by the output folder.
-  std::string ta = slurp(da.config_toml), tb = slurp(db.config_toml);
+  std::string ta = ls::core::read_file(da.config_toml), tb = ls::core::read_file(db.config_toml);
   for (std::string* t : {&ta, &tb}) {
     const std::string root = t == &ta ? a.path().string() : b.path().string();
     for (size_t at; (at = t->find(root)) != std::string::npos;) t->replace(at, root.size(), "ROOT");
   }
   EXPECT_EQ(ta, tb);
   // Re-running into the same folder with the same options is allowed and rewrites the same bytes.
-  const std::string first = slurp(da.images[0]);
+  const std::string first = ls::core::read_file(da.images[0]);
   o.seed = 0;
   make_synthetic_dataset(a.path().string(), o);
-  EXPECT_EQ(slurp(da.images[0]), first);
+  EXPECT_EQ(ls::core::read_file(da.images[0]), first);
 }
 
 TEST(SyntheticDataset, KohyaTomlReadsBack) {

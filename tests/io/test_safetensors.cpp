@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
+#include "core/atomic_file.h"
 #include "support/support.h"
 
 namespace {
@@ -18,13 +19,6 @@ namespace fs = std::filesystem;
 using ls::io::Dtype;
 using ls::io::SafetensorsReader;
 using ls::test::TempDir;
-
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream out;
-  out << in.rdbuf();
-  return out.str();
-}
 
 void write_bytes(const fs::path& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
@@ -208,7 +202,7 @@ TEST(Safetensors, HeaderLayoutBytes) {
   ls::io::save_safetensors(dir / "l.safetensors",
                            {{"z", torch::tensor({1.0f, -2.0f})}, {"a", torch::tensor(int8_t(-1))}},
                            {{"format", "pt"}});
-  const std::string bytes = read_bytes(dir / "l.safetensors");
+  const std::string bytes = ls::core::read_file(dir / "l.safetensors");
   const std::string json =
       R"({"__metadata__":{"format":"pt"},"z":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
       R"("a":{"dtype":"I8","shape":[],"data_offsets":[8,9]}})";
@@ -234,7 +228,7 @@ TEST(Safetensors, ReadsUnalignedDataSection) {
   const float values[3] = {1.5f, -3.0f, 1e-3f};
   write_raw(dir / "u.safetensors", {{"w", Dtype::kF32, {3}, 0, 12}},
             std::string(reinterpret_cast<const char*>(values), 12), "");
-  ASSERT_EQ(read_bytes(dir / "u.safetensors")[0], 55);
+  ASSERT_EQ(ls::core::read_file(dir / "u.safetensors")[0], 55);
   SafetensorsReader reader(dir / "u.safetensors");
   torch::Tensor expected = torch::tensor({1.5f, -3.0f, 1e-3f});
   EXPECT_TRUE(torch::equal(reader.load("w"), expected));
@@ -292,7 +286,7 @@ TEST(Safetensors, FailedWriteKeepsOldFile) {
   TempDir dir;
   const fs::path path = dir / "keep.safetensors";
   ls::io::save_safetensors(path, {{"w", torch::arange(4, torch::kFloat)}});
-  const std::string before = read_bytes(path);
+  const std::string before = ls::core::read_file(path);
 
   // Errors found while planning: nothing is written.
   EXPECT_THROW(ls::io::save_safetensors(path, {{"w", torch::ones({1})}, {"w", torch::ones({1})}}),
@@ -312,7 +306,7 @@ TEST(Safetensors, FailedWriteKeepsOldFile) {
   setrlimit(RLIMIT_FSIZE, &old_limit);
   std::signal(SIGXFSZ, old_handler);
   EXPECT_NE(message.find(path.string()), std::string::npos) << message;
-  EXPECT_EQ(read_bytes(path), before);
+  EXPECT_EQ(ls::core::read_file(path), before);
   EXPECT_EQ(listing(dir.path()), std::vector<std::string>{"keep.safetensors"});
 }
 
