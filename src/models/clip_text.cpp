@@ -3,6 +3,8 @@
 // open_clip src/open_clip/model.py + transformer.py (text_projection as x @ P, causal attn_mask).
 #include "models/clip_text.h"
 
+#include "nn/checkpointing.h"
+
 #include <cmath>
 
 #include <nlohmann/json.hpp>
@@ -119,6 +121,12 @@ ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipTextConfig& config) {
 }
 
 torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x) {
+  if (!gradient_checkpointing || !torch::GradMode::is_enabled()) return body(x);
+  return nn::checkpoint([this](const std::vector<torch::Tensor>& in) { return body(in[0]); }, {x},
+                        nn::has_trainable_parameters(*this));
+}
+
+torch::Tensor ClipEncoderLayerImpl::body(const torch::Tensor& x) {
   auto h = x + self_attn(layer_norm1(x));  // [B, N, C]
   return h + mlp(layer_norm2(h));
 }
@@ -200,6 +208,11 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& ids, bool penulti
   auto pooled = out.last.index({rows, pool_index(ids).to(ids.device())});  // [B, C]
   out.pooled = text_projection.defined() ? torch::matmul(pooled, text_projection) : pooled;  // [B, P]
   return out;
+}
+
+void ClipTextModelImpl::set_gradient_checkpointing(bool enabled) {
+  for (const auto& m : modules(/*include_self=*/false))
+    if (auto* layer = m->as<ClipEncoderLayerImpl>()) layer->gradient_checkpointing = enabled;
 }
 
 }  // namespace ls::models

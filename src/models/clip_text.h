@@ -74,11 +74,15 @@ class ClipEncoderLayerImpl : public torch::nn::Module {
   explicit ClipEncoderLayerImpl(const ClipTextConfig& config);
   /// x [B, N, C] -> [B, N, C]
   torch::Tensor forward(const torch::Tensor& x);
+  bool gradient_checkpointing = false;  // recompute in backward (kohya checkpoints each CLIP layer)
 
   ClipAttention self_attn{nullptr};
   ls::nn::LayerNorm layer_norm1{nullptr};
   ClipMlp mlp{nullptr};
   ls::nn::LayerNorm layer_norm2{nullptr};
+
+ private:
+  torch::Tensor body(const torch::Tensor& x);
 };
 TORCH_MODULE(ClipEncoderLayer);
 
@@ -134,6 +138,8 @@ class ClipTextModelImpl : public torch::nn::Module {
   static torch::Tensor pool_index(const torch::Tensor& ids);
 
   const ClipTextConfig& config() const { return config_; }
+  /// Recompute every encoder layer in backward (for training the text encoder with LoRA).
+  void set_gradient_checkpointing(bool enabled);
 
   ClipTextTransformer text_model{nullptr};
   torch::Tensor text_projection;  // [C, P], applied as x @ P (open_clip / SGM), TE2 only

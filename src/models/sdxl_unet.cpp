@@ -230,4 +230,11 @@ torch::Tensor SdxlUnetImpl::forward(const torch::Tensor& x, const torch::Tensor&
   return h.to(x.scalar_type());
 }
 
+void SdxlUnetImpl::set_gradient_checkpointing(bool enabled) {
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* r = m->as<ResBlockImpl>()) r->gradient_checkpointing = enabled;
+    if (auto* b = m->as<BasicTransformerBlockImpl>()) b->gradient_checkpointing = enabled;
+  }
+}
+
 }  // namespace ls::models

@@ -60,6 +60,8 @@ class SdxlUnetImpl : public torch::nn::Module {
 
   const SdxlUnetConfig& config() const { return config_; }
   void set_tap(Tap tap) { tap_ = std::move(tap); }
+  /// Recompute every ResBlock and transformer block in backward (less memory, one more forward).
+  void set_gradient_checkpointing(bool enabled);
 
  private:
   void check_inputs(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& context,

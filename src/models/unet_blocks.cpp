@@ -3,6 +3,8 @@
 // Every block computes in the dtype of its input; only ResBlock norms upcast (SGM's GroupNorm32).
 #include "models/unet_blocks.h"
 
+#include "nn/checkpointing.h"
+
 #include <torch/torch.h>
 
 #include "nn/functional.h"
@@ -42,6 +44,12 @@ ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_c
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb) {
+  if (!gradient_checkpointing || !torch::GradMode::is_enabled()) return body(x, emb);
+  return nn::checkpoint([this](const std::vector<torch::Tensor>& in) { return body(in[0], in[1]); }, {x, emb},
+                        nn::has_trainable_parameters(*this));
+}
+
+torch::Tensor ResBlockImpl::body(const torch::Tensor& x, const torch::Tensor& emb) {
   auto h = in_conv_(torch::silu(in_norm_(x)));  // [B, out, H, W]
   auto e = emb_proj_(torch::silu(emb)).to(h.scalar_type());     // [B, out]
   h = h + e.unsqueeze(-1).unsqueeze(-1);
@@ -118,6 +126,12 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t heads,
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) {
+  if (!gradient_checkpointing || !torch::GradMode::is_enabled()) return body(x, context);
+  return nn::checkpoint([this](const std::vector<torch::Tensor>& in) { return body(in[0], in[1]); }, {x, context},
+                        nn::has_trainable_parameters(*this));
+}
+
+torch::Tensor BasicTransformerBlockImpl::body(const torch::Tensor& x, const torch::Tensor& context) {
   auto h = attn1_(norm1_(x)) + x;         // [B, N, dim]
   h = attn2_(norm2_(h), context) + h;
   return ff_(norm3_(h)) + h;

@@ -29,8 +29,12 @@ class ResBlockImpl : public torch::nn::Module {
   ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels);
   /// x [B, C, H, W], emb [B, E] -> [B, out_channels, H, W]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb);
+  /// Recompute this block in backward instead of keeping its activations (kohya checkpoints
+  /// every ResnetBlock and transformer block with --gradient_checkpointing).
+  bool gradient_checkpointing = false;
 
  private:
+  torch::Tensor body(const torch::Tensor& x, const torch::Tensor& emb);
   nn::GroupNorm in_norm_{nullptr};
   nn::Conv2d in_conv_{nullptr};
   nn::Linear emb_proj_{nullptr};
@@ -109,8 +113,10 @@ class BasicTransformerBlockImpl : public torch::nn::Module {
   BasicTransformerBlockImpl(int64_t dim, int64_t heads, int64_t dim_head, int64_t context_dim);
   /// x [B, N, dim], context [B, M, context_dim] -> [B, N, dim]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context);
+  bool gradient_checkpointing = false;  // see ResBlockImpl
 
  private:
+  torch::Tensor body(const torch::Tensor& x, const torch::Tensor& context);
   CrossAttention attn1_{nullptr};
   FeedForward ff_{nullptr};
   CrossAttention attn2_{nullptr};
