@@ -18,6 +18,8 @@ namespace ls::test {
 /// |a - b| <= atol + rtol |b| everywhere, with the worst element in the failure message.
 ::testing::AssertionResult all_close(const torch::Tensor& actual, const torch::Tensor& expected,
                                      double rtol, double atol);
+/// Same shape, dtype and every bit; the failure says how many elements differ and by how much.
+::testing::AssertionResult bit_equal(const torch::Tensor& actual, const torch::Tensor& expected);
 /// max |a - b| / max |b|
 double norm_rel_error(const torch::Tensor& actual, const torch::Tensor& expected);
 

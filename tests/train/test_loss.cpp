@@ -36,16 +36,7 @@ at::Tensor json_tensor(const nlohmann::json& list, at::ScalarType dtype = at::kF
 
 at::Tensor long_tensor(const std::vector<int64_t>& v) { return at::tensor(v, at::kLong); }
 
-::testing::AssertionResult bit_equal(const at::Tensor& actual, const at::Tensor& expected) {
-  if (actual.sizes() != expected.sizes() || actual.scalar_type() != expected.scalar_type()) {
-    return ::testing::AssertionFailure() << "got " << actual.sizes() << " " << actual.scalar_type() << ", expected "
-                                         << expected.sizes() << " " << expected.scalar_type();
-  }
-  if (at::equal(actual, expected)) return ::testing::AssertionSuccess();
-  const auto diff = (actual.to(at::kDouble) - expected.to(at::kDouble)).abs();
-  return ::testing::AssertionFailure() << (diff > 0).sum().item<int64_t>() << " elements differ, max abs "
-                                       << diff.max().item<double>();
-}
+using ls::test::bit_equal;
 
 TEST(GoldenMinSnr, WeightsAtListedTimestepsAreBitExact) {
   const auto& j = min_snr_json();

@@ -17,16 +17,7 @@ const ls::io::SafetensorsReader& fixture() {
   return reader;
 }
 
-::testing::AssertionResult bit_equal(const at::Tensor& actual, const at::Tensor& expected) {
-  if (actual.sizes() != expected.sizes() || actual.scalar_type() != expected.scalar_type()) {
-    return ::testing::AssertionFailure() << "got " << actual.sizes() << " " << actual.scalar_type() << ", expected "
-                                         << expected.sizes() << " " << expected.scalar_type();
-  }
-  if (at::equal(actual, expected)) return ::testing::AssertionSuccess();
-  const auto diff = (actual.to(at::kDouble) - expected.to(at::kDouble)).abs();
-  return ::testing::AssertionFailure() << (diff > 0).sum().item<int64_t>() << " elements differ, max abs "
-                                       << diff.max().item<double>();
-}
+using ls::test::bit_equal;
 
 // Max |a - b| / |b| over nonzero b.
 double max_rel(const at::Tensor& actual, const at::Tensor& expected) {
