@@ -38,8 +38,9 @@ void run_check(CheckCommand& o, bool batch_size_given) {
   if (batch_size_given) o.check.batch_size = o.source.folder.defaults.batch_size;
   o.check.show_progress = !o.json;
   const data::CheckReport report = data::check_dataset(config, findings, o.check);
-  const std::string text = o.json ? report_json(report).dump(2) + "\n" : report_text(report);
-  if (!o.output.empty()) core::write_file_atomic(o.output, report_json(report).dump(2) + "\n");
+  const std::string json = o.json || !o.output.empty() ? report_json(report).dump(2) + "\n" : std::string();
+  const std::string text = o.json ? json : report_text(report);
+  if (!o.output.empty()) core::write_file_atomic(o.output, json);
   std::cout << text << std::flush;
   LS_CHECK(report.ok(), report.source, ": ", data::count_findings(report.findings, data::Severity::kError),
            " problems would break training (listed above)");

@@ -12,6 +12,8 @@
 #include "core/error.h"
 
 namespace ls::data {
+
+std::string reso_text(Reso r) { return std::to_string(r.width) + "x" + std::to_string(r.height); }
 namespace {
 
 // CPython's float // for positive operands (float_divmod): the exact floor of the true quotient,

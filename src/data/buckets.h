@@ -4,6 +4,7 @@
 // round_to_steps, get_crop_ltrb, the trimming in trim_and_resize_if_required), number for number.
 #pragma once
 
+#include <string>
 #include <vector>
 
 #include "core/rng.h"
@@ -22,6 +23,9 @@ inline bool operator<(Reso a, Reso b) {
 }
 
 /// kohya dataset keys of the same names (train_util.DreamBoothDataset / BucketManager).
+/// "WxH", as buckets are named in reports and cache keys.
+std::string reso_text(Reso r);
+
 struct BucketOptions {
   Reso resolution{1024, 1024};  // max area = width * height
   bool enable_bucket = true;    // false: one bucket = resolution; images are resized to cover it

@@ -135,11 +135,16 @@ void validate_caption_options(const CaptionOptions& o) {
            "dataset: caption_tag_dropout_rate must be in [0, 1], got ", o.caption_tag_dropout_rate);
 }
 
-std::string process_caption(const std::string& caption, const CaptionOptions& o, int epoch, core::Rng& rng) {
-  validate_caption_options(o);
+std::string with_prefix_suffix(const std::string& caption, const CaptionOptions& o) {
   std::string text = caption;
   if (!o.caption_prefix.empty()) text = o.caption_prefix + " " + text;
   if (!o.caption_suffix.empty()) text += " " + o.caption_suffix;
+  return text;
+}
+
+std::string process_caption(const std::string& caption, const CaptionOptions& o, int epoch, core::Rng& rng) {
+  validate_caption_options(o);
+  std::string text = with_prefix_suffix(caption, o);
 
   // One draw only when the rate is set; the epoch rule adds no draw (Python's short-circuit).
   bool drop = o.caption_dropout_rate > 0 && rng.uniform() < o.caption_dropout_rate;

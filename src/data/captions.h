@@ -35,6 +35,9 @@ void validate_caption_options(const CaptionOptions& options);
 std::string process_caption(const std::string& caption, const CaptionOptions& options, int epoch,
                             core::Rng& rng);
 
+/// The caption with caption_prefix / caption_suffix joined by a space (kohya's first step).
+std::string with_prefix_suffix(const std::string& caption, const CaptionOptions& options);
+
 /// True when process_caption is the same for every epoch and seed (text-encoder outputs may be
 /// cached): no shuffle, no caption/tag dropout, no every-n-epochs dropout.
 bool caption_is_static(const CaptionOptions& options);

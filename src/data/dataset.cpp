@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
-#include <set>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -16,13 +15,6 @@
 namespace fs = std::filesystem;
 
 namespace ls::data {
-
-std::vector<Reso> DatasetIndex::buckets() const {
-  std::set<Reso> set;
-  for (const ImageRecord& r : images)
-    if (r.num_repeats > 0) set.insert(r.bucket.bucket);
-  return {set.begin(), set.end()};
-}
 
 namespace {
 

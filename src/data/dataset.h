@@ -32,7 +32,6 @@ struct DatasetIndex {
   std::vector<ImageRecord> images;  // subsets in config order, files sorted by name
   int64_t train_images_with_repeats = 0;
   int64_t reg_images_with_repeats = 0;  // before balancing (what the folders offer)
-  std::vector<Reso> buckets() const;    // the buckets in use, sorted
 };
 
 /// The image files of a folder (png, jpg, jpeg, webp, bmp; any case), sorted, not recursive.

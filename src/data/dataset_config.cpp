@@ -132,30 +132,39 @@ const std::vector<KeyDef>& key_table() {
 
 // kohya keys lorastudio does not implement, with the value that means "off". Accepted at that
 // value (configs exported by GUIs spell every key out); anything else is refused.
-bool is_neutral_kohya_value(const std::string& key, const toml::node& n) {
-  static const std::vector<std::string> off_when_false = {"color_aug", "enable_wildcard", "alpha_mask",
-                                                          "cache_info", "repeat_by_folder_name"};
-  static const std::vector<std::string> off_when_zero = {"token_warmup_step", "validation_split"};
-  static const std::vector<std::string> off_when_one = {"token_warmup_min", "sample_ratio", "network_multiplier"};
-  static const std::vector<std::string> never = {"face_crop_aug_range", "custom_attributes", "resize_interpolation",
-                                                 "metadata_file", "conditioning_data_dir", "path_pattern",
-                                                 "validation_seed", "mask_dir"};
-  auto in = [&](const std::vector<std::string>& v) { return std::find(v.begin(), v.end(), key) != v.end(); };
-  auto number = [&]() { return n.is_integer() ? double(*n.value<int64_t>()) : n.value<double>().value_or(-1); };
-  if (in(off_when_false)) return n.is_boolean() && !*n.value<bool>();
-  if (in(off_when_zero)) return (n.is_integer() || n.is_floating_point()) && number() == 0;
-  if (in(off_when_one)) return (n.is_integer() || n.is_floating_point()) && number() == 1;
-  if (in(never)) return false;
-  return false;
+enum class OffValue { kFalse, kZero, kOne, kNone };
+struct UnsupportedKey {
+  const char* name;
+  OffValue off;
+};
+constexpr UnsupportedKey kUnsupportedKohyaKeys[] = {
+    {"color_aug", OffValue::kFalse},          {"enable_wildcard", OffValue::kFalse},
+    {"alpha_mask", OffValue::kFalse},         {"cache_info", OffValue::kFalse},
+    {"repeat_by_folder_name", OffValue::kFalse}, {"token_warmup_step", OffValue::kZero},
+    {"validation_split", OffValue::kZero},    {"token_warmup_min", OffValue::kOne},
+    {"sample_ratio", OffValue::kOne},         {"network_multiplier", OffValue::kOne},
+    {"face_crop_aug_range", OffValue::kNone}, {"custom_attributes", OffValue::kNone},
+    {"resize_interpolation", OffValue::kNone}, {"metadata_file", OffValue::kNone},
+    {"conditioning_data_dir", OffValue::kNone}, {"path_pattern", OffValue::kNone},
+    {"validation_seed", OffValue::kNone},     {"mask_dir", OffValue::kNone},
+};
+
+const UnsupportedKey* find_unsupported_kohya_key(const std::string& key) {
+  for (const UnsupportedKey& k : kUnsupportedKohyaKeys)
+    if (key == k.name) return &k;
+  return nullptr;
 }
 
-bool is_known_kohya_key(const std::string& key) {
-  static const std::vector<std::string> keys = {
-      "color_aug", "enable_wildcard", "alpha_mask", "cache_info", "repeat_by_folder_name", "token_warmup_step",
-      "validation_split", "token_warmup_min", "sample_ratio", "network_multiplier", "face_crop_aug_range",
-      "custom_attributes", "resize_interpolation", "metadata_file", "conditioning_data_dir", "path_pattern",
-      "validation_seed", "mask_dir"};
-  return std::find(keys.begin(), keys.end(), key) != keys.end();
+bool is_off(const UnsupportedKey& key, const toml::node& n) {
+  const bool numeric = n.is_integer() || n.is_floating_point();
+  const double number = n.is_integer() ? double(*n.value<int64_t>()) : n.value<double>().value_or(-1);
+  switch (key.off) {
+    case OffValue::kFalse: return n.is_boolean() && !*n.value<bool>();
+    case OffValue::kZero: return numeric && number == 0;
+    case OffValue::kOne: return numeric && number == 1;
+    case OffValue::kNone: return false;
+  }
+  return false;
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -192,8 +201,8 @@ void apply_table(const toml::table& table, const std::vector<Level>& allowed, Ta
     if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
     auto def = std::find_if(key_table().begin(), key_table().end(), [&](const KeyDef& d) { return key == d.name; });
     if (def == key_table().end()) {
-      if (is_known_kohya_key(key)) {
-        LS_CHECK(is_neutral_kohya_value(key, node), place.where(node), ": kohya key '", key,
+      if (const UnsupportedKey* unsupported = find_unsupported_kohya_key(key)) {
+        LS_CHECK(is_off(*unsupported, node), place.where(node), ": kohya key '", key,
                  "' is not supported by lorastudio; remove it (or set it to its off value)");
         continue;
       }

@@ -14,8 +14,6 @@
 namespace ls::data {
 namespace {
 
-std::string reso_text(const Reso& r) { return str_cat(r.width, "x", r.height); }
-
 // Fed by the scan with each decoded image: exact duplicates (content hash), enlargement, and
 // the perceptual hashes compared afterwards.
 struct ImageChecks {
@@ -62,10 +60,7 @@ void check_captions(const std::vector<DatasetIndex>& datasets, const CheckOption
   for (const DatasetIndex& d : datasets)
     for (const ImageRecord& rec : d.images) {
       const SubsetConfig& s = d.config.subsets.at(static_cast<size_t>(rec.subset));
-      std::string full = rec.caption;
-      if (!s.caption.caption_prefix.empty()) full = s.caption.caption_prefix + " " + full;
-      if (!s.caption.caption_suffix.empty()) full += " " + s.caption.caption_suffix;
-      const size_t n = tokenizer.encode(full).size();
+      const size_t n = tokenizer.encode(with_prefix_suffix(rec.caption, s.caption)).size();
       if (n > 225)
         findings.push_back({Severity::kWarning, "caption_over_225_tokens", rec.path,
                             str_cat(rec.path, ": caption has ", n, " tokens; SDXL training reads at most 225",

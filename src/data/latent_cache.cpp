@@ -46,8 +46,6 @@ void TensorCache::store(const std::string& key, const TensorMap& tensors,
 
 namespace {
 
-std::string reso_text(const Reso& r) { return str_cat(r.width, "x", r.height); }
-
 // The crop a cached latent was made with: latents are cached only for center crops.
 CropOffset cached_crop(const ImageRecord& rec) {
   core::Rng unused(0);

@@ -80,36 +80,40 @@ TEST(DatasetIndex, CaptionsSizesBucketsAndHashes) {
   EXPECT_EQ(count_findings(findings, Severity::kError), 0u);
 }
 
+// A train subset and a reg subset of 64x64 images; returns the reg images' repeats after
+// balancing (in file order) and the index.
+std::vector<int> balanced_reg_repeats(const test::TempDir& tmp, int train, int train_repeats, int reg, int reg_repeats,
+                                      DatasetIndex* index = nullptr) {
+  for (int i = 0; i < train; ++i) test::add_image(tmp / "train", str_cat(i, ".png"), 64, 64, "t", i + 1);
+  for (int i = 0; i < reg; ++i) test::add_image(tmp / "reg", str_cat(100 + i, ".png"), 64, 64, "r", 100 + i);
+  Findings findings;
+  const DatasetIndex idx = index_dataset(
+      config_with({subset(tmp / "train", train_repeats), subset(tmp / "reg", reg_repeats, true)}), findings);
+  std::vector<int> repeats;
+  for (const ImageRecord& r : idx.images)
+    if (r.is_reg) repeats.push_back(r.num_repeats);
+  if (index) *index = idx;
+  return repeats;
+}
+
 // kohya: 4 train images x 5 repeats = 20; 6 reg images x 1: pass 1 registers all six (n = 6),
 // passes 2 and 3 add one each (n = 12, 18), pass 4 adds to images 0 and 1 (n = 20) and stops.
 TEST(RegBalance, RepeatsGrowUntilTheTrainCountIsCovered) {
   test::TempDir tmp;
-  for (int i = 0; i < 4; ++i) test::add_image(tmp / "train", str_cat(i, ".png"), 64, 64, "t", i);
-  for (int i = 0; i < 6; ++i) test::add_image(tmp / "reg", str_cat(i, ".png"), 64, 64, "r", 10 + i);
-  Findings findings;
-  const DatasetIndex idx =
-      index_dataset(config_with({subset(tmp / "train", 5), subset(tmp / "reg", 1, true)}), findings);
-  std::vector<int> reg;
-  for (const ImageRecord& r : idx.images)
-    if (r.is_reg) reg.push_back(r.num_repeats);
-  EXPECT_EQ(reg, (std::vector<int>{4, 4, 3, 3, 3, 3}));
+  DatasetIndex idx;
+  EXPECT_EQ(balanced_reg_repeats(tmp, 4, 5, 6, 1, &idx), (std::vector<int>{4, 4, 3, 3, 3, 3}));
   EXPECT_EQ(idx.reg_images_with_repeats, 6);
 }
 
 // 3 train x 10 = 30 against 50 reg images: only the first 30 are registered, once each.
 TEST(RegBalance, SurplusRegImagesAreLeftOut) {
   test::TempDir tmp;
-  for (int i = 0; i < 3; ++i) test::add_image(tmp / "train", str_cat(i, ".png"), 64, 64, "t", i);
-  for (int i = 0; i < 50; ++i) test::add_image(tmp / "reg", str_cat(100 + i, ".png"), 64, 64, "r", i);
-  Findings findings;
-  const DatasetIndex idx =
-      index_dataset(config_with({subset(tmp / "train", 10), subset(tmp / "reg", 1, true)}), findings);
+  DatasetIndex idx;
   int used = 0, unused = 0;
-  for (const ImageRecord& r : idx.images)
-    if (r.is_reg) {
-      (r.num_repeats == 1 ? used : unused) += 1;
-      EXPECT_LE(r.num_repeats, 1);
-    }
+  for (int repeats : balanced_reg_repeats(tmp, 3, 10, 50, 1, &idx)) {
+    (repeats == 1 ? used : unused) += 1;
+    EXPECT_LE(repeats, 1);
+  }
   EXPECT_EQ(used, 30);
   EXPECT_EQ(unused, 20);
   EXPECT_EQ(idx.reg_images_with_repeats, 50);
@@ -118,17 +122,11 @@ TEST(RegBalance, SurplusRegImagesAreLeftOut) {
 // Reg repeats 3 against 10 train images: 3, 6, 9, 12 -> all four registered with 3 (12, kohya overshoots).
 TEST(RegBalance, FirstPassKeepsTheSubsetRepeats) {
   test::TempDir tmp;
-  for (int i = 0; i < 10; ++i) test::add_image(tmp / "train", str_cat(i, ".png"), 64, 64, "t", i);
-  for (int i = 0; i < 4; ++i) test::add_image(tmp / "reg", str_cat(i, ".png"), 64, 64, "r", 20 + i);
-  Findings findings;
-  const DatasetIndex idx =
-      index_dataset(config_with({subset(tmp / "train", 1), subset(tmp / "reg", 3, true)}), findings);
   int64_t reg_total = 0;
-  for (const ImageRecord& r : idx.images)
-    if (r.is_reg) {
-      EXPECT_EQ(r.num_repeats, 3);
-      reg_total += r.num_repeats;
-    }
+  for (int repeats : balanced_reg_repeats(tmp, 10, 1, 4, 3)) {
+    EXPECT_EQ(repeats, 3);
+    reg_total += repeats;
+  }
   EXPECT_EQ(reg_total, 12);
 }
 
