@@ -66,7 +66,7 @@ void run_cache(CacheCommand& o) {
     io::SafetensorsReader reader(o.model);
     vae_id = models::part_fingerprint(reader, models::kVaePrefix);
   }
-  const std::string model_id = str_cat("sdxl-vae sha256:", vae_id, " dtype:", o.dtype);
+  const std::string model_id = data::vae_cache_id(vae_id, o.dtype);
   auto model = models::load_sdxl_checkpoint(o.model, o.config, {false, false, true}, device, dtype);
   model.vae->eval();
   torch::manual_seed(o.seed);

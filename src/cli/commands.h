@@ -19,4 +19,7 @@ void register_merge(CLI::App& app);
 /// `lorastudio dataset check|cache|make-synthetic` (cmd_dataset.cpp).
 void register_dataset(CLI::App& app);
 
+/// `lorastudio train` (cmd_train.cpp).
+void register_train(CLI::App& app);
+
 }  // namespace ls::cli

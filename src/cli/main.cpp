@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "lorastudio 0.1.0");
   ls::cli::register_dataset(app);
+  ls::cli::register_train(app);
   ls::cli::register_plan(app);
   ls::cli::register_lora(app);
   ls::cli::register_merge(app);

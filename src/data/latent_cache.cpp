@@ -54,6 +54,10 @@ CropOffset cached_crop(const ImageRecord& rec) {
 
 }  // namespace
 
+std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype_name) {
+  return str_cat("sdxl-vae sha256:", vae_sha256, " dtype:", dtype_name);
+}
+
 LatentCache::LatentCache(std::string dir, std::string model_id)
     : files_(std::move(dir)), model_id_(std::move(model_id)) {}
 

@@ -42,6 +42,9 @@ struct CacheStats {
 /// wants them); the caller owns the model, device and dtype.
 using ImageEncoder = std::function<torch::Tensor(const torch::Tensor& pixels)>;
 
+/// The model id of an SDXL VAE for LatentCache: `dataset cache` and `train` share entries.
+std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype_name);
+
 class LatentCache {
  public:
   /// `model_id` identifies the encoder's weights (e.g. a hash of the VAE tensors) and dtype.

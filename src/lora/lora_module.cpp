@@ -54,7 +54,11 @@ torch::Tensor LoraModuleImpl::delta(const torch::Tensor& x) {
       torch::rand({1}).item<double>() < options_.module_dropout) {
     return torch::zeros({}, x.options());
   }
-  auto lx = conv ? lora_down_conv->forward(x) : lora_down_linear->forward(x);
+  // Mixed precision: the frozen base may run in fp16/bf16 while the LoRA is kept in float32;
+  // the delta is then computed in the LoRA's dtype (autocast would use the lower one).
+  const auto lora_dtype = (conv ? lora_down_conv->weight : lora_down_linear->weight).scalar_type();
+  const torch::Tensor xin = x.scalar_type() == lora_dtype ? x : x.to(lora_dtype);
+  auto lx = conv ? lora_down_conv->forward(xin) : lora_down_linear->forward(xin);
   double scale = this->scale();
   if (is_training() && options_.dropout > 0.0) lx = torch::dropout(lx, options_.dropout, true);
   if (is_training() && options_.rank_dropout > 0.0) {
@@ -65,7 +69,8 @@ torch::Tensor LoraModuleImpl::delta(const torch::Tensor& x) {
     scale *= 1.0 / (1.0 - options_.rank_dropout);  // as if the rank had shrunk
   }
   auto up = conv ? lora_up_conv->forward(lx) : lora_up_linear->forward(lx);
-  return up * (multiplier_ * scale);
+  up = up * (multiplier_ * scale);
+  return up.scalar_type() == x.scalar_type() ? up : up.to(x.scalar_type());
 }
 
 torch::Tensor LoraModuleImpl::weight_delta() const {

@@ -1,0 +1,307 @@
+#include "train/train_session.h"
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "core/rng.h"
+#include "core/runtime.h"
+#include "data/findings.h"
+#include "io/safetensors.h"
+#include "models/checkpoint.h"
+#include "models/sdxl_conditioner.h"
+#include "text/prompt_windows.h"
+#include "train/adafactor.h"
+#include "train/adamw.h"
+#include "train/optimizer_args.h"
+#include "train/text_inputs.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::train {
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
+  if (!c.dataset_config.empty()) {
+    data::DataConfig d = data::load_dataset_toml(c.dataset_config);
+    // kohya's prior_loss_weight is a training flag; a dataset TOML may still set its own.
+    for (auto& ds : d.datasets)
+      if (ds.prior_loss_weight == 1.0) ds.prior_loss_weight = c.prior_loss_weight;
+    return d;
+  }
+  data::FolderSource src;
+  src.train_dir = c.train_data_dir;
+  src.reg_dir = c.reg_data_dir;
+  data::DatasetConfig& d = src.defaults;
+  d.buckets.resolution = {c.resolution[0], c.resolution[1]};
+  d.buckets.enable_bucket = c.enable_bucket;
+  d.buckets.min_bucket_reso = c.min_bucket_reso;
+  d.buckets.max_bucket_reso = c.max_bucket_reso;
+  d.buckets.bucket_reso_steps = c.bucket_reso_steps;
+  d.buckets.bucket_no_upscale = c.bucket_no_upscale;
+  d.batch_size = c.train_batch_size;
+  d.prior_loss_weight = c.prior_loss_weight;
+  data::SubsetConfig& s = src.subset_defaults;
+  s.caption_extension = c.caption_extension;
+  s.caption.shuffle_caption = c.shuffle_caption;
+  s.caption.keep_tokens = c.keep_tokens;
+  s.caption.caption_dropout_rate = c.caption_dropout_rate;
+  s.caption.caption_tag_dropout_rate = c.caption_tag_dropout_rate;
+  s.caption.caption_dropout_every_n_epochs = c.caption_dropout_every_n_epochs;
+  s.flip_aug = c.flip_aug;
+  s.random_crop = c.random_crop;
+  return data::folder_dataset(src, findings);
+}
+
+c10::ScalarType save_dtype_of(const std::string& name, c10::ScalarType lora_dtype) {
+  if (name.empty() || name == "float") return lora_dtype == c10::kFloat ? c10::kFloat : lora_dtype;
+  return core::parse_dtype(name);
+}
+
+// kohya's prepare_optimizer_params: the text encoders' LoRA first, then the UNet's, each group
+// with its own lr when given (else the optimizer's learning_rate).
+struct Groups {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  std::vector<double> lrs;
+  std::vector<std::string> names;
+};
+
+Groups parameter_groups(TrainSession& s) {
+  std::vector<torch::Tensor> te, unet;
+  for (const auto& [slot, module] : s.network->modules())
+    for (auto& p : module->parameters()) (slot.part == lora::Part::kUnet ? unet : te).push_back(p);
+  Groups g;
+  const TrainConfig& c = s.config;
+  if (!te.empty()) {
+    g.groups.emplace_back(te);
+    g.lrs.push_back(c.text_encoder_lr.value_or(c.learning_rate));
+    g.names.push_back("text_encoder");
+  }
+  if (!unet.empty()) {
+    g.groups.emplace_back(unet);
+    g.lrs.push_back(c.unet_lr.value_or(c.learning_rate));
+    g.names.push_back("unet");
+  }
+  LS_CHECK(!g.groups.empty(), "the LoRA network has no parameters: check network_train_unet_only / ",
+           "network_train_text_encoder_only and network_exclude");
+  return g;
+}
+
+void build_optimizer(TrainSession& s) {
+  const TrainConfig& c = s.config;
+  Groups g = parameter_groups(s);
+  s.group_names = g.names;
+  const std::string kind = lower(c.optimizer_type);
+  bool relative_step = false;
+  if (kind == "adafactor") {
+    AdafactorOptions defaults = parse_adafactor_args(c.optimizer_args);
+    relative_step = defaults.relative_step();
+    for (size_t i = 0; i < g.groups.size(); ++i) {
+      auto o = std::make_unique<AdafactorOptions>(defaults);
+      if (!relative_step) o->lr(g.lrs[i]);
+      g.groups[i].set_options(std::move(o));
+    }
+    if (!relative_step) defaults.lr(c.learning_rate);
+    s.optimizer = std::make_unique<Adafactor>(std::move(g.groups), defaults);
+  } else if (kind == "adamw") {
+    for (size_t i = 0; i < g.groups.size(); ++i)
+      g.groups[i].set_options(std::make_unique<torch::optim::AdamWOptions>(parse_adamw_args(c.optimizer_args, g.lrs[i])));
+    s.optimizer = std::make_unique<torch::optim::AdamW>(std::move(g.groups),
+                                                        parse_adamw_args(c.optimizer_args, c.learning_rate));
+  } else {
+    LS_FAIL("optimizer_type ", c.optimizer_type, " is not available; use AdamW or Adafactor");
+  }
+  LrScheduleOptions o;
+  o.kind = effective_lr_schedule(parse_lr_schedule(c.lr_scheduler), relative_step);
+  // kohya: a warmup below 1 is a fraction of the training steps.
+  o.warmup_steps = c.lr_warmup_steps < 1.0 ? static_cast<int64_t>(c.lr_warmup_steps * static_cast<double>(s.max_steps))
+                                           : static_cast<int64_t>(c.lr_warmup_steps);
+  o.total_steps = s.max_steps;
+  o.num_cycles = c.lr_scheduler_num_cycles;
+  o.power = c.lr_scheduler_power;
+  validate(o, c.learning_rate);
+  s.scheduler = std::make_unique<LrScheduler>(*s.optimizer, o, g.lrs, c.learning_rate);
+}
+
+void count_steps(TrainSession& s) {
+  const TrainConfig& c = s.config;
+  s.batches_per_epoch = data::steps_per_epoch(s.datasets);
+  LS_CHECK(s.batches_per_epoch > 0, s.data.source, ": no training images (every subset has 0 repeats or no images)");
+  const int64_t accum = c.gradient_accumulation_steps;
+  s.updates_per_epoch = (s.batches_per_epoch + accum - 1) / accum;
+  s.max_steps = c.max_train_epochs ? static_cast<int64_t>(*c.max_train_epochs) * s.updates_per_epoch
+                                   : static_cast<int64_t>(c.max_train_steps);
+  s.num_epochs = static_cast<int>((s.max_steps + s.updates_per_epoch - 1) / s.updates_per_epoch);
+  for (const auto& d : s.datasets) {
+    s.train_images += d.train_images_with_repeats;
+    for (const auto& r : d.images)
+      if (r.is_reg) s.reg_images += r.num_repeats;
+  }
+}
+
+void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
+  data::require_latent_cacheable(s.data);
+  // The VAE runs in float32 unless bf16 was asked for (SDXL's VAE overflows in fp16).
+  const c10::ScalarType vae_dtype = s.base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat;
+  std::string vae_id;
+  {
+    io::SafetensorsReader reader(s.config.pretrained_model_name_or_path);
+    vae_id = models::part_fingerprint(reader, models::kVaePrefix);
+  }
+  s.latent_cache = std::make_unique<data::LatentCache>(cache_dir + "/latents",
+                                                       data::vae_cache_id(vae_id, core::dtype_name(vae_dtype)));
+  auto vae = s.model.vae;
+  vae->to(s.device, vae_dtype);
+  torch::manual_seed(static_cast<int64_t>(s.seed & 0x7fffffffffffffffULL));
+  const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
+    torch::NoGradGuard no_grad;
+    const models::VaeMoments m = vae->encode(pixels.to(s.device, vae_dtype));
+    return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32).cpu();
+  };
+  const data::CacheStats st = s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size);
+  std::printf("latent cache %s/latents: %lld cached, %lld encoded\n", cache_dir.c_str(),
+              static_cast<long long>(st.hits), static_cast<long long>(st.encoded));
+}
+
+void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
+  data::require_text_cacheable(s.data);
+  std::string te_id;
+  {
+    io::SafetensorsReader reader(s.config.pretrained_model_name_or_path);
+    te_id = models::part_fingerprint(reader, models::kTe1Prefix) + models::part_fingerprint(reader, models::kTe2Prefix);
+  }
+  s.text_cache = std::make_unique<data::TextCache>(
+      cache_dir + "/text", str_cat("sdxl-te sha256:", te_id, " dtype:", core::dtype_name(s.base_dtype),
+                                   " windows:", s.n_windows));
+  models::SdxlConditioner cond(s.model.te1, s.model.te2);
+  const data::TextEncoder encode = [&](const std::vector<std::string>& captions) {
+    torch::NoGradGuard no_grad;
+    const TextIds ids = tokenize_captions(*s.tokenizer, captions, s.n_windows, s.device);
+    const models::SdxlTextEmbedding e = cond.encode(ids.ids_l, ids.ids_g);
+    std::vector<data::TensorMap> out;
+    for (size_t i = 0; i < captions.size(); ++i)
+      out.push_back({{"context", e.context[i].to(torch::kFloat32).cpu()}, {"pooled", e.pooled_g[i].to(torch::kFloat32).cpu()}});
+    return out;
+  };
+  const data::CacheStats st = s.text_cache->fill(data::static_captions(s.datasets), encode, 8);
+  std::printf("text-encoder cache %s/text: %lld cached, %lld encoded\n", cache_dir.c_str(),
+              static_cast<long long>(st.hits), static_cast<long long>(st.encoded));
+}
+
+std::string cache_dir_for(const TrainConfig& c) {
+  const std::string& src = c.dataset_config.empty() ? c.train_data_dir : c.dataset_config;
+  const fs::path p = fs::absolute(src);
+  return ((fs::is_directory(p) ? p : p.parent_path()) / ".lorastudio-cache").string();
+}
+
+}  // namespace
+
+lora::LoraNetworkOptions network_options(const TrainConfig& c) {
+  lora::LoraNetworkOptions o;
+  o.rank = c.network_dim;
+  o.alpha = c.network_alpha;
+  o.conv_rank = c.conv_dim;
+  o.conv_alpha = c.conv_alpha;
+  o.dropout = c.network_dropout;
+  o.unet = !c.network_train_text_encoder_only;
+  o.text_encoders = !c.network_train_unet_only;
+  bool conv_alpha_given = false;
+  for (const OptimizerArg& a : split_optimizer_args(c.network_args)) {
+    const std::string what = "network_args";
+    if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what));
+    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what), conv_alpha_given = true;
+    else if (a.key == "rank_dropout") o.rank_dropout = arg_double(a, what);
+    else if (a.key == "module_dropout") o.module_dropout = arg_double(a, what);
+    else if (a.key == "dropout") o.dropout = arg_double(a, what);
+    else fail_unknown_arg(a, what, {"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"});
+  }
+  (void)conv_alpha_given;
+  return o;
+}
+
+std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes) {
+  validate(config);
+  auto s = std::make_unique<TrainSession>();
+  s->config = config;
+  TrainConfig& c = s->config;
+  s->device = core::parse_device(c.device);
+  s->base_dtype = c.mixed_precision == "no" ? c10::kFloat : core::parse_dtype(c.mixed_precision);
+  s->lora_dtype = c.full_bf16 ? c10::kBFloat16 : c.full_fp16 ? c10::kHalf : c10::kFloat;
+  s->save_dtype = save_dtype_of(c.save_precision, s->lora_dtype);
+  if (!c.seed) {
+    // kohya draws a random seed when none is given; it is written to the effective config.
+    std::random_device rd;
+    c.seed = (static_cast<uint64_t>(rd()) << 32 | rd()) & 0x7fffffffULL;
+  }
+  s->seed = *c.seed;
+
+  data::Findings findings;
+  s->data = load_data(c, findings);
+  s->datasets = data::index_datasets(s->data, findings, {false, {}, true});
+  data::require_no_errors(findings, s->data.source);
+  count_steps(*s);
+
+  LS_CHECK(!c.tokenizer.empty(), "tokenizer: no CLIP vocabulary given; pass --tokenizer PATH ",
+           "(bpe_simple_vocab_16e6.txt.gz, or a tokenizer folder with vocab.json and merges.txt)");
+  s->tokenizer = text::ClipTokenizer::from_file(c.tokenizer);
+  s->n_windows = text::windows_for_max_token_length(c.max_token_length);
+
+  // The VAE encodes the cache or the live batches; the text encoders are dropped after caching.
+  s->model = models::load_sdxl_checkpoint(c.pretrained_model_name_or_path, c.model_config, models::Components::all(),
+                                          s->device, s->base_dtype);
+  s->vae_scale = static_cast<float>(s->model.config.vae.scale_factor);
+  for (const std::shared_ptr<torch::nn::Module>& part :
+       std::vector<std::shared_ptr<torch::nn::Module>>{s->model.unet.ptr(), s->model.te1.ptr(), s->model.te2.ptr(),
+                                                       s->model.vae.ptr()})
+    for (auto& p : part->parameters()) p.set_requires_grad(false);
+  s->model.vae->eval();
+
+  const std::string cache_dir = cache_dir_for(c);
+  if (c.cache_latents || c.cache_latents_to_disk) {
+    if (c.cache_latents && !c.cache_latents_to_disk)
+      notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
+    fill_latent_cache(*s, cache_dir);
+    s->model.vae = models::AutoencoderKL(nullptr);  // every latent now comes from the cache
+  } else {
+    s->model.vae->to(s->device, s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat);
+  }
+  if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) {
+    fill_text_cache(*s, cache_dir);
+    s->model.te1 = models::ClipTextModel(nullptr);
+    s->model.te2 = models::ClipTextModel(nullptr);
+  }
+
+  s->network_options = network_options(c);
+  if (!s->model.te1) s->network_options.text_encoders = false;
+  // kohya seeds torch before creating the network: the LoRA init is a function of the seed.
+  torch::manual_seed(static_cast<int64_t>(core::derive_seed(s->seed, {core::purpose_id("network_init")}) >> 1));
+  s->network = lora::LoraNetwork(s->model, s->network_options);
+  s->network->to(s->device, s->lora_dtype);
+  s->network->apply();
+  s->network->train();
+  for (auto& p : s->network->parameters()) {
+    p.set_requires_grad(true);
+    s->trainable.push_back(p);
+  }
+  if (c.gradient_checkpointing) {
+    s->model.unet->set_gradient_checkpointing(true);
+    if (s->model.te1) s->model.te1->set_gradient_checkpointing(true);
+    if (s->model.te2) s->model.te2->set_gradient_checkpointing(true);
+  }
+  build_optimizer(*s);
+
+  if (!c.sample_prompts.empty()) {
+    LS_CHECK(fs::exists(c.sample_prompts), c.sample_prompts, ": sample_prompts file not found");
+    notes.push_back("sample_prompts: sampling during training is not available yet (the sampler lands with "
+                    "`lorastudio sample`); no sample images will be made");
+  }
+  return s;
+}
+
+}  // namespace ls::train

@@ -1,0 +1,65 @@
+// Everything a training run holds, built from a TrainConfig: device and dtypes, the indexed
+// datasets, the tokenizer, the frozen SDXL parts with the LoRA network applied, the caches, the
+// optimizer with kohya's parameter groups and the LR scheduler, and kohya's step arithmetic
+// (train_network.py: updates per epoch = ceil(batches / accumulation); max_train_epochs wins).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "data/dataset.h"
+#include "data/latent_cache.h"
+#include "lora/network.h"
+#include "models/sdxl_model.h"
+#include "text/clip_tokenizer.h"
+#include "train/lr_schedule.h"
+#include "train/noise_schedule.h"
+#include "train/train_config.h"
+
+namespace ls::train {
+
+struct TrainSession {
+  TrainConfig config;
+  c10::Device device{c10::kCPU};
+  c10::ScalarType base_dtype = c10::kFloat;  // frozen UNet / text encoders
+  c10::ScalarType lora_dtype = c10::kFloat;  // float32 unless full_bf16 / full_fp16
+  c10::ScalarType save_dtype = c10::kFloat;
+  uint64_t seed = 0;
+
+  data::DataConfig data;
+  std::vector<data::DatasetIndex> datasets;
+  int64_t train_images = 0, reg_images = 0;  // with repeats, as kohya's metadata counts them
+  std::optional<text::ClipTokenizer> tokenizer;
+  int n_windows = 1;
+
+  models::SdxlModel model;
+  lora::LoraNetworkOptions network_options;
+  lora::LoraNetwork network{nullptr};
+  float vae_scale = 0.13025f;
+
+  std::unique_ptr<data::LatentCache> latent_cache;
+  std::unique_ptr<data::TextCache> text_cache;
+
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  std::unique_ptr<LrScheduler> scheduler;
+  std::vector<std::string> group_names;  // "text_encoder", "unet" (kohya's order)
+  std::vector<torch::Tensor> trainable;  // every LoRA parameter
+  NoiseSchedule noise = NoiseSchedule::sdxl();
+
+  int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
+  int num_epochs = 0;
+};
+
+/// Builds the session; `notes` collects one-line remarks for the user (ignored keys, refusals
+/// turned into defaults, sampling unavailable). Throws ls::Error for bad input.
+std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes);
+
+/// kohya's network_args ("conv_dim=4", "conv_alpha=1", "rank_dropout=0.1", "module_dropout=0.1",
+/// "dropout=..." is network_dropout) applied over the config's own keys.
+lora::LoraNetworkOptions network_options(const TrainConfig& config);
+
+}  // namespace ls::train

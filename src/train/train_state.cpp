@@ -1,0 +1,104 @@
+#include "train/train_state.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "lora/kohya_format.h"
+#include "lora/network.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::train {
+namespace {
+
+constexpr int kStateFormat = 1;
+constexpr const char* kWeightsFile = "lora.safetensors";
+constexpr const char* kOptimizerFile = "optimizer.pt";
+constexpr const char* kInfoFile = "state.json";
+
+}  // namespace
+
+void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,
+                      const torch::optim::Optimizer& optimizer, const TrainStateInfo& info) {
+  const fs::path final_dir(dir);
+  const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  // Weights in their own dtype: a resumed run continues from the exact values.
+  io::save_safetensors(tmp / kWeightsFile, lora::lora_state(network));
+  {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    archive.save_to((tmp / kOptimizerFile).string());
+  }
+  const nlohmann::json j{{"format", kStateFormat},
+                         {"global_step", info.position.global_step},
+                         {"epoch", info.position.epoch},
+                         {"batch_in_epoch", info.position.batch_in_epoch},
+                         {"seed", info.seed},
+                         {"epoch_loss_sum", info.epoch_loss_sum},
+                         {"epoch_loss_count", info.epoch_loss_count},
+                         {"config", info.config_toml}};
+  core::write_file_atomic(tmp / kInfoFile, j.dump(2) + "\n");
+  // Swap in: the old state stays complete until the new one has its name.
+  const fs::path old = final_dir.string() + ".old-" + std::to_string(::getpid());
+  fs::remove_all(old);
+  if (fs::exists(final_dir)) fs::rename(final_dir, old);
+  fs::rename(tmp, final_dir);
+  fs::remove_all(old);
+}
+
+TrainStateInfo read_train_state_info(const std::string& dir) {
+  const fs::path info_path = fs::path(dir) / kInfoFile;
+  LS_CHECK(fs::is_directory(dir), dir, ": no such state folder; pass a folder written with save_state (e.g. ",
+           "<output_dir>/<output_name>-000002-state)");
+  LS_CHECK(fs::exists(info_path), dir, ": not a lorastudio training state (", kInfoFile, " missing)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(core::read_file(info_path));
+  } catch (const nlohmann::json::exception& e) {
+    LS_FAIL(info_path.string(), ": unreadable training state (", e.what(), ")");
+  }
+  LS_CHECK(j.value("format", 0) == kStateFormat, info_path.string(), ": state format ", j.value("format", 0),
+           " is not the one this lorastudio writes (", kStateFormat, ")");
+  TrainStateInfo info;
+  info.position.global_step = j.at("global_step").get<int64_t>();
+  info.position.epoch = j.at("epoch").get<int>();
+  info.position.batch_in_epoch = j.at("batch_in_epoch").get<int64_t>();
+  info.seed = j.at("seed").get<uint64_t>();
+  info.epoch_loss_sum = j.value("epoch_loss_sum", 0.0);
+  info.epoch_loss_count = j.value("epoch_loss_count", int64_t{0});
+  info.config_toml = j.value("config", std::string());
+  return info;
+}
+
+TrainStateInfo load_train_state(const std::string& dir, lora::LoraNetworkImpl& network,
+                                torch::optim::Optimizer& optimizer) {
+  TrainStateInfo info = read_train_state_info(dir);
+  const fs::path weights = fs::path(dir) / kWeightsFile;
+  io::SafetensorsReader reader(weights);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, tensor] : lora::lora_state(network)) {
+      const io::TensorInfo* t = reader.find(name);
+      LS_CHECK(t != nullptr, weights.string(), ": ", name,
+               " missing; the state was written for another network (network_dim, conv_dim, unet/te choice)");
+      const at::Tensor saved = reader.load(name);
+      LS_CHECK(saved.sizes() == tensor.sizes(), weights.string(), ": ", name, " has shape ", saved.sizes(),
+               ", the network has ", tensor.sizes(), "; resume with the network settings of the saved run");
+      tensor.copy_(saved);  // lora_state's tensors share storage with the parameters
+    }
+  }
+  torch::serialize::InputArchive archive;
+  archive.load_from((fs::path(dir) / kOptimizerFile).string());
+  optimizer.load(archive);
+  return info;
+}
+
+}  // namespace ls::train

@@ -1,0 +1,384 @@
+#include "train/trainer.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <sstream>
+
+#include <ATen/Context.h>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "lora/kohya_format.h"
+#include "models/sdxl_conditioner.h"
+#include "train/loss.h"
+#include "train/text_inputs.h"
+#include "train/train_log.h"
+#include "train/train_session.h"
+#include "train/train_state.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::train {
+namespace {
+
+std::atomic<int> g_interrupts{0};
+
+extern "C" void on_sigint(int) {
+  // The first Ctrl-C asks for a clean stop at the next step; a second one is the default action.
+  if (g_interrupts.fetch_add(1) >= 1) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+class SigintScope {
+ public:
+  SigintScope() {
+    g_interrupts = 0;
+    previous_ = std::signal(SIGINT, on_sigint);
+  }
+  ~SigintScope() { std::signal(SIGINT, previous_); }
+
+ private:
+  void (*previous_)(int);
+};
+
+// Every draw of one micro-batch (VAE posterior, noise, offset, timesteps, LoRA dropouts) comes
+// from generators seeded by (seed, epoch, batch): a resumed run draws what the full run drew.
+void seed_generators(c10::Device device, uint64_t seed) {
+  for (const c10::Device d : {c10::Device(c10::kCPU), device}) {
+    at::Generator gen = at::globalContext().defaultGenerator(d);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(seed);
+  }
+}
+
+// Keys whose change alters what a resumed run computes; the rest (outputs, cadence, device...)
+// may differ between the saved run and the resume.
+bool affects_training(const std::string& key) {
+  static const char* kFree[] = {"resume", "output_dir", "output_name", "save_every_n_epochs", "save_every_n_steps",
+                                "save_state", "save_state_on_train_end", "save_precision", "save_model_as",
+                                "sample_prompts", "sample_every_n_epochs", "sample_every_n_steps",
+                                "sample_sampler", "sample_at_first", "device", "tokenizer",
+                                "pretrained_model_name_or_path", "model_config", "dataset_config",
+                                "train_data_dir", "reg_data_dir", "cache_latents", "cache_latents_to_disk",
+                                "cache_text_encoder_outputs_to_disk", "gradient_checkpointing"};
+  for (const char* k : kFree)
+    if (key == k) return false;
+  return true;
+}
+
+std::map<std::string, std::string> toml_lines(const std::string& toml) {
+  std::map<std::string, std::string> out;
+  std::istringstream in(toml);
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t eq = line.find(" = ");
+    if (eq != std::string::npos && line[0] != '#') out[line.substr(0, eq)] = line.substr(eq + 3);
+  }
+  return out;
+}
+
+void require_same_training(const std::string& state_dir, const std::string& saved, const std::string& now) {
+  const auto a = toml_lines(saved), b = toml_lines(now);
+  std::string diff;
+  for (const auto& [k, v] : a) {
+    const auto it = b.find(k);
+    const std::string w = it == b.end() ? "(unset)" : it->second;
+    if (affects_training(k) && v != w) diff += str_cat(diff.empty() ? "" : ", ", k, " ", v, " -> ", w);
+  }
+  for (const auto& [k, v] : b)
+    if (affects_training(k) && !a.count(k)) diff += str_cat(diff.empty() ? "" : ", ", k, " (unset) -> ", v);
+  LS_CHECK(diff.empty(), state_dir, ": the resumed run must train with the saved settings; changed: ", diff);
+}
+
+std::map<std::string, std::string> lora_metadata(const TrainSession& s, int epoch, int64_t step) {
+  const TrainConfig& c = s.config;
+  auto m = lora::network_metadata(s.network_options, c.output_name, c.resolution[1], c.resolution[0]);
+  // A file is a function of the training alone (a resumed run writes the same bytes); the wall
+  // clock goes to the log instead.
+  m.erase("modelspec.date");
+  auto num = [](double v) {
+    std::ostringstream o;
+    o.precision(17);
+    o << v;
+    return o.str();
+  };
+  m["ss_output_name"] = c.output_name;
+  m["ss_learning_rate"] = num(c.learning_rate);
+  m["ss_unet_lr"] = c.unet_lr ? num(*c.unet_lr) : "None";
+  m["ss_text_encoder_lr"] = c.text_encoder_lr ? num(*c.text_encoder_lr) : "None";
+  m["ss_optimizer"] = c.optimizer_type;
+  m["ss_lr_scheduler"] = lr_schedule_name(s.scheduler->options().kind);
+  m["ss_lr_warmup_steps"] = std::to_string(s.scheduler->options().warmup_steps);
+  m["ss_max_train_steps"] = std::to_string(s.max_steps);
+  m["ss_num_epochs"] = std::to_string(s.num_epochs);
+  m["ss_epoch"] = std::to_string(epoch);
+  m["ss_steps"] = std::to_string(step);
+  m["ss_num_batches_per_epoch"] = std::to_string(s.batches_per_epoch);
+  m["ss_num_train_images"] = std::to_string(s.train_images);
+  m["ss_num_reg_images"] = std::to_string(s.reg_images);
+  m["ss_gradient_accumulation_steps"] = std::to_string(c.gradient_accumulation_steps);
+  m["ss_gradient_checkpointing"] = c.gradient_checkpointing ? "True" : "False";
+  m["ss_mixed_precision"] = c.mixed_precision;
+  m["ss_full_fp16"] = c.full_fp16 ? "True" : "False";
+  m["ss_seed"] = std::to_string(s.seed);
+  m["ss_noise_offset"] = c.noise_offset > 0 ? num(c.noise_offset) : "None";
+  m["ss_min_snr_gamma"] = c.min_snr_gamma > 0 ? num(c.min_snr_gamma) : "None";
+  m["ss_prior_loss_weight"] = num(c.prior_loss_weight);
+  m["ss_max_grad_norm"] = num(c.max_grad_norm);
+  m["ss_min_timestep"] = std::to_string(c.min_timestep);
+  m["ss_max_timestep"] = std::to_string(c.max_timestep);
+  m["ss_max_token_length"] = c.max_token_length ? std::to_string(c.max_token_length) : "None";
+  m["ss_cache_latents"] = (c.cache_latents || c.cache_latents_to_disk) ? "True" : "False";
+  return m;
+}
+
+class Trainer {
+ public:
+  Trainer(std::unique_ptr<TrainSession> session, const TrainHooks& hooks) : s_(std::move(session)), hooks_(hooks) {}
+
+  TrainResult run(const TrainStateInfo* resumed);
+
+ private:
+  double micro_step(const data::Batch& batch, int epoch, int64_t batch_index);
+  void optimizer_step();
+  void save_lora_file(const std::string& name, int epoch);
+  std::string save_state(const std::string& name);
+  std::string out(const std::string& name) const { return (fs::path(s_->config.output_dir) / name).string(); }
+
+  std::unique_ptr<TrainSession> s_;
+  const TrainHooks& hooks_;
+  TrainPosition position_;  // after the last optimizer step
+  double epoch_loss_sum_ = 0;
+  int64_t epoch_loss_count_ = 0;
+  TrainResult result_;
+};
+
+double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_index) {
+  TrainSession& s = *s_;
+  const TrainConfig& c = s.config;
+  seed_generators(s.device, core::derive_seed(s.seed, {static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index),
+                                                       core::purpose_id("train_step")}));
+  at::Generator gen = at::globalContext().defaultGenerator(s.device);
+  torch::Tensor latents;  // [B, 4, h, w] float32, scaled
+  if (batch.latents.defined()) {
+    latents = batch.latents.to(s.device) * s.vae_scale;
+  } else {
+    torch::NoGradGuard no_grad;
+    const auto dtype = s.model.vae->parameters().front().scalar_type();
+    const models::VaeMoments m = s.model.vae->encode(batch.pixels.to(s.device, dtype));
+    latents = (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32) * s.vae_scale;
+  }
+  const int64_t b = latents.size(0);
+  torch::Tensor noise = torch::randn(latents.sizes(), gen, latents.options());
+  noise = apply_noise_offset(latents, noise, c.noise_offset, 0.0, gen);
+  const torch::Tensor t = s.noise.sample_timesteps(b, c.min_timestep, c.max_timestep, gen);
+  const torch::Tensor noisy = s.noise.add_noise(latents, noise, t);
+
+  torch::Tensor context, pooled;
+  if (s.text_cache) {
+    std::vector<torch::Tensor> ctx, pool;
+    for (const std::string& caption : batch.captions) {
+      const data::TensorMap m = s.text_cache->load(caption);
+      ctx.push_back(m.at("context"));
+      pool.push_back(m.at("pooled"));
+    }
+    context = torch::stack(ctx).to(s.device, s.base_dtype);
+    pooled = torch::stack(pool).to(s.device, s.base_dtype);
+  } else {
+    models::SdxlConditioner cond(s.model.te1, s.model.te2);
+    const TextIds ids = tokenize_captions(*s.tokenizer, batch.captions, s.n_windows, s.device);
+    // Without text-encoder LoRA the encoders need no graph.
+    c10::optional<torch::NoGradGuard> no_grad;
+    if (!s.network_options.text_encoders) no_grad.emplace();
+    const models::SdxlTextEmbedding e = cond.encode(ids.ids_l, ids.ids_g);
+    context = e.context;
+    pooled = e.pooled_g;
+  }
+  const SizeTensors sizes = size_tensors(batch.sizes, s.device);
+  const torch::Tensor y = models::size_embedding(pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
+  const torch::Tensor pred = s.model.unet->forward(noisy.to(s.base_dtype), t, context.to(s.base_dtype), y);
+  const LossParts loss = diffusion_loss(pred.to(torch::kFloat32), noise, batch.loss_weights.to(s.device), t, s.noise,
+                                        c.min_snr_gamma);
+  const double value = loss.loss.item<double>();
+  if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good
+  (loss.loss / static_cast<double>(c.gradient_accumulation_steps)).backward();
+  return value;
+}
+
+void Trainer::optimizer_step() {
+  TrainSession& s = *s_;
+  if (s.config.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.config.max_grad_norm);
+  s.optimizer->step();
+  s.scheduler->step();
+  for (torch::Tensor& p : s.trainable) p.mutable_grad() = torch::Tensor();  // set_to_none, as torch 2 does
+}
+
+void Trainer::save_lora_file(const std::string& name, int epoch) {
+  lora::save_lora(out(name), *s_->network, s_->save_dtype, lora_metadata(*s_, epoch, position_.global_step));
+}
+
+std::string Trainer::save_state(const std::string& name) {
+  TrainStateInfo info;
+  info.position = position_;
+  info.seed = s_->seed;
+  info.config_toml = train_config_toml(s_->config);
+  info.epoch_loss_sum = epoch_loss_sum_;
+  info.epoch_loss_count = epoch_loss_count_;
+  const std::string dir = out(name);
+  save_train_state(dir, *s_->network, *s_->optimizer, info);
+  result_.last_state = dir;
+  return dir;
+}
+
+TrainResult Trainer::run(const TrainStateInfo* resumed) {
+  TrainSession& s = *s_;
+  const TrainConfig& c = s.config;
+  if (resumed) {
+    position_ = resumed->position;
+    epoch_loss_sum_ = resumed->epoch_loss_sum;
+    epoch_loss_count_ = resumed->epoch_loss_count;
+    s.scheduler->set_last_step(position_.global_step);
+  }
+  result_.max_steps = s.max_steps;
+  TrainLog log(out(c.output_name + "-log.jsonl"), position_.global_step);
+  result_.log_path = log.path();
+  log.event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
+                           {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
+                           {"batches_per_epoch", s.batches_per_epoch}, {"seed", s.seed},
+                           {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
+  std::printf("training %lld steps (%d epochs of %lld batches, %lld optimizer steps each), from step %lld\n",
+              static_cast<long long>(s.max_steps), s.num_epochs, static_cast<long long>(s.batches_per_epoch),
+              static_cast<long long>(s.updates_per_epoch), static_cast<long long>(position_.global_step));
+
+  SigintScope sigint;
+  const data::BatchLoader loader(s.datasets, s.seed, s.latent_cache.get());
+  core::Progress progress("train", s.max_steps - position_.global_step, "step");
+  const int64_t accum = c.gradient_accumulation_steps;
+  for (int epoch = position_.epoch; epoch < s.num_epochs && position_.global_step < s.max_steps; ++epoch) {
+    const std::vector<data::BatchPlan> plan = data::epoch_plan(s.datasets, s.seed, epoch);
+    int64_t first = epoch == position_.epoch ? position_.batch_in_epoch : 0;
+    if (first == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0;
+    double step_loss = 0;
+    int micro = 0;
+    auto step_start = std::chrono::steady_clock::now();
+    for (int64_t bi = first; bi < static_cast<int64_t>(plan.size()) && position_.global_step < s.max_steps; ++bi) {
+      const data::Batch batch = loader.load(plan[bi], epoch, bi);
+      const double loss = micro_step(batch, epoch, bi);
+      if (!std::isfinite(loss)) {
+        log.event(nlohmann::json{{"event", "nonfinite_loss"}, {"step", position_.global_step + 1},
+                                 {"batch", batch.paths}}.dump());
+        std::string where = "no state saved (save_state is off)";
+        if (c.save_state) where = "state of step " + std::to_string(position_.global_step) + " saved to " +
+                                  save_state(step_file_name(c.output_name, position_.global_step) + "-state");
+        LS_FAIL("loss is ", loss, " at step ", position_.global_step + 1, " (epoch ", epoch + 1, ", images ",
+                batch.paths.front(), "...); lower the learning rate or check the data; ", where);
+      }
+      step_loss += loss;
+      ++micro;
+      if ((bi + 1) % accum != 0 && bi + 1 != static_cast<int64_t>(plan.size())) continue;
+      optimizer_step();
+      ++position_.global_step;
+      position_.epoch = epoch;
+      position_.batch_in_epoch = bi + 1;
+      const double mean = step_loss / micro;
+      epoch_loss_sum_ += mean;
+      ++epoch_loss_count_;
+      const auto now = std::chrono::steady_clock::now();
+      log.append({position_.global_step, epoch + 1, mean, epoch_loss_sum_ / epoch_loss_count_,
+                  s.scheduler->last_lrs(), std::chrono::duration<double>(now - step_start).count()});
+      step_start = now;
+      step_loss = 0, micro = 0;
+      char suffix[96];
+      std::snprintf(suffix, sizeof suffix, "epoch %d/%d loss %.4f", epoch + 1, s.num_epochs,
+                    epoch_loss_sum_ / epoch_loss_count_);
+      progress.set_suffix(suffix);
+      progress.advance();
+
+      const bool last = position_.global_step >= s.max_steps;
+      if (c.save_every_n_steps && position_.global_step % *c.save_every_n_steps == 0 && !last) {
+        save_lora_file(step_file_name(c.output_name, position_.global_step) + ".safetensors", epoch + 1);
+        if (c.save_state) save_state(step_file_name(c.output_name, position_.global_step) + "-state");
+      }
+      const bool stop = g_interrupts.load() > 0 || (hooks_.stop_after_step && hooks_.stop_after_step(position_.global_step));
+      if (stop && !last) {
+        progress.finish();
+        const std::string dir = save_state(c.output_name + "-state");
+        log.event(nlohmann::json{{"event", "interrupt"}, {"step", position_.global_step}, {"state", dir}}.dump());
+        std::printf("interrupted at step %lld: state saved to %s; continue with --resume %s\n",
+                    static_cast<long long>(position_.global_step), dir.c_str(), dir.c_str());
+        result_.steps_done = position_.global_step;
+        result_.interrupted = true;
+        return result_;
+      }
+    }
+    if (position_.batch_in_epoch == static_cast<int64_t>(plan.size()) && position_.epoch == epoch) {
+      // Epoch done: the next state starts the next epoch at its first batch.
+      position_.epoch = epoch + 1;
+      position_.batch_in_epoch = 0;
+      const bool last = epoch + 1 >= s.num_epochs || position_.global_step >= s.max_steps;
+      if (c.save_every_n_epochs && (epoch + 1) % *c.save_every_n_epochs == 0 && !last) {
+        save_lora_file(epoch_file_name(c.output_name, epoch + 1) + ".safetensors", epoch + 1);
+        if (c.save_state) save_state(epoch_file_name(c.output_name, epoch + 1) + "-state");
+      }
+    }
+  }
+  progress.finish();
+  result_.steps_done = position_.global_step;
+  result_.final_lora = out(c.output_name + ".safetensors");
+  save_lora_file(c.output_name + ".safetensors", std::min(position_.epoch + (position_.batch_in_epoch > 0), s.num_epochs));
+  if (c.save_state || c.save_state_on_train_end) save_state(c.output_name + "-state");
+  log.event(nlohmann::json{{"event", "end"}, {"step", position_.global_step}, {"lora", result_.final_lora},
+                           {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
+  result_.loss_curve = out(c.output_name + "-loss.png");
+  write_loss_curve(result_.loss_curve, read_step_records(log.path()));
+  if (hooks_.after_training) hooks_.after_training(s.model, *s.network);
+  return result_;
+}
+
+}  // namespace
+
+std::string epoch_file_name(const std::string& output_name, int epoch) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "-%06d", epoch);
+  return output_name + buf;
+}
+
+std::string step_file_name(const std::string& output_name, int64_t step) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "-step%08lld", static_cast<long long>(step));
+  return output_name + buf;
+}
+
+TrainResult run_training(TrainConfig config, const TrainHooks& hooks) {
+  std::optional<TrainStateInfo> resumed;
+  if (!config.resume.empty()) {
+    resumed = read_train_state_info(config.resume);
+    // The saved run's seed (possibly drawn at random) continues unless one is given.
+    if (!config.seed) config.seed = resumed->seed;
+  }
+  std::vector<std::string> notes;
+  std::unique_ptr<TrainSession> session = build_session(config, notes);
+  for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  TrainSession& s = *session;
+  if (resumed) {
+    require_same_training(config.resume, resumed->config_toml, train_config_toml(s.config));
+    load_train_state(config.resume, *s.network, *s.optimizer);
+  }
+  fs::create_directories(s.config.output_dir);
+  core::write_file_atomic(fs::path(s.config.output_dir) / (s.config.output_name + "-train.toml"),
+                          train_config_toml(s.config));
+  Trainer trainer(std::move(session), hooks);
+  return trainer.run(resumed ? &*resumed : nullptr);
+}
+
+}  // namespace ls::train

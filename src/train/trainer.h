@@ -1,0 +1,48 @@
+// `lorastudio train`: an SDXL LoRA trained the way kohya-ss/sd-scripts sdxl_train_network.py does
+// (train_network.py NetworkTrainer.train): frozen base, LoRA on the UNet and/or both text
+// encoders, epsilon objective on DDPM timesteps, parameter groups [text encoders, UNet], kohya's
+// step counting, file names and save cadence, resumable states, SIGINT = save state and stop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "train/train_config.h"
+
+namespace ls::models {
+struct SdxlModel;
+}
+namespace ls::lora {
+class LoraNetworkImpl;
+}
+
+namespace ls::train {
+
+struct TrainResult {
+  int64_t steps_done = 0;     // optimizer steps at the end (resumed runs count from the start)
+  int64_t max_steps = 0;
+  bool interrupted = false;   // SIGINT: the state was saved
+  std::string final_lora;     // output_name.safetensors when the run finished
+  std::string last_state;     // the newest state folder written, if any
+  std::string log_path;       // the JSONL log
+  std::string loss_curve;     // the PNG
+};
+
+struct TrainHooks {
+  /// Called once training has finished (not on interrupt), with the network still applied.
+  std::function<void(models::SdxlModel&, lora::LoraNetworkImpl&)> after_training;
+  /// Called after every optimizer step; returning true stops as SIGINT would (tests).
+  std::function<bool(int64_t global_step)> stop_after_step;
+};
+
+/// Runs (or resumes, with config.resume) a training. Throws ls::Error for bad input and for a
+/// NaN/inf loss (after saving the state of the last good step when save_state is on).
+TrainResult run_training(TrainConfig config, const TrainHooks& hooks = {});
+
+/// The kohya file names: <name>-000005.safetensors, <name>-step00000100.safetensors, and the
+/// states <name>-000005-state, <name>-step00000100-state, <name>-state.
+std::string epoch_file_name(const std::string& output_name, int epoch);
+std::string step_file_name(const std::string& output_name, int64_t step);
+
+}  // namespace ls::train

@@ -1,0 +1,313 @@
+// End-to-end training on the tiny SDXL-shaped model and the synthetic dataset: the loss of a fixed
+// evaluation set falls, the LoRA changes the output, the base stays bit-identical; an interrupted
+// run resumed from its state ends with the same LoRA file, byte for byte; a NaN stops the run.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <thread>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/synthetic.h"
+#include "io/image.h"
+#include "lora/network.h"
+#include "models/checkpoint.h"
+#include "models/sdxl_conditioner.h"
+#include "support/support.h"
+#include "train/loss.h"
+#include "train/noise_schedule.h"
+#include "train/text_inputs.h"
+#include "train/train_log.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace ls {
+namespace {
+
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
+    dir_ = new test::TempDir();
+    torch::manual_seed(3);
+    models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
+    models::save_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), m, std::nullopt);
+    data::SyntheticOptions o;
+    o.images = 6;
+    o.reg_images = 2;
+    o.repeats = 2;
+    o.min_side = 96;
+    o.max_side = 160;
+    o.resolution = 64;
+    o.batch_size = 2;
+    o.seed = 5;
+    toml_ = data::make_synthetic_dataset((*dir_ / "data").string(), o).config_toml;
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static train::TrainConfig base_config(const std::string& out) {
+    train::TrainConfig c;
+    c.pretrained_model_name_or_path = (*dir_ / "tiny.safetensors").string();
+    c.dataset_config = toml_;
+    c.tokenizer = test::kClipVocab;
+    c.output_dir = out;
+    c.output_name = "tiny";
+    c.network_dim = 4;
+    c.network_alpha = 2;
+    c.learning_rate = 1e-3;
+    c.seed = 11;
+    return c;
+  }
+
+  static test::TempDir* dir_;
+  static std::string toml_;
+};
+test::TempDir* TrainerTest::dir_ = nullptr;
+std::string TrainerTest::toml_;
+
+std::string file_bytes(const std::string& path) { return core::read_file(path); }
+
+// Mean loss over the first batches of epoch 0 at five fixed timesteps, with fixed noise.
+double evaluation_loss(models::SdxlModel& model, const std::string& toml) {
+  torch::NoGradGuard no_grad;
+  data::Findings findings;
+  const data::DataConfig config = data::load_dataset_toml(toml);
+  const auto datasets = data::index_datasets(config, findings);
+  const auto plan = data::epoch_plan(datasets, 0, 0);
+  const data::BatchLoader loader(datasets, 0);
+  const auto tokenizer = text::ClipTokenizer::from_file(test::kClipVocab);
+  const auto schedule = train::NoiseSchedule::sdxl();
+  models::SdxlConditioner cond(model.te1, model.te2);
+  torch::Generator gen = at::detail::createCPUGenerator(1234);
+  double sum = 0;
+  int n = 0;
+  for (size_t bi = 0; bi < 3 && bi < plan.size(); ++bi) {
+    const data::Batch batch = loader.load(plan[bi], 0, static_cast<int64_t>(bi));
+    const auto moments = model.vae->encode(batch.pixels);
+    const torch::Tensor latents = moments.mean * 0.13025;
+    const auto ids = train::tokenize_captions(tokenizer, batch.captions, 1, torch::kCPU);
+    const auto emb = cond.encode(ids.ids_l, ids.ids_g);
+    const auto sizes = train::size_tensors(batch.sizes, torch::kCPU);
+    const torch::Tensor y = models::size_embedding(emb.pooled_g, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
+    for (int64_t tv : {100, 300, 500, 700, 900}) {
+      const torch::Tensor t = torch::full({latents.size(0)}, tv, torch::kLong);
+      const torch::Tensor noise = torch::randn(latents.sizes(), gen);
+      const torch::Tensor pred = model.unet->forward(schedule.add_noise(latents, noise, t), t, emb.context, y);
+      sum += train::diffusion_loss(pred, noise, torch::ones({latents.size(0)}), t, schedule, 0).loss.item<double>();
+      ++n;
+    }
+  }
+  return sum / n;
+}
+
+TEST_F(TrainerTest, LowersLossChangesOutputKeepsBaseBitIdentical) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.max_train_steps = 30;
+  c.learning_rate = 5e-3;
+  c.conv_dim = 4;  // LoCon: the ResBlocks too
+  double before = 0, after = 0, output_change = 0;
+  int base_tensors = 0;
+  train::TrainHooks hooks;
+  hooks.after_training = [&](models::SdxlModel& model, lora::LoraNetworkImpl& net) {
+    after = evaluation_loss(model, toml_);
+    torch::NoGradGuard ng;
+    const torch::Tensor x = torch::randn({1, 4, 8, 8}), ctx = torch::randn({1, 77, 64}), y = torch::randn({1, 1568});
+    const torch::Tensor t = torch::tensor({500}, torch::kLong);
+    const torch::Tensor with = model.unet->forward(x, t, ctx, y);
+    net.remove();
+    output_change = (with - model.unet->forward(x, t, ctx, y)).abs().max().item<double>();
+    before = evaluation_loss(model, toml_);
+    // The frozen base is untouched by training: every tensor equals the file's.
+    auto fresh = models::load_sdxl_checkpoint(c.pretrained_model_name_or_path, "", models::Components::all(),
+                                              torch::kCPU, torch::kFloat);
+    const auto a = models::checkpoint_tensors(model), b = models::checkpoint_tensors(fresh);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].first, b[i].first);
+      EXPECT_TRUE(test::bit_equal(a[i].second, b[i].second)) << a[i].first;
+      ++base_tensors;
+    }
+  };
+  const train::TrainResult r = train::run_training(c, hooks);
+  EXPECT_EQ(r.steps_done, 30);
+  EXPECT_TRUE(fs::exists(r.final_lora));
+  EXPECT_TRUE(fs::exists(r.loss_curve));
+  EXPECT_TRUE(fs::exists(out / "tiny-train.toml"));
+  EXPECT_EQ(train::read_step_records(r.log_path).size(), 30u);
+  std::printf("[train] evaluation loss before %.5f after %.5f (%.1f%% lower), output change %.3g, %d base tensors equal\n",
+              before, after, 100 * (before - after) / before, output_change, base_tensors);
+  EXPECT_LT(after, before * 0.95);  // measurably lower
+  EXPECT_GT(output_change, 1e-3);
+  EXPECT_GT(base_tensors, 100);
+}
+
+TEST_F(TrainerTest, InterruptedThenResumedEqualsUninterrupted) {
+  // Adafactor with its own state, warmup + cosine, accumulation 2, checkpointing, reg images.
+  auto config = [&](const std::string& out) {
+    train::TrainConfig c = base_config(out);
+    c.optimizer_type = "Adafactor";
+    c.optimizer_args = {"scale_parameter=False relative_step=False warmup_init=False"};
+    c.lr_scheduler = "cosine";
+    c.lr_warmup_steps = 2;
+    c.gradient_accumulation_steps = 2;
+    c.gradient_checkpointing = true;
+    c.max_train_steps = 8;
+    c.noise_offset = 0.05;
+    c.min_snr_gamma = 5;
+    return c;
+  };
+  test::TempDir full, parts;
+  const train::TrainResult a = train::run_training(config(full.path().string()));
+  ASSERT_FALSE(a.interrupted);
+  train::TrainHooks stop;
+  stop.stop_after_step = [](int64_t step) { return step == 3; };
+  const train::TrainResult b = train::run_training(config(parts.path().string()), stop);
+  ASSERT_TRUE(b.interrupted);
+  EXPECT_EQ(b.steps_done, 3);
+  EXPECT_FALSE(fs::exists(parts / "tiny.safetensors"));
+  train::TrainConfig resume = config(parts.path().string());
+  resume.resume = b.last_state;
+  const train::TrainResult c = train::run_training(resume);
+  EXPECT_EQ(c.steps_done, 8);
+  EXPECT_TRUE(file_bytes(a.final_lora) == file_bytes(c.final_lora)) << "LoRA files differ";
+  // The log reads as one run: 8 steps, the same losses.
+  const auto la = train::read_step_records(a.log_path), lc = train::read_step_records(c.log_path);
+  ASSERT_EQ(la.size(), 8u);
+  ASSERT_EQ(lc.size(), 8u);
+  for (size_t i = 0; i < 8; ++i) EXPECT_EQ(la[i].loss, lc[i].loss) << i;
+
+  // Changing a setting that alters the math is refused by name.
+  train::TrainConfig changed = resume;
+  changed.learning_rate = 5e-4;
+  try {
+    train::run_training(changed);
+    ADD_FAILURE() << "resume with another learning_rate accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("learning_rate"), std::string::npos) << e.what();
+  }
+}
+
+// A real process killed with SIGKILL after its step-4 state, resumed by a new process.
+TEST_F(TrainerTest, KillNineAfterStateThenResumeIsBitIdentical) {
+  test::TempDir full, killed;
+  auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
+                                    (*dir_ / "tiny.safetensors").string(), "--dataset_config", toml_,
+                                    "--tokenizer", test::kClipVocab, "--output_dir", out.string(),
+                                    "--output_name", "tiny", "--network_dim", "4", "--learning_rate", "1e-3",
+                                    "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
+                                    "--save_state"};
+  };
+  auto spawn = [](std::vector<std::string> argv) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      setenv("OMP_NUM_THREADS", "1", 1);
+      std::vector<char*> p;
+      for (auto& s : argv) p.push_back(s.data());
+      p.push_back(nullptr);
+      if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+      execv(p[0], p.data());
+      _exit(127);
+    }
+    return pid;
+  };
+  int status = 0;
+  pid_t pid = spawn(args(full.path()));
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  pid = spawn(args(killed.path()));
+  const fs::path state = killed / "tiny-step00000004-state";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(fs::exists(state));
+  const bool killed_mid_run = WIFSIGNALED(status);
+  std::vector<std::string> resume = args(killed.path());
+  resume.insert(resume.end(), {"--resume", state.string()});
+  pid = spawn(resume);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((killed / "tiny.safetensors").string()))
+      << "final LoRA files differ";
+  EXPECT_TRUE(file_bytes((full / "tiny-step00000004.safetensors").string()) ==
+              file_bytes((killed / "tiny-step00000004.safetensors").string()))
+      << "step-4 LoRA files differ";
+  std::printf("[train] killed mid-run: %s\n", killed_mid_run ? "yes" : "no (it had finished)");
+}
+
+TEST_F(TrainerTest, NonFiniteLossStopsWithLastGoodState) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.learning_rate = 1e30;  // the first update blows the LoRA up
+  c.max_grad_norm = 0;
+  c.max_train_steps = 6;
+  c.save_state = true;
+  c.network_train_unet_only = true;
+  try {
+    train::run_training(c);
+    ADD_FAILURE() << "a run with lr 1e30 did not stop";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("loss is"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+  bool state_found = false;
+  for (const auto& entry : fs::directory_iterator(out.path()))
+    if (entry.path().filename().string().find("-state") != std::string::npos) state_found = true;
+  EXPECT_TRUE(state_found);
+  EXPECT_FALSE(fs::exists(out / "tiny.safetensors"));
+}
+
+TEST(TrainLog, ResumeDropsLinesPastTheStateAndCurveIsDrawn) {
+  test::TempDir dir;
+  const std::string path = (dir / "log.jsonl").string();
+  {
+    train::TrainLog log(path, 0);
+    for (int s = 1; s <= 5; ++s) log.append({s, 1, 1.0 / s, 0.5, {1e-4, 5e-5}, 0.1});
+  }
+  {
+    train::TrainLog log(path, 3);  // resumed from the state of step 3
+    log.append({4, 1, 9.0, 9.0, {1e-4}, 0.1});
+  }
+  const auto r = train::read_step_records(path);
+  ASSERT_EQ(r.size(), 4u);
+  EXPECT_EQ(r[2].step, 3);
+  EXPECT_DOUBLE_EQ(r[2].loss, 1.0 / 3);
+  EXPECT_DOUBLE_EQ(r[3].loss, 9.0);
+  ASSERT_EQ(r[0].lrs.size(), 2u);
+  EXPECT_DOUBLE_EQ(r[0].lrs[1], 5e-5);
+  const std::string png = (dir / "loss.png").string();
+  train::write_loss_curve(png, r, 320, 200);
+  const cv::Mat img = io::read_image_rgb(png);
+  ASSERT_EQ(img.cols, 320);
+  ASSERT_EQ(img.rows, 200);
+  // The curve is drawn: the plot area holds pixels of the mean line's colour (dark blue).
+  int blue = 0;
+  for (int y = 0; y < img.rows; ++y)
+    for (int x = 0; x < img.cols; ++x) {
+      const cv::Vec3b p = img.at<cv::Vec3b>(y, x);
+      if (p[2] > 120 && p[0] < 80) ++blue;
+    }
+  EXPECT_GT(blue, 50);
+}
+
+TEST(TrainFiles, KohyaNames) {
+  EXPECT_EQ(train::epoch_file_name("x", 5), "x-000005");
+  EXPECT_EQ(train::step_file_name("x", 100), "x-step00000100");
+}
+
+}  // namespace
+}  // namespace ls
