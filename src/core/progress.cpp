@@ -73,6 +73,7 @@ void Progress::draw(bool final) {
     // Logs get a line per 10% at most every 2 s, and the final line.
     const int decile = total_ > 0 ? static_cast<int>(10 * done_ / total_) : -1;
     if (!final && (decile == last_decile_ || total_ <= 0 || now - last_draw_ < std::chrono::seconds(2))) return;
+    if (final && total_ > 0 && done_ == total_ && last_decile_ == 10) return;  // the 100% line is out already
     last_decile_ = decile;
     last_draw_ = now;
     std::fprintf(stderr, "%s\n", format_line(label_, done_, total_, seconds, unit_, suffix_).c_str());

@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/nearest_name.h"
 
 namespace fs = std::filesystem;
 
@@ -167,28 +168,10 @@ bool is_off(const UnsupportedKey& key, const toml::node& n) {
   return false;
 }
 
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1] ? 1u : 0u)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
 std::string suggestion(const std::string& key) {
-  std::string best;
-  size_t best_d = 3;  // suggest only close spellings
-  for (const KeyDef& def : key_table()) {
-    const size_t d = edit_distance(key, def.name);
-    if (d < best_d) best_d = d, best = def.name;
-  }
+  std::vector<std::string> names;
+  for (const KeyDef& def : key_table()) names.push_back(def.name);
+  const std::string best = core::nearest_name(key, names);
   return best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)");
 }
 

@@ -259,6 +259,7 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
   std::printf("training %lld steps (%d epochs of %lld batches, %lld optimizer steps each), from step %lld\n",
               static_cast<long long>(s.max_steps), s.num_epochs, static_cast<long long>(s.batches_per_epoch),
               static_cast<long long>(s.updates_per_epoch), static_cast<long long>(position_.global_step));
+  std::fflush(stdout);  // before the progress lines on stderr
 
   SigintScope sigint;
   const data::BatchLoader loader(s.datasets, s.seed, s.latent_cache.get());
@@ -369,6 +370,7 @@ TrainResult run_training(TrainConfig config, const TrainHooks& hooks) {
   std::vector<std::string> notes;
   std::unique_ptr<TrainSession> session = build_session(config, notes);
   for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  std::fflush(stdout);
   TrainSession& s = *session;
   if (resumed) {
     require_same_training(config.resume, resumed->config_toml, train_config_toml(s.config));

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -197,8 +198,9 @@ TEST_F(TrainerTest, InterruptedThenResumedEqualsUninterrupted) {
   }
 }
 
-// A real process killed with SIGKILL after its step-4 state, resumed by a new process.
-TEST_F(TrainerTest, KillNineAfterStateThenResumeIsBitIdentical) {
+// A real process killed with SIGKILL after its step-4 state, or stopped with SIGINT, resumed by a
+// new process.
+TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
   test::TempDir full, killed;
   auto args = [&](const fs::path& out) {
     return std::vector<std::string>{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
@@ -209,6 +211,7 @@ TEST_F(TrainerTest, KillNineAfterStateThenResumeIsBitIdentical) {
                                     "--save_state"};
   };
   auto spawn = [](std::vector<std::string> argv) {
+    std::fflush(stdout);  // or the child inherits the buffer and prints it again
     const pid_t pid = fork();
     if (pid == 0) {
       setenv("OMP_NUM_THREADS", "1", 1);
@@ -246,6 +249,34 @@ TEST_F(TrainerTest, KillNineAfterStateThenResumeIsBitIdentical) {
               file_bytes((killed / "tiny-step00000004.safetensors").string()))
       << "step-4 LoRA files differ";
   std::printf("[train] killed mid-run: %s\n", killed_mid_run ? "yes" : "no (it had finished)");
+
+  // Ctrl-C: the run finishes its step, saves <name>-state, exits 130; the resume completes it.
+  test::TempDir stopped;
+  pid = spawn(args(stopped.path()));
+  const fs::path log = stopped / "tiny-log.jsonl";
+  auto steps_logged = [&] {
+    std::ifstream in(log);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) n += line.find("\"loss\"") != std::string::npos;
+    return n;
+  };
+  while (steps_logged() < 2 && std::chrono::steady_clock::now() < deadline + std::chrono::minutes(3))
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  kill(pid, SIGINT);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status)) << "SIGINT killed the process instead of stopping it";
+  EXPECT_EQ(WEXITSTATUS(status), 130);
+  const fs::path interrupted = stopped / "tiny-state";
+  ASSERT_TRUE(fs::exists(interrupted / "state.json"));
+  EXPECT_FALSE(fs::exists(stopped / "tiny.safetensors"));
+  resume = args(stopped.path());
+  resume.insert(resume.end(), {"--resume", interrupted.string()});
+  pid = spawn(resume);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((stopped / "tiny.safetensors").string()))
+      << "LoRA after SIGINT + resume differs";
 }
 
 TEST_F(TrainerTest, NonFiniteLossStopsWithLastGoodState) {
