@@ -217,7 +217,8 @@ void validate_subset(const SubsetConfig& s, const std::string& where) {
 
 }  // namespace
 
-DataConfig parse_dataset_toml(std::string_view text, const std::string& source, const std::string& base_dir) {
+DataConfig parse_dataset_toml(std::string_view text, const std::string& source, const std::string& base_dir,
+                              const DatasetConfig& defaults) {
   toml::table root;
   try {
     root = toml::parse(text, source);
@@ -243,7 +244,8 @@ DataConfig parse_dataset_toml(std::string_view text, const std::string& source, 
     const toml::table* dt = (*datasets)[di].as_table();
     const Place dplace{source, str_cat("[[datasets]] #", di + 1)};
     LS_CHECK(dt, source, ": datasets #", di + 1, " must be a table ([[datasets]])");
-    DatasetConfig dataset;
+    DatasetConfig dataset = defaults;
+    dataset.subsets.clear();
     apply_table(*general, {Level::kDataset, Level::kSubset}, {nullptr, &dataset}, general_place);
     apply_table(*dt, {Level::kDataset, Level::kSubset}, {nullptr, &dataset}, dplace, {"subsets"});
     const toml::array* subsets = (*dt)["subsets"].as_array();
@@ -271,13 +273,13 @@ DataConfig parse_dataset_toml(std::string_view text, const std::string& source, 
   return config;
 }
 
-DataConfig load_dataset_toml(const std::string& path) {
+DataConfig load_dataset_toml(const std::string& path, const DatasetConfig& defaults) {
   std::error_code ec;
   LS_CHECK(fs::is_regular_file(path, ec), path, ": dataset config not found; pass a kohya dataset .toml or a folder",
            " of N_name subfolders");
   std::ifstream in(path, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return parse_dataset_toml(text, path, fs::absolute(path).parent_path().string());
+  return parse_dataset_toml(text, path, fs::absolute(path).parent_path().string(), defaults);
 }
 
 std::pair<int, std::string> parse_repeat_folder(const std::string& name) {

@@ -40,9 +40,11 @@ struct DataConfig {
 };
 
 /// Parses a kohya dataset TOML. Relative image_dir paths are resolved against the file's folder.
-DataConfig load_dataset_toml(const std::string& path);
+/// `defaults` supplies what the file leaves out (kohya falls back to the training arguments, e.g.
+/// batch_size to --train_batch_size); its subsets are ignored.
+DataConfig load_dataset_toml(const std::string& path, const DatasetConfig& defaults = {});
 DataConfig parse_dataset_toml(std::string_view text, const std::string& source,
-                              const std::string& base_dir);
+                              const std::string& base_dir, const DatasetConfig& defaults = {});
 
 /// kohya's folder convention. `defaults` supplies everything but the subsets.
 struct FolderSource {

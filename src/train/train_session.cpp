@@ -29,11 +29,13 @@ std::string lower(std::string s) {
 
 data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
   if (!c.dataset_config.empty()) {
-    data::DataConfig d = data::load_dataset_toml(c.dataset_config);
-    // kohya's prior_loss_weight is a training flag; a dataset TOML may still set its own.
-    for (auto& ds : d.datasets)
-      if (ds.prior_loss_weight == 1.0) ds.prior_loss_weight = c.prior_loss_weight;
-    return d;
+    // kohya: what the TOML leaves out comes from the training arguments; here the two that are
+    // training settings (the bucket and caption keys keep the dataset defaults `dataset check`
+    // and `dataset cache` use, so their caches stay valid).
+    data::DatasetConfig defaults;
+    defaults.batch_size = c.train_batch_size;
+    defaults.prior_loss_weight = c.prior_loss_weight;
+    return data::load_dataset_toml(c.dataset_config, defaults);
   }
   data::FolderSource src;
   src.train_dir = c.train_data_dir;
@@ -211,17 +213,15 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c) {
   o.dropout = c.network_dropout;
   o.unet = !c.network_train_text_encoder_only;
   o.text_encoders = !c.network_train_unet_only;
-  bool conv_alpha_given = false;
   for (const OptimizerArg& a : split_optimizer_args(c.network_args)) {
     const std::string what = "network_args";
     if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what));
-    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what), conv_alpha_given = true;
+    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what);
     else if (a.key == "rank_dropout") o.rank_dropout = arg_double(a, what);
     else if (a.key == "module_dropout") o.module_dropout = arg_double(a, what);
     else if (a.key == "dropout") o.dropout = arg_double(a, what);
     else fail_unknown_arg(a, what, {"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"});
   }
-  (void)conv_alpha_given;
   return o;
 }
 

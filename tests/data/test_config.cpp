@@ -110,6 +110,22 @@ TEST(DatasetToml, DefaultsAreKohyasWithTxtCaptions) {
   EXPECT_EQ(d.subsets.at(0).num_repeats, 1);
 }
 
+// kohya falls back to the training arguments for what the file leaves out (train_batch_size).
+TEST(DatasetToml, CallerDefaultsFillOnlyMissingKeys) {
+  DatasetConfig defaults;
+  defaults.batch_size = 6;
+  defaults.prior_loss_weight = 0.5;
+  const DataConfig c = parse_dataset_toml(
+      "[[datasets]]\n[[datasets.subsets]]\nimage_dir = \"/x\"\n"
+      "[[datasets]]\nbatch_size = 2\nprior_loss_weight = 1.0\n[[datasets.subsets]]\nimage_dir = \"/y\"\n",
+      "d.toml", "", defaults);
+  EXPECT_EQ(c.datasets.at(0).batch_size, 6);
+  EXPECT_DOUBLE_EQ(c.datasets.at(0).prior_loss_weight, 0.5);
+  EXPECT_EQ(c.datasets.at(1).batch_size, 2);
+  EXPECT_DOUBLE_EQ(c.datasets.at(1).prior_loss_weight, 1.0);
+  EXPECT_EQ(c.datasets.at(0).subsets.size(), 1u);
+}
+
 TEST(DatasetToml, UnknownKeyIsAnErrorNamingItWithASuggestion) {
   const std::string e = error_of("[[datasets]]\n[[datasets.subsets]]\nimage_dir = \"/x\"\nshuffle_captions = true\n");
   EXPECT_NE(e.find("data.toml:4"), std::string::npos) << e;
