@@ -66,7 +66,7 @@ void run_cache(CacheCommand& o) {
     io::SafetensorsReader reader(o.model);
     vae_id = models::part_fingerprint(reader, models::kVaePrefix);
   }
-  const std::string model_id = data::vae_cache_id(vae_id, o.dtype);
+  const std::string model_id = data::vae_cache_id(vae_id, core::dtype_name(dtype));  // "fp32" as train writes it
   auto model = models::load_sdxl_checkpoint(o.model, o.config, {false, false, true}, device, dtype);
   model.vae->eval();
   torch::manual_seed(o.seed);

@@ -28,6 +28,8 @@ void validate(const TrainConfig& c) {
   LS_CHECK(c.max_timestep <= 1000, "max_timestep must be <= 1000, got ", c.max_timestep);
   LS_CHECK(c.min_timestep <= c.max_timestep, "min_timestep (", c.min_timestep, ") must not exceed max_timestep (",
            c.max_timestep, ")");
+  LS_CHECK(c.min_timestep < c.max_timestep || c.max_timestep < 1000, "min_timestep = max_timestep = ", c.max_timestep,
+           " is not a timestep; equal bounds must name one of 0..999");
   const std::string& mp = c.mixed_precision;
   LS_CHECK(mp == "no" || mp == "fp16" || mp == "bf16", "mixed_precision must be no, fp16 or bf16, got '", mp, "'");
   LS_CHECK(!c.full_bf16 || mp == "bf16", "full_bf16 needs mixed_precision = \"bf16\" (kohya's rule), got '", mp, "'");
@@ -64,9 +66,11 @@ void validate(const TrainConfig& c) {
   const bool te_cache = c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk;
   LS_CHECK(!te_cache || c.network_train_unet_only, "cache_text_encoder_outputs needs network_train_unet_only: a",
            " text-encoder LoRA needs live text-encoder outputs (kohya's rule)");
-  LS_CHECK(!te_cache || (!c.shuffle_caption && c.caption_dropout_rate == 0 && c.caption_tag_dropout_rate == 0),
-           "cache_text_encoder_outputs cannot be used with shuffle_caption, caption_dropout_rate or",
-           " caption_tag_dropout_rate: the caption changes every epoch (kohya's rule)");
+  LS_CHECK(!te_cache || (!c.shuffle_caption && c.caption_dropout_rate == 0 && c.caption_tag_dropout_rate == 0 &&
+                         c.caption_dropout_every_n_epochs == 0),
+           "cache_text_encoder_outputs cannot be used with shuffle_caption, caption_dropout_rate,",
+           " caption_tag_dropout_rate or caption_dropout_every_n_epochs: the caption changes between epochs",
+           " (kohya's rule)");
   LS_CHECK(!(c.cache_latents || c.cache_latents_to_disk) || !c.random_crop,
            "cache_latents cannot be used with random_crop: a cached latent has one crop (kohya's rule)");
 }

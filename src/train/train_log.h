@@ -25,7 +25,7 @@ class TrainLog {
   /// Opens `path` for appending; lines with step > keep_through_step are removed first (resume).
   TrainLog(std::string path, int64_t keep_through_step);
   void append(const StepRecord& record);
-  /// A line of another kind ("event": "start" / "save" / "nan" / "interrupt" ...), with fields.
+  /// A line of another kind ("event": "start", "resume", "interrupt", "nonfinite_loss", "end"), with fields.
   void event(const std::string& json_object_text);
   const std::string& path() const { return path_; }
 

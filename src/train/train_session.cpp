@@ -62,7 +62,8 @@ data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
 }
 
 c10::ScalarType save_dtype_of(const std::string& name, c10::ScalarType lora_dtype) {
-  if (name.empty() || name == "float") return lora_dtype == c10::kFloat ? c10::kFloat : lora_dtype;
+  if (name.empty()) return lora_dtype;  // kohya: None saves what was trained
+  if (name == "float") return c10::kFloat;
   return core::parse_dtype(name);
 }
 
@@ -91,7 +92,7 @@ Groups parameter_groups(TrainSession& s) {
     g.names.push_back("unet");
   }
   LS_CHECK(!g.groups.empty(), "the LoRA network has no parameters: check network_train_unet_only / ",
-           "network_train_text_encoder_only and network_exclude");
+           "network_train_text_encoder_only");
   return g;
 }
 

@@ -69,8 +69,7 @@ bool affects_training(const std::string& key) {
                                 "sample_prompts", "sample_every_n_epochs", "sample_every_n_steps",
                                 "sample_sampler", "sample_at_first", "device", "tokenizer",
                                 "pretrained_model_name_or_path", "model_config", "dataset_config",
-                                "train_data_dir", "reg_data_dir", "cache_latents", "cache_latents_to_disk",
-                                "cache_text_encoder_outputs_to_disk", "gradient_checkpointing"};
+                                "train_data_dir", "reg_data_dir", "gradient_checkpointing"};
   for (const char* k : kFree)
     if (key == k) return false;
   return true;
@@ -102,7 +101,8 @@ void require_same_training(const std::string& state_dir, const std::string& save
 
 std::map<std::string, std::string> lora_metadata(const TrainSession& s, int epoch, int64_t step) {
   const TrainConfig& c = s.config;
-  auto m = lora::network_metadata(s.network_options, c.output_name, c.resolution[1], c.resolution[0]);
+  const data::Reso reso = s.datasets.front().config.buckets.resolution;  // the one trained at
+  auto m = lora::network_metadata(s.network_options, c.output_name, reso.height, reso.width);
   // A file is a function of the training alone (a resumed run writes the same bytes); the wall
   // clock goes to the log instead.
   m.erase("modelspec.date");
@@ -250,6 +250,7 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
     s.scheduler->set_last_step(position_.global_step);
   }
   result_.max_steps = s.max_steps;
+  if (!resumed) fs::remove(out(c.output_name + "-log.jsonl"));  // a new run starts a new log
   TrainLog log(out(c.output_name + "-log.jsonl"), position_.global_step);
   result_.log_path = log.path();
   log.event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
@@ -282,7 +283,8 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
         if (c.save_state) where = "state of step " + std::to_string(position_.global_step) + " saved to " +
                                   save_state(step_file_name(c.output_name, position_.global_step) + "-state");
         LS_FAIL("loss is ", loss, " at step ", position_.global_step + 1, " (epoch ", epoch + 1, ", images ",
-                batch.paths.front(), "...); lower the learning rate or check the data; ", where);
+                batch.paths.front(), "...); check the data, or start again with a lower learning rate (a resume ",
+                "keeps the saved settings); ", where);
       }
       step_loss += loss;
       ++micro;
