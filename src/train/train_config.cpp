@@ -21,6 +21,7 @@
 
 #include "core/error.h"
 #include "core/nearest_name.h"
+#include "data/synthetic.h"  // toml_quote
 #include "train/train_config_kohya.h"
 
 namespace fs = std::filesystem;
@@ -164,30 +165,7 @@ std::string lower(std::string s) {
   return s;
 }
 
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char ch : s) {
-    const auto u = static_cast<unsigned char>(ch);
-    switch (ch) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", u);
-          out += esc;
-        } else {
-          out += ch;
-        }
-    }
-  }
-  return out + "\"";
-}
+std::string quote(const std::string& s) { return data::toml_quote(s); }
 
 // A TOML value as written in a config, for messages.
 std::string render(const toml::node& n) {

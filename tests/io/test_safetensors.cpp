@@ -35,14 +35,7 @@ void write_raw(const fs::path& path, const std::vector<ls::io::TensorInfo>& info
   write_bytes(path, length + header + data);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ls::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ls::test::error_of;
 
 std::vector<std::pair<std::string, torch::Tensor>> every_dtype() {
   torch::manual_seed(0);

@@ -1,5 +1,7 @@
 #include "support.h"
 
+#include "core/error.h"
+
 #include <unistd.h>
 
 #include <array>
@@ -129,6 +131,15 @@ CommandResult run_lorastudio(const std::string& args) {
     }
   }
   return ::testing::AssertionSuccess();
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const ls::Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace ls::test

@@ -50,6 +50,9 @@ struct CommandResult {
   int exit_code = -1;
   std::string out;  // stdout and stderr together
 };
+/// The ls::Error message of f(), or "" when it does not throw.
+std::string error_of(const std::function<void()>& f);
+
 /// Runs `lorastudio <args>` through the shell and captures its output.
 CommandResult run_lorastudio(const std::string& args);
 

@@ -24,15 +24,7 @@ TrainConfig parse(const std::string& text, std::vector<std::string>* notes = nul
   return ls::train::parse_train_config(text, "t.toml", "", notes);
 }
 
-// The ls::Error message of f(), or "" when it does not throw.
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const ls::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using ls::test::error_of;
 
 std::string parse_error(const std::string& text) {
   return error_of([&] { parse(text); });
