@@ -76,7 +76,7 @@ void run_cache(CacheCommand& o) {
     const models::VaeMoments m = model.vae->encode(pixels.to(device, dtype));
     return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32);
   };
-  const std::string dir = o.cache_dir.empty() ? default_cache_dir(o.source.path) : o.cache_dir;
+  const std::string dir = o.cache_dir.empty() ? data::default_cache_dir(o.source.path) : o.cache_dir;
   const data::LatentCache cache(dir + "/latents", model_id);
   const auto t0 = std::chrono::steady_clock::now();
   const data::CacheStats stats = cache.fill(datasets, encode, o.vae_batch_size);

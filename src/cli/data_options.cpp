@@ -1,10 +1,6 @@
 // Dataset source flags; kohya's argparse names (--train_data_dir style) are accepted as aliases.
 #include "cli/data_options.h"
 
-#include <filesystem>
-
-namespace fs = std::filesystem;
-
 namespace ls::cli {
 
 void add_data_source_options(CLI::App& cmd, DataSourceOptions& o) {
@@ -33,12 +29,6 @@ void add_data_source_options(CLI::App& cmd, DataSourceOptions& o) {
 data::DataConfig load_data_source(DataSourceOptions& o, data::Findings& findings) {
   o.folder.defaults.buckets.resolution = {o.resolution, o.resolution};
   return data::load_data_source(o.path, o.folder, findings);
-}
-
-std::string default_cache_dir(const std::string& path) {
-  std::error_code ec;
-  const fs::path p = fs::absolute(path);
-  return ((fs::is_directory(p, ec) ? p : p.parent_path()) / ".lorastudio-cache").string();
 }
 
 }  // namespace ls::cli

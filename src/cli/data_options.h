@@ -23,7 +23,5 @@ void add_data_source_options(CLI::App& cmd, DataSourceOptions& o);
 /// Loads the TOML or scans the folder; folder problems land in `findings`.
 data::DataConfig load_data_source(DataSourceOptions& o, data::Findings& findings);
 
-/// <folder>/.lorastudio-cache for a training folder, <toml's folder>/.lorastudio-cache for a TOML.
-std::string default_cache_dir(const std::string& path);
 
 }  // namespace ls::cli

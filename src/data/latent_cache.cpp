@@ -54,6 +54,12 @@ CropOffset cached_crop(const ImageRecord& rec) {
 
 }  // namespace
 
+std::string default_cache_dir(const std::string& dataset_path) {
+  std::error_code ec;
+  const fs::path p = fs::absolute(dataset_path);
+  return ((fs::is_directory(p, ec) ? p : p.parent_path()) / ".lorastudio-cache").string();
+}
+
 std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype_name) {
   return str_cat("sdxl-vae sha256:", vae_sha256, " dtype:", dtype_name);
 }

@@ -42,6 +42,10 @@ struct CacheStats {
 /// wants them); the caller owns the model, device and dtype.
 using ImageEncoder = std::function<torch::Tensor(const torch::Tensor& pixels)>;
 
+/// <folder>/.lorastudio-cache for a training folder, <toml's folder>/.lorastudio-cache for a TOML:
+/// where `dataset cache` and `train` keep their caches.
+std::string default_cache_dir(const std::string& dataset_path);
+
 /// The model id of an SDXL VAE for LatentCache: `dataset cache` and `train` share entries.
 std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype_name);
 

@@ -197,12 +197,6 @@ void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
               static_cast<long long>(st.hits), static_cast<long long>(st.encoded));
 }
 
-std::string cache_dir_for(const TrainConfig& c) {
-  const std::string& src = c.dataset_config.empty() ? c.train_data_dir : c.dataset_config;
-  const fs::path p = fs::absolute(src);
-  return ((fs::is_directory(p) ? p : p.parent_path()) / ".lorastudio-cache").string();
-}
-
 }  // namespace
 
 lora::LoraNetworkOptions network_options(const TrainConfig& c) {
@@ -263,7 +257,7 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     for (auto& p : part->parameters()) p.set_requires_grad(false);
   s->model.vae->eval();
 
-  const std::string cache_dir = cache_dir_for(c);
+  const std::string cache_dir = data::default_cache_dir(c.dataset_config.empty() ? c.train_data_dir : c.dataset_config);
   if (c.cache_latents || c.cache_latents_to_disk) {
     if (c.cache_latents && !c.cache_latents_to_disk)
       notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
