@@ -17,7 +17,7 @@
 #include "models/sdxl_model.h"
 #include "text/clip_tokenizer.h"
 #include "train/lr_schedule.h"
-#include "train/noise_schedule.h"
+#include "sample/noise_schedule.h"
 #include "train/train_config.h"
 
 namespace ls::train {
@@ -48,7 +48,7 @@ struct TrainSession {
   std::unique_ptr<LrScheduler> scheduler;
   std::vector<std::string> group_names;  // "text_encoder", "unet" (kohya's order)
   std::vector<torch::Tensor> trainable;  // every LoRA parameter
-  NoiseSchedule noise = NoiseSchedule::sdxl();
+  sample::NoiseSchedule noise = sample::NoiseSchedule::sdxl();
 
   int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
   int num_epochs = 0;

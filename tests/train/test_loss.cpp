@@ -10,11 +10,11 @@
 #include "io/safetensors.h"
 #include "support/support.h"
 #include "train/loss.h"
-#include "train/noise_schedule.h"
+#include "sample/noise_schedule.h"
 
 namespace {
 
-using ls::train::NoiseSchedule;
+using ls::sample::NoiseSchedule;
 
 const NoiseSchedule& schedule() {
   static const NoiseSchedule s = NoiseSchedule::sdxl();

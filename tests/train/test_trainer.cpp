@@ -24,7 +24,7 @@
 #include "models/sdxl_conditioner.h"
 #include "support/support.h"
 #include "train/loss.h"
-#include "train/noise_schedule.h"
+#include "sample/noise_schedule.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
 #include "train/trainer.h"
@@ -86,7 +86,7 @@ double evaluation_loss(models::SdxlModel& model, const std::string& toml) {
   const auto plan = data::epoch_plan(datasets, 0, 0);
   const data::BatchLoader loader(datasets, 0);
   const auto tokenizer = text::ClipTokenizer::from_file(test::kClipVocab);
-  const auto schedule = train::NoiseSchedule::sdxl();
+  const auto schedule = sample::NoiseSchedule::sdxl();
   models::SdxlConditioner cond(model.te1, model.te2);
   torch::Generator gen = at::detail::createCPUGenerator(1234);
   double sum = 0;

@@ -10,7 +10,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-namespace ls::train {
+namespace ls::sample {
 
 /// kohya's DDPMScheduler(scaled_linear, 0.00085 -> 0.012, 1000 steps): float32 tensors computed with
 /// the same ops as the reference (torch linspace float32 of the sqrt bounds, squared; torch cumprod)
@@ -36,4 +36,4 @@ struct NoiseSchedule {
                               at::Generator generator) const;
 };
 
-}  // namespace ls::train
+}  // namespace ls::sample
