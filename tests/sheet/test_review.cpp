@@ -1,0 +1,417 @@
+// `lorastudio review`: sheet.json validation, selections.json round trip and atomic save, the
+// pick summary (counts worked out by hand below), the server's routes over a real socket on
+// 127.0.0.1 (picks land on disk; traversal, wrong Host, unknown cells refused) and the
+// self-contained static page.
+#include <filesystem>
+#include <fstream>
+
+#include <httplib.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "io/image.h"
+#include "sheet/review_page.h"
+#include "sheet/review_server.h"
+#include "sheet/review_store.h"
+#include "support/support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ls::sheet::CellState;
+using ls::test::error_of;
+
+// 2 LoRA files (x) x 2 strengths (y) x 2 seeds (page) = 8 cells; id = "c" + 15 hex of x,y,page.
+std::string cell_id(int x, int y, int page) { return "c00000000000" + std::to_string(x) + std::to_string(y) +
+                                                     std::to_string(page) + "0"; }
+
+json make_sheet_doc() {
+  json cells = json::array();
+  for (int page = 0; page < 2; ++page) {
+    for (int y = 0; y < 2; ++y) {
+      for (int x = 0; x < 2; ++x) {
+        std::string id = cell_id(x, y, page);
+        std::string lora = x == 0 ? "name-000001" : "name-000002";
+        json params = {{"prompt", "a photo of sks"}, {"seed", page + 1}, {"steps", 20},
+                       {"loras", {{{"name", lora}, {"strength", y == 0 ? 0.5 : 1.0}, {"epoch", x + 1}}}}};
+        cells.push_back({{"id", id}, {"coords", {{"x", x}, {"y", y}, {"page", page}}},
+                         {"image", "cells/" + id + ".png"}, {"width", 8}, {"height", 8},
+                         {"params", params}, {"infotext", "a photo of sks\nSteps: 20"}});
+      }
+    }
+  }
+  return {{"format", "lorastudio-sheet"}, {"version", 1}, {"title", "test sheet"},
+          {"axes", {{{"role", "x"}, {"kind", "lora"}, {"title", "LoRA file"}, {"values", {"name-000001", "name-000002"}}},
+                    {{"role", "y"}, {"kind", "strength"}, {"title", "strength"}, {"values", {"0.5", "1"}}},
+                    {{"role", "page"}, {"kind", "seed"}, {"title", "seed"}, {"values", {"1", "2"}}}}},
+          {"pages", {{{"index", 0}, {"label", "seed: 1"}, {"grid", "grid-000.png"}},
+                     {{"index", 1}, {"label", "seed: 2"}, {"grid", "grid-001.png"}}}},
+          {"cells", cells}};
+}
+
+// A sheet folder on disk: sheet.json, one 8x8 PNG per cell (a distinct colour each), grids.
+void write_sheet_folder(const fs::path& dir, const json& doc) {
+  fs::create_directories(dir / "cells");
+  ls::core::write_file_atomic(dir / "sheet.json", doc.dump(2));
+  int i = 0;
+  for (const auto& cell : doc["cells"]) {
+    cv::Mat rgb(8, 8, CV_8UC3, cv::Scalar(30 * i, 255 - 30 * i, 100));
+    ls::io::write_image((dir / cell["image"].get<std::string>()).string(), rgb);
+    ++i;
+  }
+  for (const auto& page : doc["pages"]) {
+    ls::io::write_image((dir / page["grid"].get<std::string>()).string(), cv::Mat(16, 16, CV_8UC3, cv::Scalar(255, 255, 255)));
+  }
+}
+
+std::string sheet_error(const std::function<void(json&)>& edit) {
+  json doc = make_sheet_doc();
+  edit(doc);
+  return error_of([&] { ls::sheet::parse_sheet(doc, "s/sheet.json"); });
+}
+
+TEST(ReviewStore, ParsesTheSheet) {
+  auto sheet = ls::sheet::parse_sheet(make_sheet_doc(), "sheet.json");
+  ASSERT_EQ(sheet.axes.size(), 3u);
+  EXPECT_EQ(sheet.axes[0].kind, "lora");
+  EXPECT_EQ(sheet.axes[2].values, (std::vector<std::string>{"1", "2"}));
+  ASSERT_EQ(sheet.cells.size(), 8u);
+  const auto* cell = sheet.find(cell_id(1, 0, 1));
+  ASSERT_NE(cell, nullptr);
+  EXPECT_EQ(cell->coords, (std::map<std::string, int>{{"x", 1}, {"y", 0}, {"page", 1}}));
+  EXPECT_EQ(cell->epochs, std::vector<int>{2});
+  EXPECT_EQ(sheet.grids, (std::vector<std::string>{"grid-000.png", "grid-001.png"}));
+  EXPECT_EQ(sheet.find("0000000000000000"), nullptr);
+}
+
+TEST(ReviewStore, RefusesBrokenSheets) {
+  EXPECT_NE(sheet_error([](json& d) { d["format"] = "other"; }).find("s/sheet.json: format is 'other'"), std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["version"] = 2; }).find("version 2 is not supported"), std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d.erase("cells"); }).find("s/sheet.json: cells is missing"), std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { std::swap(d["axes"][0], d["axes"][1]); }).find("axes[1].role 'x' is repeated or out of order"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["axes"][0]["role"] = "w"; }).find("axes[0].role 'w' is not one of x, y, z, page"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["axes"][1]["values"] = json::array(); }).find("axes[1].values is empty"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"]["y"] = 2; }).find("cells[3].coords.y = 2 is outside the 2 values"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"].erase("page"); }).find("cells[3].coords.page is missing"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"]["z"] = 0; }).find("cells[3].coords.z names no axis"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][2]["id"] = d["cells"][1]["id"]; }).find("appears twice"), std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][2]["coords"] = d["cells"][1]["coords"]; }).find("same coords"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["id"] = "XYZ"; }).find("not 16 lowercase hex digits"), std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["image"] = "../x.png"; }).find("cells[0].image '../x.png' is not a plain relative path"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["params"]["loras"][0]["epoch"] = "1"; })
+                .find("cells[0].params.loras[0].epoch must be an integer, got string"),
+            std::string::npos);
+  EXPECT_NE(sheet_error([](json& d) { d["pages"][1]["index"] = 5; }).find("pages[1].index is 5, expected 1"), std::string::npos);
+  ls::test::TempDir dir;
+  std::string missing = error_of([&] { ls::sheet::ReviewStore store(dir.path()); });
+  EXPECT_NE(missing.find((dir.path() / "sheet.json").string() + ": not found"), std::string::npos) << missing;
+  ls::core::write_file_atomic(dir / "sheet.json", "{\"format\": ");
+  EXPECT_NE(error_of([&] { ls::sheet::ReviewStore store(dir.path()); }).find("sheet.json: not valid JSON"), std::string::npos);
+}
+
+TEST(ReviewStore, SafeRelativePaths) {
+  for (const char* good : {"cells/0123456789abcdef.png", "grid-000.png", "a/b/c_d-e.png"}) {
+    EXPECT_TRUE(ls::sheet::is_safe_relative_path(good)) << good;
+  }
+  for (const char* bad : {"", "/etc/passwd", "../sheet.json", "cells/../../x.png", "./a.png", "cells//a.png", "cells/",
+                          "%2e%2e/x", "..%2fsheet.json", "cells\\..\\x.png", "C:/x.png", "a b.png", "a/./b.png"}) {
+    EXPECT_FALSE(ls::sheet::is_safe_relative_path(bad)) << bad;
+  }
+}
+
+TEST(ReviewStore, SelectionsRoundTripOnDisk) {
+  ls::test::TempDir dir;
+  write_sheet_folder(dir.path(), make_sheet_doc());
+  {
+    ls::sheet::ReviewStore store(dir.path());
+    EXPECT_TRUE(store.selections().empty());  // no selections.json yet
+    EXPECT_FALSE(fs::exists(dir / "selections.json"));
+    store.set(cell_id(0, 0, 0), CellState::kPicked, "best hands");
+    store.set(cell_id(1, 1, 0), CellState::kRejected, "");
+    store.set(cell_id(1, 0, 1), CellState::kNone, "maybe");     // a note alone is kept
+    store.set(cell_id(0, 1, 1), CellState::kPicked, "");
+    store.set(cell_id(0, 1, 1), CellState::kNone, "");          // cleared: absent
+  }
+  json on_disk = json::parse(ls::core::read_file(dir / "selections.json"));
+  json expected = {{"format", "lorastudio-selections"}, {"version", 1},
+                   {"cells", {{cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best hands"}}},
+                              {cell_id(1, 1, 0), {{"state", "rejected"}}},
+                              {cell_id(1, 0, 1), {{"state", "none"}, {"note", "maybe"}}}}}};
+  EXPECT_EQ(on_disk, expected);
+  ls::sheet::ReviewStore again(dir.path());
+  ASSERT_EQ(again.selections().size(), 3u);
+  EXPECT_EQ(again.selections().at(cell_id(0, 0, 0)).note, "best hands");
+  EXPECT_EQ(again.selections().at(cell_id(1, 1, 0)).state, CellState::kRejected);
+  EXPECT_EQ(ls::sheet::selections_to_json(again.selections()), expected);
+  EXPECT_NE(error_of([&] { again.set("ffffffffffffffff", CellState::kPicked, ""); }).find("no cell with id 'ffffffffffffffff'"),
+            std::string::npos);
+}
+
+TEST(ReviewStore, CorruptSelectionsSayFixOrDelete) {
+  ls::test::TempDir dir;
+  write_sheet_folder(dir.path(), make_sheet_doc());
+  for (const char* text : {"{\"format\": \"lorastudio-selections\", ", "[1, 2]",
+                           R"({"format": "lorastudio-selections", "version": 1, "cells": {"c000000000000000": {"state": "maybe"}}})"}) {
+    ls::core::write_file_atomic(dir / "selections.json", text);
+    std::string e = error_of([&] { ls::sheet::ReviewStore store(dir.path()); });
+    EXPECT_NE(e.find((dir.path() / "selections.json").string()), std::string::npos) << e;
+    EXPECT_NE(e.find("fix it or delete it"), std::string::npos) << e;
+  }
+}
+
+TEST(ReviewStore, SaveIsAtomic) {
+  ls::test::TempDir dir;
+  write_sheet_folder(dir.path(), make_sheet_doc());
+  ls::sheet::ReviewStore store(dir.path());
+  store.set(cell_id(0, 0, 0), CellState::kPicked, "");
+  std::string before = ls::core::read_file(dir / "selections.json");
+  // A target that cannot be replaced (a non-empty folder): the rename fails, the memory state
+  // stays as on disk and no temp file is left behind.
+  fs::rename(dir / "selections.json", dir / "kept.json");
+  fs::create_directories(dir / "selections.json" / "blocker");
+  EXPECT_NE(error_of([&] { store.set(cell_id(1, 0, 0), CellState::kPicked, ""); }).find("cannot rename"), std::string::npos);
+  EXPECT_EQ(store.selections().size(), 1u);
+  EXPECT_EQ(store.selections().count(cell_id(1, 0, 0)), 0u);
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(ls::core::read_file(dir / "kept.json"), before);
+}
+
+TEST(ReviewStore, SummaryCountsPicksPerValue) {
+  ls::test::TempDir dir;
+  write_sheet_folder(dir.path(), make_sheet_doc());
+  ls::sheet::ReviewStore store(dir.path());
+  // picked: (lora 1, 0.5, seed 1), (lora 2, 1, seed 1), (lora 2, 0.5, seed 2); rejected: (lora 1, 1, seed 2).
+  store.set(cell_id(0, 0, 0), CellState::kPicked, "");
+  store.set(cell_id(1, 1, 0), CellState::kPicked, "sharp");
+  store.set(cell_id(1, 0, 1), CellState::kPicked, "");
+  store.set(cell_id(0, 1, 1), CellState::kRejected, "");
+  json summary = ls::sheet::summary_to_json(store.summary());
+  auto v = [](const char* value, int picked, int rejected) {
+    return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
+  };
+  json expected = {{"picked", 3}, {"rejected", 1}, {"noted", 1},
+                   {"groups", {{{"kind", "lora"}, {"title", "LoRA file"}, {"values", {v("name-000002", 2, 0), v("name-000001", 1, 1)}}},
+                               {{"kind", "strength"}, {"title", "strength"}, {"values", {v("0.5", 2, 0), v("1", 1, 1)}}},
+                               {{"kind", "epoch"}, {"title", "epoch"}, {"values", {v("2", 2, 0), v("1", 1, 1)}}},
+                               {{"kind", "seed"}, {"title", "seed"}, {"values", {v("1", 2, 0), v("2", 1, 1)}}}}}};
+  EXPECT_EQ(summary, expected) << summary.dump(1);
+  // Equal picks: fewer rejections first, then axis order.
+  store.set(cell_id(0, 1, 1), CellState::kPicked, "");
+  store.set(cell_id(1, 1, 1), CellState::kRejected, "");
+  auto lora = store.summary().groups[0].values;
+  ASSERT_EQ(lora.size(), 2u);
+  EXPECT_EQ(lora[0].value, "name-000001");  // 2 picked, 0 rejected
+  EXPECT_EQ(lora[1].value, "name-000002");  // 2 picked, 1 rejected
+  auto seed = store.summary().groups[3].values;
+  EXPECT_EQ(seed[0].value, "1");  // 2 picked, 0 rejected; seed 2: 2 picked, 1 rejected
+}
+
+// The server on a free port of 127.0.0.1, talked to over a real socket.
+class ReviewServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_sheet_folder(dir_.path(), make_sheet_doc());
+    server_ = std::make_unique<ls::sheet::ReviewServer>(dir_.path());
+    port_ = server_->bind(0);
+    server_->start();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
+  }
+  void TearDown() override { server_->stop(); }
+
+  httplib::Result put(const std::string& id, const json& body) {
+    return client_->Put(("/api/selections/" + id).c_str(), body.dump(), "application/json");
+  }
+  int status_of(const std::string& path) {
+    auto res = client_->Get(path.c_str());
+    return res ? res->status : -1;
+  }
+
+  ls::test::TempDir dir_;
+  std::unique_ptr<ls::sheet::ReviewServer> server_;
+  std::unique_ptr<httplib::Client> client_;
+  int port_ = 0;
+};
+
+TEST_F(ReviewServerTest, ServesPageSheetAndImages) {
+  EXPECT_GT(port_, 0);
+  EXPECT_EQ(server_->url(), "http://127.0.0.1:" + std::to_string(port_) + "/");
+  auto page = client_->Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  EXPECT_EQ(page->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(page->body.find("{\"mode\":\"server\"}"), std::string::npos);
+  EXPECT_NE(page->body.find("lorastudioReview"), std::string::npos);  // review.js inlined
+  auto sheet = client_->Get("/sheet.json");
+  ASSERT_TRUE(sheet);
+  EXPECT_EQ(json::parse(sheet->body), make_sheet_doc());
+  std::string image = "cells/" + cell_id(1, 1, 0) + ".png";
+  auto png = client_->Get(("/files/" + image).c_str());
+  ASSERT_TRUE(png);
+  EXPECT_EQ(png->status, 200);
+  EXPECT_EQ(png->get_header_value("Content-Type"), "image/png");
+  EXPECT_EQ(png->body, ls::core::read_file(dir_ / image));
+  EXPECT_EQ(status_of("/files/grid-001.png"), 200);
+  EXPECT_EQ(status_of("/files/cells/ffffffffffffffff.png"), 404);
+  auto selections = client_->Get("/api/selections");
+  ASSERT_TRUE(selections);
+  EXPECT_EQ(json::parse(selections->body)["cells"], json::object());
+}
+
+TEST_F(ReviewServerTest, PicksLandOnDisk) {
+  auto first = put(cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best"}});
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+  auto second = client_->Post(("/api/selections/" + cell_id(1, 1, 1)).c_str(), R"({"state": "picked"})", "application/json");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 200);
+  json doc = json::parse(second->body);
+  EXPECT_EQ(doc["cells"].size(), 2u);
+  json on_disk = json::parse(ls::core::read_file(dir_ / "selections.json"));
+  EXPECT_EQ(on_disk, doc);
+  EXPECT_EQ(on_disk["cells"][cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best"}}));
+  EXPECT_EQ(on_disk["cells"][cell_id(1, 1, 1)], (json{{"state", "picked"}}));
+  // A note-only change keeps the state; state none with no note removes the entry.
+  auto noted = put(cell_id(0, 0, 0), {{"note", "best hands"}});
+  ASSERT_TRUE(noted);
+  EXPECT_EQ(json::parse(noted->body)["cells"][cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best hands"}}));
+  put(cell_id(1, 1, 1), {{"state", "none"}});
+  EXPECT_EQ(json::parse(ls::core::read_file(dir_ / "selections.json"))["cells"].size(), 1u);
+  auto summary = client_->Get("/api/summary");
+  ASSERT_TRUE(summary);
+  json s = json::parse(summary->body);
+  EXPECT_EQ(s["picked"], 1);
+  EXPECT_EQ(s["groups"][0]["values"][0], (json{{"value", "name-000001"}, {"picked", 1}, {"rejected", 0}}));
+}
+
+TEST_F(ReviewServerTest, RefusesBadWrites) {
+  auto unknown = put("ffffffffffffffff", {{"state", "picked"}});
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404);
+  EXPECT_NE(json::parse(unknown->body)["error"].get<std::string>().find("no cell with id"), std::string::npos);
+  auto bad_state = put(cell_id(0, 0, 0), {{"state", "maybe"}});
+  ASSERT_TRUE(bad_state);
+  EXPECT_EQ(bad_state->status, 400);
+  auto bad_key = put(cell_id(0, 0, 0), {{"stat", "picked"}});
+  ASSERT_TRUE(bad_key);
+  EXPECT_EQ(bad_key->status, 400);
+  auto not_json = client_->Put(("/api/selections/" + cell_id(0, 0, 0)).c_str(), "{nope", "application/json");
+  ASSERT_TRUE(not_json);
+  EXPECT_EQ(not_json->status, 400);
+  // A cross-site form can only send text/plain without a preflight.
+  auto form = client_->Put(("/api/selections/" + cell_id(0, 0, 0)).c_str(), R"({"state":"picked"})", "text/plain");
+  ASSERT_TRUE(form);
+  EXPECT_EQ(form->status, 415);
+  EXPECT_FALSE(fs::exists(dir_ / "selections.json"));  // nothing above was saved
+  // DNS rebinding: another Host name that resolves to 127.0.0.1 is refused.
+  httplib::Headers evil_host = {{"Host", "evil.example:" + std::to_string(port_)}};
+  auto rebound = client_->Get("/sheet.json", evil_host);
+  ASSERT_TRUE(rebound);
+  EXPECT_EQ(rebound->status, 403);
+  httplib::Headers localhost = {{"Host", "localhost:" + std::to_string(port_)}};
+  auto local = client_->Get("/api/selections", localhost);
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->status, 200);
+}
+
+TEST_F(ReviewServerTest, FilesStayInsideTheSheetFolder) {
+  ls::test::TempDir outside;
+  ls::core::write_file_atomic(outside / "secret.png", "not for the browser");
+  fs::create_symlink(outside / "secret.png", dir_ / "cells" / "link.png");
+  fs::create_directory_symlink(outside.path(), dir_ / "out");
+  ls::core::write_file_atomic(dir_ / "notes.txt", "text");
+  std::vector<std::pair<std::string, int>> cases = {
+      {"/files/../sheet.json", 400},        {"/files/..%2fsheet.json", 400},
+      {"/files/%2e%2e/x", 400},             {"/files/%2e%2e%2fsheet.json", 400},
+      {"/files/cells/..%2F..%2Fsheet.json", 400}, {"/files//etc/passwd", 400},
+      {"/files/%2fetc%2fpasswd", 400},      {"/files/cells\\..\\sheet.json", 400},
+      {"/files/cells/../../x.png", 400},    {"/files/./grid-000.png", 400},
+      {"/files/sheet.json", 403},           {"/files/selections.json", 403},
+      {"/files/notes.txt", 403},            {"/files/cells/link.png", 403},
+      {"/files/out/secret.png", 403},       {"/files/%63ells/x.png", 400},
+  };
+  for (const auto& [path, expected] : cases) {
+    auto res = client_->Get(path.c_str());
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, expected) << path;
+    EXPECT_EQ(res->body.find("lorastudio-sheet"), std::string::npos) << path;
+    EXPECT_EQ(res->body.find("not for the browser"), std::string::npos) << path;
+  }
+  // sheet.json only at its own route.
+  EXPECT_EQ(status_of("/cells/../sheet.json"), 404);
+  EXPECT_EQ(status_of("/sheet.json"), 200);
+  EXPECT_EQ(ls::sheet::check_file_request(dir_.path(), "grid-000.png"), 0);
+  EXPECT_EQ(ls::sheet::check_file_request(dir_.path(), "cells/link.png"), 403);
+}
+
+TEST(ReviewServer, BindRefusesATakenPort) {
+  ls::test::TempDir dir;
+  write_sheet_folder(dir.path(), make_sheet_doc());
+  ls::sheet::ReviewServer first(dir.path());
+  int port = first.bind(0);
+  ls::sheet::ReviewServer second(dir.path());
+  EXPECT_NE(error_of([&] { second.bind(port); }).find("cannot listen on 127.0.0.1:" + std::to_string(port)),
+            std::string::npos);
+}
+
+TEST(ReviewPage, Base64MatchesRfc4648) {
+  EXPECT_EQ(ls::sheet::base64_encode(""), "");
+  EXPECT_EQ(ls::sheet::base64_encode("f"), "Zg==");
+  EXPECT_EQ(ls::sheet::base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(ls::sheet::base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(ls::sheet::base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(ls::sheet::base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(ls::sheet::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(ls::sheet::base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
+}
+
+TEST(ReviewPage, StaticPageCarriesEverything) {
+  ls::test::TempDir dir;
+  json doc = make_sheet_doc();
+  doc["cells"][0]["params"]["prompt"] = "</script><script>alert(1)</script> /*@LS_SCRIPT@*/";
+  write_sheet_folder(dir.path(), doc);
+  ls::sheet::ReviewStore store(dir.path());
+  store.set(cell_id(1, 0, 0), CellState::kPicked, "keep & compare <b>");
+  std::string page = ls::sheet::static_review_page(store);
+  // Every template marker filled; the one left is the prompt's, inside the data.
+  EXPECT_EQ(page.find("/*@LS_"), page.rfind("/*@LS_"));
+  EXPECT_NE(page.find("\\u003c/script\\u003e\\u003cscript\\u003ealert(1)"), std::string::npos);
+  EXPECT_NE(page.find("\"mode\":\"static\""), std::string::npos);
+  EXPECT_NE(page.find("lorastudioReview"), std::string::npos);
+  // Each image as a data: URI of its exact bytes.
+  for (const auto& cell : store.sheet().cells) {
+    std::string uri = "data:image/png;base64," + ls::sheet::base64_encode(ls::core::read_file(dir / cell.image));
+    EXPECT_NE(page.find(uri), std::string::npos) << cell.id;
+  }
+  // The data block is JSON that parses back to the sheet and the current selections.
+  std::string open = "<script type=\"application/json\" id=\"ls-data\">";
+  size_t begin = page.find(open) + open.size();
+  size_t end = page.find("</script>", begin);
+  json data = json::parse(page.substr(begin, end - begin));
+  EXPECT_EQ(data["sheet"], doc);
+  EXPECT_EQ(data["selections"], ls::sheet::selections_to_json(store.selections()));
+  EXPECT_EQ(data["storageKey"].get<std::string>().rfind("lorastudio-review:", 0), 0u);
+  // Only the two real script elements close; nothing is fetched from elsewhere.
+  size_t closes = 0;
+  for (size_t at = page.find("</script>"); at != std::string::npos; at = page.find("</script>", at + 1)) ++closes;
+  EXPECT_EQ(closes, 2u);
+  EXPECT_EQ(page.find("http://"), std::string::npos);
+  EXPECT_EQ(page.find("https://"), std::string::npos);
+  ls::sheet::write_static_review_page(store, dir / "review.html");
+  EXPECT_EQ(ls::core::read_file(dir / "review.html"), page);
+}
+
+}  // namespace
