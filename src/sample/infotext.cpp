@@ -325,8 +325,7 @@ std::string infotext_quote(const std::string& value) {
   return out + "\"";
 }
 
-namespace {
-using namespace infotext_detail;
+namespace infotext_detail {
 
 void check_utf8(const std::string& s, const std::string& what) {
   LS_CHECK(io::is_valid_utf8(s), "infotext: ", what, " is not valid UTF-8");
@@ -397,9 +396,10 @@ std::string joined_lora_field(const std::vector<InfotextLora>& loras, bool paths
   return out;
 }
 
-}  // namespace
+}  // namespace infotext_detail
 
 std::string format_infotext(const GenerationParams& params) {
+  using namespace infotext_detail;
   check_text_lines(params.prompt, "prompt");
   check_text_lines(params.negative_prompt, "negative prompt");
   std::set<std::string> names;
@@ -436,7 +436,7 @@ std::string format_infotext(const GenerationParams& params) {
   return py_strip(text + "\n" + line);
 }
 
-namespace {
+namespace infotext_detail {
 
 /// Fills loras from the tags of the prompt, which is left without them.
 void take_lora_tags(GenerationParams& p, const std::string& name) {
@@ -504,9 +504,10 @@ void split_old_sampler_name(GenerationParams& p) {
   }
 }
 
-}  // namespace
+}  // namespace infotext_detail
 
 GenerationParams parse_infotext(const std::string& text, const std::string& name) {
+  using namespace infotext_detail;
   LS_CHECK(io::is_valid_utf8(text), name, ": the parameters text is not valid UTF-8; ", kFixAdvice);
   std::vector<std::string> lines = split(py_strip(text), '\n');
   std::vector<RawParam> raw = find_params(lines.back());
