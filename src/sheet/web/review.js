@@ -256,8 +256,9 @@
     const c = choice(id);
     fig.classList.toggle('picked', c.state === 'picked');
     fig.classList.toggle('rejected', c.state === 'rejected');
-    fig.querySelector('.badge').textContent =
-      c.state === 'picked' ? '\u2713 picked' : c.state === 'rejected' ? '\u2717 rejected' : '';
+    const badge = fig.querySelector('.badge');
+    badge.textContent = c.state === 'picked' ? '\u2713' : c.state === 'rejected' ? '\u2717' : '';
+    badge.title = c.state === 'none' ? '' : c.state;
     const mark = fig.querySelector('.note-mark');
     mark.textContent = c.note ? '\u270e ' + c.note : '';
     mark.hidden = !c.note;
