@@ -22,7 +22,7 @@ struct ReviewOptions {
   std::string static_out;
 };
 
-void write_static(const ReviewOptions& o) {
+void write_static_review(const ReviewOptions& o) {
   sheet::ReviewStore store(o.sheet_dir);
   sheet::write_static_review_page(store, o.static_out);
   std::printf("wrote %s: %zu cells, %zu with a choice; open it in a browser, changes stay in that browser"
@@ -32,7 +32,7 @@ void write_static(const ReviewOptions& o) {
 
 // SIGINT/SIGTERM are blocked in every thread (httplib's workers inherit the mask) and taken by
 // one watcher with sigtimedwait, so stopping the server never runs inside a signal handler.
-void serve(const ReviewOptions& o) {
+void serve_review(const ReviewOptions& o) {
   sheet::ReviewServer server(o.sheet_dir);
   server.bind(o.port);
   sigset_t stop_signals, previous;
@@ -72,9 +72,9 @@ void register_review(CLI::App& app) {
                   "Write the page as one self-contained HTML file (images inlined) instead of serving");
   cmd->callback([opts] {
     if (opts->static_out.empty()) {
-      serve(*opts);
+      serve_review(*opts);
     } else {
-      write_static(*opts);
+      write_static_review(*opts);
     }
   });
 }

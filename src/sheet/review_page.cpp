@@ -20,12 +20,12 @@ namespace ls::sheet {
 
 namespace {
 
-std::string_view embedded_text(const unsigned char* bytes, size_t size) {
+std::string_view embedded_web_text(const unsigned char* bytes, size_t size) {
   return {reinterpret_cast<const char*>(bytes), size};
 }
 
 // Replaces the one marker the template must hold; a template without it is a build mistake.
-void replace_marker(std::string& page, const std::string& marker, std::string_view content) {
+void replace_page_marker(std::string& page, const std::string& marker, std::string_view content) {
   size_t at = page.find(marker);
   LS_CHECK(at != std::string::npos && page.find(marker, at + 1) == std::string::npos,
            "review.html: marker ", marker, " must appear exactly once; rebuild lorastudio");
@@ -57,11 +57,11 @@ const char* data_uri_mime(const std::filesystem::path& file) {
 }  // namespace
 
 std::string assemble_review_page(const nlohmann::json& data) {
-  std::string page(embedded_text(web::review_html, web::review_html_size));
-  replace_marker(page, "/*@LS_STYLE@*/", embedded_text(web::review_css, web::review_css_size));
-  replace_marker(page, "/*@LS_SCRIPT@*/", embedded_text(web::review_js, web::review_js_size));
+  std::string page(embedded_web_text(web::review_html, web::review_html_size));
+  replace_page_marker(page, "/*@LS_STYLE@*/", embedded_web_text(web::review_css, web::review_css_size));
+  replace_page_marker(page, "/*@LS_SCRIPT@*/", embedded_web_text(web::review_js, web::review_js_size));
   // Data last: a prompt that happens to spell a marker must not be taken for one.
-  replace_marker(page, "/*@LS_DATA@*/", script_safe_json(data));
+  replace_page_marker(page, "/*@LS_DATA@*/", script_safe_json(data));
   return page;
 }
 

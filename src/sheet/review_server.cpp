@@ -18,18 +18,18 @@ namespace ls::sheet {
 
 namespace {
 
-void send_json(httplib::Response& res, const nlohmann::json& body, int status = 200) {
+void send_review_json(httplib::Response& res, const nlohmann::json& body, int status = 200) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
-void send_error(httplib::Response& res, int status, const std::string& message) {
-  send_json(res, {{"error", message}}, status);
+void send_review_error(httplib::Response& res, int status, const std::string& message) {
+  send_review_json(res, {{"error", message}}, status);
 }
 
 // True when `inner` is `outer` or lies below it, comparing whole path elements.
-bool path_within(const std::filesystem::path& outer, const std::filesystem::path& inner) {
+bool review_path_within(const std::filesystem::path& outer, const std::filesystem::path& inner) {
   auto o = outer.begin(), i = inner.begin();
   for (; o != outer.end(); ++o, ++i) {
     if (o->empty() && std::next(o) == outer.end()) break;  // a trailing separator
@@ -38,7 +38,7 @@ bool path_within(const std::filesystem::path& outer, const std::filesystem::path
   return true;
 }
 
-const char* image_mime(const std::filesystem::path& file) {
+const char* review_image_mime(const std::filesystem::path& file) {
   return file.extension() == ".png" ? "image/png" : "application/octet-stream";
 }
 
@@ -58,7 +58,7 @@ int check_file_request(const std::filesystem::path& sheet_dir, const std::string
   if (ec) return 404;
   auto target = std::filesystem::weakly_canonical(root / relative, ec);
   if (ec) return 404;
-  if (!path_within(root, target) || target == root) return 403;  // a symlink leading out
+  if (!review_path_within(root, target) || target == root) return 403;  // a symlink leading out
   if (!std::filesystem::is_regular_file(target, ec)) return 404;
   return 0;
 }
@@ -68,6 +68,8 @@ ReviewServer::ReviewServer(const std::filesystem::path& sheet_dir)
       http_(std::make_unique<httplib::Server>()),
       page_(review_page_html()) {
   http_->set_payload_max_length(1 << 20);  // a note, not an upload
+  // An idle browser connection holds stop() for up to this long; reconnecting on loopback is free.
+  http_->set_keep_alive_timeout(1);
   // httplib's default adds SO_REUSEPORT, which lets a second server share a busy port silently.
   http_->set_socket_options([](socket_t sock) {
     int yes = 1;
@@ -122,11 +124,11 @@ void ReviewServer::add_routes() {
   auto& http = *http_;
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (host_allowed(req.get_header_value("Host"))) return httplib::Server::HandlerResponse::Unhandled;
-    send_error(res, 403, "Host '" + req.get_header_value("Host") + "' refused; open " + url());
+    send_review_error(res, 403, "Host '" + req.get_header_value("Host") + "' refused; open " + url());
     return httplib::Server::HandlerResponse::Handled;
   });
   http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (res.body.empty()) send_error(res, res.status, str_cat("no route for ", req.method, " ", req.path));
+    if (res.body.empty()) send_review_error(res, res.status, str_cat("no route for ", req.method, " ", req.path));
   });
   http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
     std::string message = "internal error";
@@ -136,7 +138,7 @@ void ReviewServer::add_routes() {
       message = e.what();
     } catch (...) {
     }
-    send_error(res, 500, message);
+    send_review_error(res, 500, message);
   });
 
   http.Get("/", [this](const httplib::Request&, httplib::Response& res) {
@@ -146,31 +148,31 @@ void ReviewServer::add_routes() {
   http.Get("/sheet.json", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mutex_);
     store_->refresh_sheet();
-    send_json(res, store_->sheet().doc);
+    send_review_json(res, store_->sheet().doc);
   });
   http.Get("/api/selections", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mutex_);
-    send_json(res, selections_to_json(store_->selections()));
+    send_review_json(res, selections_to_json(store_->selections()));
   });
   http.Get("/api/summary", [this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard<std::mutex> lock(mutex_);
     store_->refresh_sheet();
-    send_json(res, summary_to_json(store_->summary()));
+    send_review_json(res, summary_to_json(store_->summary()));
   });
   auto put_selection = [this](const httplib::Request& req, httplib::Response& res) {
     const std::string id = req.matches[1];
     if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
-      return send_error(res, 415, "send the choice as Content-Type: application/json");
+      return send_review_error(res, 415, "send the choice as Content-Type: application/json");
     }
     nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return send_error(res, 400, "the body must be a JSON object {state, note}");
+    if (!body.is_object()) return send_review_error(res, 400, "the body must be a JSON object {state, note}");
     for (const auto& [key, value] : body.items()) {
-      if (key != "state" && key != "note") return send_error(res, 400, "unknown key '" + key + "' (state, note)");
-      if (!value.is_string()) return send_error(res, 400, key + " must be a string");
+      if (key != "state" && key != "note") return send_review_error(res, 400, "unknown key '" + key + "' (state, note)");
+      if (!value.is_string()) return send_review_error(res, 400, key + " must be a string");
     }
     std::lock_guard<std::mutex> lock(mutex_);
     if (!store_->sheet().find(id) && (!store_->refresh_sheet() || !store_->sheet().find(id))) {
-      return send_error(res, 404, "no cell with id '" + id + "' in this sheet");
+      return send_review_error(res, 404, "no cell with id '" + id + "' in this sheet");
     }
     auto it = store_->selections().find(id);
     Selection current = it == store_->selections().end() ? Selection{} : it->second;
@@ -179,27 +181,27 @@ void ReviewServer::add_routes() {
       try {
         state = parse_state(body["state"].get<std::string>(), "cell " + id);
       } catch (const Error& e) {
-        return send_error(res, 400, e.what());
+        return send_review_error(res, 400, e.what());
       }
     }
     std::string note = body.contains("note") ? body["note"].get<std::string>() : current.note;
     store_->set(id, state, note);
-    send_json(res, selections_to_json(store_->selections()));
+    send_review_json(res, selections_to_json(store_->selections()));
   };
   http.Put(R"(/api/selections/([^/]+))", put_selection);
   http.Post(R"(/api/selections/([^/]+))", put_selection);
   http.Get(R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) {
     // Checked on the raw target: httplib has already turned %2e%2e%2f into ../ in req.path.
     const std::string prefix = "/files/", target = raw_target_path(req);
-    if (target.rfind(prefix, 0) != 0) return send_error(res, 400, "refused: percent-escapes in '" + target + "'");
+    if (target.rfind(prefix, 0) != 0) return send_review_error(res, 400, "refused: percent-escapes in '" + target + "'");
     std::string raw = target.substr(prefix.size());
     int status = check_file_request(store_->dir(), raw);
-    if (status == 400) return send_error(res, 400, "refused: '" + raw + "' is not a plain relative path");
-    if (status == 403) return send_error(res, 403, "refused: '" + raw + "' is not a sheet image inside the folder");
-    if (status == 404) return send_error(res, 404, "no file '" + raw + "' in the sheet folder");
+    if (status == 400) return send_review_error(res, 400, "refused: '" + raw + "' is not a plain relative path");
+    if (status == 403) return send_review_error(res, 403, "refused: '" + raw + "' is not a sheet image inside the folder");
+    if (status == 404) return send_review_error(res, 404, "no file '" + raw + "' in the sheet folder");
     auto file = store_->dir() / raw;
     res.set_header("Cache-Control", "no-cache");
-    res.set_content(core::read_file(file), image_mime(file));
+    res.set_content(core::read_file(file), review_image_mime(file));
   });
 }
 

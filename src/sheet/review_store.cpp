@@ -14,9 +14,9 @@ namespace ls::sheet {
 namespace {
 
 const char* const kSheetRoles[] = {"x", "y", "z", "page"};
-const char* const kRegenerate = "; regenerate the sheet with `lorastudio sheet`";
+const char* const kRegenerateSheet = "; regenerate the sheet with `lorastudio sheet`";
 
-int role_rank(const std::string& role) {
+int axis_role_rank(const std::string& role) {
   for (int i = 0; i < 4; ++i) {
     if (role == kSheetRoles[i]) return i;
   }
@@ -43,44 +43,44 @@ const char* json_type_word(JsonType type) {
 const nlohmann::json& sheet_member(const nlohmann::json& object, const std::string& key, JsonType type,
                                    const std::string& where, const std::string& name) {
   auto it = object.find(key);
-  LS_CHECK(it != object.end(), name, ": ", where, key, " is missing", kRegenerate);
+  LS_CHECK(it != object.end(), name, ": ", where, key, " is missing", kRegenerateSheet);
   bool ok = it->type() == type || (type == kJsonInteger && it->is_number_unsigned());
   LS_CHECK(ok, name, ": ", where, key, " must be a", type == kJsonInteger || type == kJsonArray || type == kJsonObject ? "n " : " ",
-           json_type_word(type), ", got ", it->type_name(), kRegenerate);
+           json_type_word(type), ", got ", it->type_name(), kRegenerateSheet);
   return *it;
 }
 
-bool is_cell_id(const std::string& id) {
+bool looks_like_cell_id(const std::string& id) {
   return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
 }
 
-std::vector<SheetAxis> parse_axes(const nlohmann::json& doc, const std::string& name) {
+std::vector<SheetAxis> parse_sheet_axes(const nlohmann::json& doc, const std::string& name) {
   std::vector<SheetAxis> axes;
   if (!doc.contains("axes")) return axes;
   const auto& list = sheet_member(doc, "axes", kJsonArray, "", name);
   int last_rank = -1;
   for (size_t i = 0; i < list.size(); ++i) {
     std::string where = str_cat("axes[", i, "].");
-    LS_CHECK(list[i].is_object(), name, ": axes[", i, "] must be an object", kRegenerate);
+    LS_CHECK(list[i].is_object(), name, ": axes[", i, "] must be an object", kRegenerateSheet);
     SheetAxis axis;
     axis.role = sheet_member(list[i], "role", kJsonString, where, name).get<std::string>();
-    int rank = role_rank(axis.role);
-    LS_CHECK(rank >= 0, name, ": ", where, "role '", axis.role, "' is not one of x, y, z, page", kRegenerate);
+    int rank = axis_role_rank(axis.role);
+    LS_CHECK(rank >= 0, name, ": ", where, "role '", axis.role, "' is not one of x, y, z, page", kRegenerateSheet);
     LS_CHECK(rank > last_rank, name, ": ", where, "role '", axis.role,
-             "' is repeated or out of order (x, y, z, page, each at most once)", kRegenerate);
+             "' is repeated or out of order (x, y, z, page, each at most once)", kRegenerateSheet);
     last_rank = rank;
     // Kinds are not limited to today's list: the summary treats an unknown kind like seed or prompt.
     axis.kind = sheet_member(list[i], "kind", kJsonString, where, name).get<std::string>();
-    LS_CHECK(!axis.kind.empty(), name, ": ", where, "kind is empty", kRegenerate);
+    LS_CHECK(!axis.kind.empty(), name, ": ", where, "kind is empty", kRegenerateSheet);
     axis.title = list[i].contains("title") ? sheet_member(list[i], "title", kJsonString, where, name).get<std::string>()
                                            : axis.kind;
     const auto& values = sheet_member(list[i], "values", kJsonArray, where, name);
-    LS_CHECK(!values.empty(), name, ": ", where, "values is empty", kRegenerate);
+    LS_CHECK(!values.empty(), name, ": ", where, "values is empty", kRegenerateSheet);
     for (size_t v = 0; v < values.size(); ++v) {
       LS_CHECK(values[v].is_string(), name, ": ", where, "values[", v, "] must be a string, got ",
-               values[v].type_name(), kRegenerate);
+               values[v].type_name(), kRegenerateSheet);
       axis.values.push_back(values[v].get<std::string>());
     }
     axes.push_back(std::move(axis));
@@ -88,51 +88,51 @@ std::vector<SheetAxis> parse_axes(const nlohmann::json& doc, const std::string& 
   return axes;
 }
 
-std::vector<std::string> parse_pages(const nlohmann::json& doc, const Sheet& sheet, const std::string& name) {
+std::vector<std::string> parse_sheet_pages(const nlohmann::json& doc, const Sheet& sheet, const std::string& name) {
   std::vector<std::string> grids;
   if (!doc.contains("pages")) return grids;
   const auto& list = sheet_member(doc, "pages", kJsonArray, "", name);
   const SheetAxis* page_axis = sheet.axis("page");
   size_t max_pages = page_axis ? page_axis->values.size() : 1;
   LS_CHECK(list.size() <= max_pages, name, ": pages has ", list.size(), " entries for ", max_pages,
-           " page(s) of the axes", kRegenerate);
+           " page(s) of the axes", kRegenerateSheet);
   for (size_t i = 0; i < list.size(); ++i) {
     std::string where = str_cat("pages[", i, "].");
-    LS_CHECK(list[i].is_object(), name, ": pages[", i, "] must be an object", kRegenerate);
+    LS_CHECK(list[i].is_object(), name, ": pages[", i, "] must be an object", kRegenerateSheet);
     int index = sheet_member(list[i], "index", kJsonInteger, where, name).get<int>();
-    LS_CHECK(index == static_cast<int>(i), name, ": ", where, "index is ", index, ", expected ", i, kRegenerate);
+    LS_CHECK(index == static_cast<int>(i), name, ": ", where, "index is ", index, ", expected ", i, kRegenerateSheet);
     std::string grid = sheet_member(list[i], "grid", kJsonString, where, name).get<std::string>();
     LS_CHECK(is_safe_relative_path(grid), name, ": ", where, "grid '", grid,
-             "' is not a plain relative path inside the sheet folder", kRegenerate);
+             "' is not a plain relative path inside the sheet folder", kRegenerateSheet);
     grids.push_back(grid);
   }
   return grids;
 }
 
-SheetCell parse_cell(const nlohmann::json& item, const Sheet& sheet, size_t i, const std::string& name) {
+SheetCell parse_sheet_cell(const nlohmann::json& item, const Sheet& sheet, size_t i, const std::string& name) {
   std::string where = str_cat("cells[", i, "].");
-  LS_CHECK(item.is_object(), name, ": cells[", i, "] must be an object", kRegenerate);
+  LS_CHECK(item.is_object(), name, ": cells[", i, "] must be an object", kRegenerateSheet);
   SheetCell cell;
   cell.id = sheet_member(item, "id", kJsonString, where, name).get<std::string>();
-  LS_CHECK(is_cell_id(cell.id), name, ": ", where, "id '", cell.id, "' is not 16 lowercase hex digits", kRegenerate);
+  LS_CHECK(looks_like_cell_id(cell.id), name, ": ", where, "id '", cell.id, "' is not 16 lowercase hex digits", kRegenerateSheet);
   const auto& coords = sheet_member(item, "coords", kJsonObject, where, name);
   for (const auto& axis : sheet.axes) {
     int index = sheet_member(coords, axis.role, kJsonInteger, where + "coords.", name).get<int>();
     LS_CHECK(index >= 0 && index < static_cast<int>(axis.values.size()), name, ": ", where, "coords.", axis.role,
-             " = ", index, " is outside the ", axis.values.size(), " values of that axis", kRegenerate);
+             " = ", index, " is outside the ", axis.values.size(), " values of that axis", kRegenerateSheet);
     cell.coords[axis.role] = index;
   }
   for (const auto& [role, value] : coords.items()) {
     LS_CHECK(sheet.axis(role) != nullptr, name, ": ", where, "coords.", role, " names no axis of this sheet",
-             kRegenerate);
+             kRegenerateSheet);
   }
   cell.image = sheet_member(item, "image", kJsonString, where, name).get<std::string>();
   LS_CHECK(is_safe_relative_path(cell.image), name, ": ", where, "image '", cell.image,
-           "' is not a plain relative path inside the sheet folder", kRegenerate);
+           "' is not a plain relative path inside the sheet folder", kRegenerateSheet);
   for (const char* key : {"width", "height"}) {
     if (!item.contains(key)) continue;
     int size = sheet_member(item, key, kJsonInteger, where, name).get<int>();
-    LS_CHECK(size > 0, name, ": ", where, key, " must be positive, got ", size, kRegenerate);
+    LS_CHECK(size > 0, name, ": ", where, key, " must be positive, got ", size, kRegenerateSheet);
   }
   if (item.contains("infotext")) sheet_member(item, "infotext", kJsonString, where, name);
   if (!item.contains("params")) return cell;
@@ -141,7 +141,7 @@ SheetCell parse_cell(const nlohmann::json& item, const Sheet& sheet, size_t i, c
   const auto& loras = sheet_member(params, "loras", kJsonArray, where + "params.", name);
   for (size_t l = 0; l < loras.size(); ++l) {
     std::string lora_where = str_cat(where, "params.loras[", l, "].");
-    LS_CHECK(loras[l].is_object(), name, ": ", lora_where, " must be an object", kRegenerate);
+    LS_CHECK(loras[l].is_object(), name, ": ", lora_where, " must be an object", kRegenerateSheet);
     if (!loras[l].contains("epoch")) continue;
     int epoch = sheet_member(loras[l], "epoch", kJsonInteger, lora_where, name).get<int>();
     if (std::find(cell.epochs.begin(), cell.epochs.end(), epoch) == cell.epochs.end()) cell.epochs.push_back(epoch);
@@ -184,7 +184,7 @@ bool is_safe_relative_path(const std::string& path) {
 }
 
 Sheet parse_sheet(const nlohmann::json& doc, const std::string& name) {
-  LS_CHECK(doc.is_object(), name, ": must be a JSON object", kRegenerate);
+  LS_CHECK(doc.is_object(), name, ": must be a JSON object", kRegenerateSheet);
   std::string format = sheet_member(doc, "format", kJsonString, "", name).get<std::string>();
   LS_CHECK(format == "lorastudio-sheet", name, ": format is '", format, "', expected 'lorastudio-sheet'",
            "; point `lorastudio review` at a folder written by `lorastudio sheet`");
@@ -194,16 +194,16 @@ Sheet parse_sheet(const nlohmann::json& doc, const std::string& name) {
   if (doc.contains("title")) sheet_member(doc, "title", kJsonString, "", name);
   Sheet sheet;
   sheet.doc = doc;
-  sheet.axes = parse_axes(doc, name);
-  sheet.grids = parse_pages(doc, sheet, name);
+  sheet.axes = parse_sheet_axes(doc, name);
+  sheet.grids = parse_sheet_pages(doc, sheet, name);
   const auto& cells = sheet_member(doc, "cells", kJsonArray, "", name);
   std::set<std::string> ids;
   std::set<std::map<std::string, int>> seen_coords;
   for (size_t i = 0; i < cells.size(); ++i) {
-    SheetCell cell = parse_cell(cells[i], sheet, i, name);
-    LS_CHECK(ids.insert(cell.id).second, name, ": cells[", i, "].id ", cell.id, " appears twice", kRegenerate);
+    SheetCell cell = parse_sheet_cell(cells[i], sheet, i, name);
+    LS_CHECK(ids.insert(cell.id).second, name, ": cells[", i, "].id ", cell.id, " appears twice", kRegenerateSheet);
     LS_CHECK(seen_coords.insert(cell.coords).second, name, ": cells[", i, "] (", cell.id,
-             ") has the same coords as an earlier cell", kRegenerate);
+             ") has the same coords as an earlier cell", kRegenerateSheet);
     sheet.cells.push_back(std::move(cell));
   }
   return sheet;
@@ -217,7 +217,7 @@ Sheet load_sheet(const std::filesystem::path& file) {
   try {
     doc = nlohmann::json::parse(core::read_file(file));
   } catch (const nlohmann::json::parse_error& e) {
-    LS_FAIL(file.string(), ": not valid JSON (", e.what(), ")", kRegenerate);
+    LS_FAIL(file.string(), ": not valid JSON (", e.what(), ")", kRegenerateSheet);
   }
   return parse_sheet(doc, file.string());
 }
@@ -250,7 +250,7 @@ Selections parse_selections(const nlohmann::json& doc, const std::string& name) 
   Selections selections;
   for (const auto& [id, item] : doc["cells"].items()) {
     std::string where = str_cat(name, ": cells.", id);
-    LS_CHECK(is_cell_id(id), where, " is not a cell id (16 lowercase hex digits)", fix);
+    LS_CHECK(looks_like_cell_id(id), where, " is not a cell id (16 lowercase hex digits)", fix);
     LS_CHECK(item.is_object(), where, " must be an object {state, note}", fix);
     Selection s;
     LS_CHECK(item.contains("state") && item["state"].is_string(), where, ".state must be a string", fix);

@@ -26,15 +26,15 @@ using ls::sheet::CellState;
 using ls::test::error_of;
 
 // 2 LoRA files (x) x 2 strengths (y) x 2 seeds (page) = 8 cells; id = "c" + 15 hex of x,y,page.
-std::string cell_id(int x, int y, int page) { return "c00000000000" + std::to_string(x) + std::to_string(y) +
+std::string review_cell_id(int x, int y, int page) { return "c00000000000" + std::to_string(x) + std::to_string(y) +
                                                      std::to_string(page) + "0"; }
 
-json make_sheet_doc() {
+json make_review_sheet_doc() {
   json cells = json::array();
   for (int page = 0; page < 2; ++page) {
     for (int y = 0; y < 2; ++y) {
       for (int x = 0; x < 2; ++x) {
-        std::string id = cell_id(x, y, page);
+        std::string id = review_cell_id(x, y, page);
         std::string lora = x == 0 ? "name-000001" : "name-000002";
         json params = {{"prompt", "a photo of sks"}, {"seed", page + 1}, {"steps", 20},
                        {"loras", {{{"name", lora}, {"strength", y == 0 ? 0.5 : 1.0}, {"epoch", x + 1}}}}};
@@ -54,7 +54,7 @@ json make_sheet_doc() {
 }
 
 // A sheet folder on disk: sheet.json, one 8x8 PNG per cell (a distinct colour each), grids.
-void write_sheet_folder(const fs::path& dir, const json& doc) {
+void write_review_sheet_folder(const fs::path& dir, const json& doc) {
   fs::create_directories(dir / "cells");
   ls::core::write_file_atomic(dir / "sheet.json", doc.dump(2));
   int i = 0;
@@ -68,19 +68,19 @@ void write_sheet_folder(const fs::path& dir, const json& doc) {
   }
 }
 
-std::string sheet_error(const std::function<void(json&)>& edit) {
-  json doc = make_sheet_doc();
+std::string review_sheet_error(const std::function<void(json&)>& edit) {
+  json doc = make_review_sheet_doc();
   edit(doc);
   return error_of([&] { ls::sheet::parse_sheet(doc, "s/sheet.json"); });
 }
 
 TEST(ReviewStore, ParsesTheSheet) {
-  auto sheet = ls::sheet::parse_sheet(make_sheet_doc(), "sheet.json");
+  auto sheet = ls::sheet::parse_sheet(make_review_sheet_doc(), "sheet.json");
   ASSERT_EQ(sheet.axes.size(), 3u);
   EXPECT_EQ(sheet.axes[0].kind, "lora");
   EXPECT_EQ(sheet.axes[2].values, (std::vector<std::string>{"1", "2"}));
   ASSERT_EQ(sheet.cells.size(), 8u);
-  const auto* cell = sheet.find(cell_id(1, 0, 1));
+  const auto* cell = sheet.find(review_cell_id(1, 0, 1));
   ASSERT_NE(cell, nullptr);
   EXPECT_EQ(cell->coords, (std::map<std::string, int>{{"x", 1}, {"y", 0}, {"page", 1}}));
   EXPECT_EQ(cell->epochs, std::vector<int>{2});
@@ -89,31 +89,31 @@ TEST(ReviewStore, ParsesTheSheet) {
 }
 
 TEST(ReviewStore, RefusesBrokenSheets) {
-  EXPECT_NE(sheet_error([](json& d) { d["format"] = "other"; }).find("s/sheet.json: format is 'other'"), std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["version"] = 2; }).find("version 2 is not supported"), std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d.erase("cells"); }).find("s/sheet.json: cells is missing"), std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { std::swap(d["axes"][0], d["axes"][1]); }).find("axes[1].role 'x' is repeated or out of order"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["format"] = "other"; }).find("s/sheet.json: format is 'other'"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { d["version"] = 2; }).find("version 2 is not supported"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { d.erase("cells"); }).find("s/sheet.json: cells is missing"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { std::swap(d["axes"][0], d["axes"][1]); }).find("axes[1].role 'x' is repeated or out of order"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["axes"][0]["role"] = "w"; }).find("axes[0].role 'w' is not one of x, y, z, page"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["axes"][0]["role"] = "w"; }).find("axes[0].role 'w' is not one of x, y, z, page"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["axes"][1]["values"] = json::array(); }).find("axes[1].values is empty"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["axes"][1]["values"] = json::array(); }).find("axes[1].values is empty"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"]["y"] = 2; }).find("cells[3].coords.y = 2 is outside the 2 values"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][3]["coords"]["y"] = 2; }).find("cells[3].coords.y = 2 is outside the 2 values"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"].erase("page"); }).find("cells[3].coords.page is missing"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][3]["coords"].erase("page"); }).find("cells[3].coords.page is missing"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][3]["coords"]["z"] = 0; }).find("cells[3].coords.z names no axis"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][3]["coords"]["z"] = 0; }).find("cells[3].coords.z names no axis"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][2]["id"] = d["cells"][1]["id"]; }).find("appears twice"), std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][2]["coords"] = d["cells"][1]["coords"]; }).find("same coords"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][2]["id"] = d["cells"][1]["id"]; }).find("appears twice"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][2]["coords"] = d["cells"][1]["coords"]; }).find("same coords"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["id"] = "XYZ"; }).find("not 16 lowercase hex digits"), std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["image"] = "../x.png"; }).find("cells[0].image '../x.png' is not a plain relative path"),
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][0]["id"] = "XYZ"; }).find("not 16 lowercase hex digits"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][0]["image"] = "../x.png"; }).find("cells[0].image '../x.png' is not a plain relative path"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["cells"][0]["params"]["loras"][0]["epoch"] = "1"; })
+  EXPECT_NE(review_sheet_error([](json& d) { d["cells"][0]["params"]["loras"][0]["epoch"] = "1"; })
                 .find("cells[0].params.loras[0].epoch must be an integer, got string"),
             std::string::npos);
-  EXPECT_NE(sheet_error([](json& d) { d["pages"][1]["index"] = 5; }).find("pages[1].index is 5, expected 1"), std::string::npos);
+  EXPECT_NE(review_sheet_error([](json& d) { d["pages"][1]["index"] = 5; }).find("pages[1].index is 5, expected 1"), std::string::npos);
   ls::test::TempDir dir;
   std::string missing = error_of([&] { ls::sheet::ReviewStore store(dir.path()); });
   EXPECT_NE(missing.find((dir.path() / "sheet.json").string() + ": not found"), std::string::npos) << missing;
@@ -133,27 +133,27 @@ TEST(ReviewStore, SafeRelativePaths) {
 
 TEST(ReviewStore, SelectionsRoundTripOnDisk) {
   ls::test::TempDir dir;
-  write_sheet_folder(dir.path(), make_sheet_doc());
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   {
     ls::sheet::ReviewStore store(dir.path());
     EXPECT_TRUE(store.selections().empty());  // no selections.json yet
     EXPECT_FALSE(fs::exists(dir / "selections.json"));
-    store.set(cell_id(0, 0, 0), CellState::kPicked, "best hands");
-    store.set(cell_id(1, 1, 0), CellState::kRejected, "");
-    store.set(cell_id(1, 0, 1), CellState::kNone, "maybe");     // a note alone is kept
-    store.set(cell_id(0, 1, 1), CellState::kPicked, "");
-    store.set(cell_id(0, 1, 1), CellState::kNone, "");          // cleared: absent
+    store.set(review_cell_id(0, 0, 0), CellState::kPicked, "best hands");
+    store.set(review_cell_id(1, 1, 0), CellState::kRejected, "");
+    store.set(review_cell_id(1, 0, 1), CellState::kNone, "maybe");     // a note alone is kept
+    store.set(review_cell_id(0, 1, 1), CellState::kPicked, "");
+    store.set(review_cell_id(0, 1, 1), CellState::kNone, "");          // cleared: absent
   }
   json on_disk = json::parse(ls::core::read_file(dir / "selections.json"));
   json expected = {{"format", "lorastudio-selections"}, {"version", 1},
-                   {"cells", {{cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best hands"}}},
-                              {cell_id(1, 1, 0), {{"state", "rejected"}}},
-                              {cell_id(1, 0, 1), {{"state", "none"}, {"note", "maybe"}}}}}};
+                   {"cells", {{review_cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best hands"}}},
+                              {review_cell_id(1, 1, 0), {{"state", "rejected"}}},
+                              {review_cell_id(1, 0, 1), {{"state", "none"}, {"note", "maybe"}}}}}};
   EXPECT_EQ(on_disk, expected);
   ls::sheet::ReviewStore again(dir.path());
   ASSERT_EQ(again.selections().size(), 3u);
-  EXPECT_EQ(again.selections().at(cell_id(0, 0, 0)).note, "best hands");
-  EXPECT_EQ(again.selections().at(cell_id(1, 1, 0)).state, CellState::kRejected);
+  EXPECT_EQ(again.selections().at(review_cell_id(0, 0, 0)).note, "best hands");
+  EXPECT_EQ(again.selections().at(review_cell_id(1, 1, 0)).state, CellState::kRejected);
   EXPECT_EQ(ls::sheet::selections_to_json(again.selections()), expected);
   EXPECT_NE(error_of([&] { again.set("ffffffffffffffff", CellState::kPicked, ""); }).find("no cell with id 'ffffffffffffffff'"),
             std::string::npos);
@@ -161,7 +161,7 @@ TEST(ReviewStore, SelectionsRoundTripOnDisk) {
 
 TEST(ReviewStore, CorruptSelectionsSayFixOrDelete) {
   ls::test::TempDir dir;
-  write_sheet_folder(dir.path(), make_sheet_doc());
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   for (const char* text : {"{\"format\": \"lorastudio-selections\", ", "[1, 2]",
                            R"({"format": "lorastudio-selections", "version": 1, "cells": {"c000000000000000": {"state": "maybe"}}})"}) {
     ls::core::write_file_atomic(dir / "selections.json", text);
@@ -173,17 +173,17 @@ TEST(ReviewStore, CorruptSelectionsSayFixOrDelete) {
 
 TEST(ReviewStore, SaveIsAtomic) {
   ls::test::TempDir dir;
-  write_sheet_folder(dir.path(), make_sheet_doc());
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   ls::sheet::ReviewStore store(dir.path());
-  store.set(cell_id(0, 0, 0), CellState::kPicked, "");
+  store.set(review_cell_id(0, 0, 0), CellState::kPicked, "");
   std::string before = ls::core::read_file(dir / "selections.json");
   // A target that cannot be replaced (a non-empty folder): the rename fails, the memory state
   // stays as on disk and no temp file is left behind.
   fs::rename(dir / "selections.json", dir / "kept.json");
   fs::create_directories(dir / "selections.json" / "blocker");
-  EXPECT_NE(error_of([&] { store.set(cell_id(1, 0, 0), CellState::kPicked, ""); }).find("cannot rename"), std::string::npos);
+  EXPECT_NE(error_of([&] { store.set(review_cell_id(1, 0, 0), CellState::kPicked, ""); }).find("cannot rename"), std::string::npos);
   EXPECT_EQ(store.selections().size(), 1u);
-  EXPECT_EQ(store.selections().count(cell_id(1, 0, 0)), 0u);
+  EXPECT_EQ(store.selections().count(review_cell_id(1, 0, 0)), 0u);
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     EXPECT_EQ(entry.path().filename().string().find(".tmp."), std::string::npos) << entry.path();
   }
@@ -192,13 +192,13 @@ TEST(ReviewStore, SaveIsAtomic) {
 
 TEST(ReviewStore, SummaryCountsPicksPerValue) {
   ls::test::TempDir dir;
-  write_sheet_folder(dir.path(), make_sheet_doc());
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   ls::sheet::ReviewStore store(dir.path());
   // picked: (lora 1, 0.5, seed 1), (lora 2, 1, seed 1), (lora 2, 0.5, seed 2); rejected: (lora 1, 1, seed 2).
-  store.set(cell_id(0, 0, 0), CellState::kPicked, "");
-  store.set(cell_id(1, 1, 0), CellState::kPicked, "sharp");
-  store.set(cell_id(1, 0, 1), CellState::kPicked, "");
-  store.set(cell_id(0, 1, 1), CellState::kRejected, "");
+  store.set(review_cell_id(0, 0, 0), CellState::kPicked, "");
+  store.set(review_cell_id(1, 1, 0), CellState::kPicked, "sharp");
+  store.set(review_cell_id(1, 0, 1), CellState::kPicked, "");
+  store.set(review_cell_id(0, 1, 1), CellState::kRejected, "");
   json summary = ls::sheet::summary_to_json(store.summary());
   auto v = [](const char* value, int picked, int rejected) {
     return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
@@ -210,8 +210,8 @@ TEST(ReviewStore, SummaryCountsPicksPerValue) {
                                {{"kind", "seed"}, {"title", "seed"}, {"values", {v("1", 2, 0), v("2", 1, 1)}}}}}};
   EXPECT_EQ(summary, expected) << summary.dump(1);
   // Equal picks: fewer rejections first, then axis order.
-  store.set(cell_id(0, 1, 1), CellState::kPicked, "");
-  store.set(cell_id(1, 1, 1), CellState::kRejected, "");
+  store.set(review_cell_id(0, 1, 1), CellState::kPicked, "");
+  store.set(review_cell_id(1, 1, 1), CellState::kRejected, "");
   auto lora = store.summary().groups[0].values;
   ASSERT_EQ(lora.size(), 2u);
   EXPECT_EQ(lora[0].value, "name-000001");  // 2 picked, 0 rejected
@@ -224,7 +224,7 @@ TEST(ReviewStore, SummaryCountsPicksPerValue) {
 class ReviewServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    write_sheet_folder(dir_.path(), make_sheet_doc());
+    write_review_sheet_folder(dir_.path(), make_review_sheet_doc());
     server_ = std::make_unique<ls::sheet::ReviewServer>(dir_.path());
     port_ = server_->bind(0);
     server_->start();
@@ -257,8 +257,8 @@ TEST_F(ReviewServerTest, ServesPageSheetAndImages) {
   EXPECT_NE(page->body.find("lorastudioReview"), std::string::npos);  // review.js inlined
   auto sheet = client_->Get("/sheet.json");
   ASSERT_TRUE(sheet);
-  EXPECT_EQ(json::parse(sheet->body), make_sheet_doc());
-  std::string image = "cells/" + cell_id(1, 1, 0) + ".png";
+  EXPECT_EQ(json::parse(sheet->body), make_review_sheet_doc());
+  std::string image = "cells/" + review_cell_id(1, 1, 0) + ".png";
   auto png = client_->Get(("/files/" + image).c_str());
   ASSERT_TRUE(png);
   EXPECT_EQ(png->status, 200);
@@ -272,23 +272,23 @@ TEST_F(ReviewServerTest, ServesPageSheetAndImages) {
 }
 
 TEST_F(ReviewServerTest, PicksLandOnDisk) {
-  auto first = put(cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best"}});
+  auto first = put(review_cell_id(0, 0, 0), {{"state", "picked"}, {"note", "best"}});
   ASSERT_TRUE(first);
   EXPECT_EQ(first->status, 200);
-  auto second = client_->Post(("/api/selections/" + cell_id(1, 1, 1)).c_str(), R"({"state": "picked"})", "application/json");
+  auto second = client_->Post(("/api/selections/" + review_cell_id(1, 1, 1)).c_str(), R"({"state": "picked"})", "application/json");
   ASSERT_TRUE(second);
   EXPECT_EQ(second->status, 200);
   json doc = json::parse(second->body);
   EXPECT_EQ(doc["cells"].size(), 2u);
   json on_disk = json::parse(ls::core::read_file(dir_ / "selections.json"));
   EXPECT_EQ(on_disk, doc);
-  EXPECT_EQ(on_disk["cells"][cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best"}}));
-  EXPECT_EQ(on_disk["cells"][cell_id(1, 1, 1)], (json{{"state", "picked"}}));
+  EXPECT_EQ(on_disk["cells"][review_cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best"}}));
+  EXPECT_EQ(on_disk["cells"][review_cell_id(1, 1, 1)], (json{{"state", "picked"}}));
   // A note-only change keeps the state; state none with no note removes the entry.
-  auto noted = put(cell_id(0, 0, 0), {{"note", "best hands"}});
+  auto noted = put(review_cell_id(0, 0, 0), {{"note", "best hands"}});
   ASSERT_TRUE(noted);
-  EXPECT_EQ(json::parse(noted->body)["cells"][cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best hands"}}));
-  put(cell_id(1, 1, 1), {{"state", "none"}});
+  EXPECT_EQ(json::parse(noted->body)["cells"][review_cell_id(0, 0, 0)], (json{{"state", "picked"}, {"note", "best hands"}}));
+  put(review_cell_id(1, 1, 1), {{"state", "none"}});
   EXPECT_EQ(json::parse(ls::core::read_file(dir_ / "selections.json"))["cells"].size(), 1u);
   auto summary = client_->Get("/api/summary");
   ASSERT_TRUE(summary);
@@ -302,17 +302,17 @@ TEST_F(ReviewServerTest, RefusesBadWrites) {
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
   EXPECT_NE(json::parse(unknown->body)["error"].get<std::string>().find("no cell with id"), std::string::npos);
-  auto bad_state = put(cell_id(0, 0, 0), {{"state", "maybe"}});
+  auto bad_state = put(review_cell_id(0, 0, 0), {{"state", "maybe"}});
   ASSERT_TRUE(bad_state);
   EXPECT_EQ(bad_state->status, 400);
-  auto bad_key = put(cell_id(0, 0, 0), {{"stat", "picked"}});
+  auto bad_key = put(review_cell_id(0, 0, 0), {{"stat", "picked"}});
   ASSERT_TRUE(bad_key);
   EXPECT_EQ(bad_key->status, 400);
-  auto not_json = client_->Put(("/api/selections/" + cell_id(0, 0, 0)).c_str(), "{nope", "application/json");
+  auto not_json = client_->Put(("/api/selections/" + review_cell_id(0, 0, 0)).c_str(), "{nope", "application/json");
   ASSERT_TRUE(not_json);
   EXPECT_EQ(not_json->status, 400);
   // A cross-site form can only send text/plain without a preflight.
-  auto form = client_->Put(("/api/selections/" + cell_id(0, 0, 0)).c_str(), R"({"state":"picked"})", "text/plain");
+  auto form = client_->Put(("/api/selections/" + review_cell_id(0, 0, 0)).c_str(), R"({"state":"picked"})", "text/plain");
   ASSERT_TRUE(form);
   EXPECT_EQ(form->status, 415);
   EXPECT_FALSE(fs::exists(dir_ / "selections.json"));  // nothing above was saved
@@ -359,7 +359,7 @@ TEST_F(ReviewServerTest, FilesStayInsideTheSheetFolder) {
 
 TEST(ReviewServer, BindRefusesATakenPort) {
   ls::test::TempDir dir;
-  write_sheet_folder(dir.path(), make_sheet_doc());
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   ls::sheet::ReviewServer first(dir.path());
   int port = first.bind(0);
   ls::sheet::ReviewServer second(dir.path());
@@ -380,11 +380,11 @@ TEST(ReviewPage, Base64MatchesRfc4648) {
 
 TEST(ReviewPage, StaticPageCarriesEverything) {
   ls::test::TempDir dir;
-  json doc = make_sheet_doc();
+  json doc = make_review_sheet_doc();
   doc["cells"][0]["params"]["prompt"] = "</script><script>alert(1)</script> /*@LS_SCRIPT@*/";
-  write_sheet_folder(dir.path(), doc);
+  write_review_sheet_folder(dir.path(), doc);
   ls::sheet::ReviewStore store(dir.path());
-  store.set(cell_id(1, 0, 0), CellState::kPicked, "keep & compare <b>");
+  store.set(review_cell_id(1, 0, 0), CellState::kPicked, "keep & compare <b>");
   std::string page = ls::sheet::static_review_page(store);
   // Every template marker filled; the one left is the prompt's, inside the data.
   EXPECT_EQ(page.find("/*@LS_"), page.rfind("/*@LS_"));
