@@ -159,50 +159,55 @@ void ReviewServer::add_routes() {
     store_->refresh_sheet();
     send_review_json(res, summary_to_json(store_->summary()));
   });
-  auto put_selection = [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string id = req.matches[1];
-    if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
-      return send_review_error(res, 415, "send the choice as Content-Type: application/json");
+  auto put = [this](const httplib::Request& req, httplib::Response& res) { put_selection(req, res); };
+  http.Put(R"(/api/selections/([^/]+))", put);
+  http.Post(R"(/api/selections/([^/]+))", put);
+  http.Get(R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_file(req, res); });
+}
+
+// PUT/POST /api/selections/<id>: either field may be left out to keep it.
+void ReviewServer::put_selection(const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[1];
+  if (req.get_header_value("Content-Type").rfind("application/json", 0) != 0) {
+    return send_review_error(res, 415, "send the choice as Content-Type: application/json");
+  }
+  nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
+  if (!body.is_object()) return send_review_error(res, 400, "the body must be a JSON object {state, note}");
+  for (const auto& [key, value] : body.items()) {
+    if (key != "state" && key != "note") return send_review_error(res, 400, "unknown key '" + key + "' (state, note)");
+    if (!value.is_string()) return send_review_error(res, 400, key + " must be a string");
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!store_->sheet().find(id) && (!store_->refresh_sheet() || !store_->sheet().find(id))) {
+    return send_review_error(res, 404, "no cell with id '" + id + "' in this sheet");
+  }
+  auto it = store_->selections().find(id);
+  Selection current = it == store_->selections().end() ? Selection{} : it->second;
+  CellState state = current.state;
+  if (body.contains("state")) {
+    try {
+      state = parse_state(body["state"].get<std::string>(), "cell " + id);
+    } catch (const Error& e) {
+      return send_review_error(res, 400, e.what());
     }
-    nlohmann::json body = nlohmann::json::parse(req.body, nullptr, false);
-    if (!body.is_object()) return send_review_error(res, 400, "the body must be a JSON object {state, note}");
-    for (const auto& [key, value] : body.items()) {
-      if (key != "state" && key != "note") return send_review_error(res, 400, "unknown key '" + key + "' (state, note)");
-      if (!value.is_string()) return send_review_error(res, 400, key + " must be a string");
-    }
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (!store_->sheet().find(id) && (!store_->refresh_sheet() || !store_->sheet().find(id))) {
-      return send_review_error(res, 404, "no cell with id '" + id + "' in this sheet");
-    }
-    auto it = store_->selections().find(id);
-    Selection current = it == store_->selections().end() ? Selection{} : it->second;
-    CellState state = current.state;
-    if (body.contains("state")) {
-      try {
-        state = parse_state(body["state"].get<std::string>(), "cell " + id);
-      } catch (const Error& e) {
-        return send_review_error(res, 400, e.what());
-      }
-    }
-    std::string note = body.contains("note") ? body["note"].get<std::string>() : current.note;
-    store_->set(id, state, note);
-    send_review_json(res, selections_to_json(store_->selections()));
-  };
-  http.Put(R"(/api/selections/([^/]+))", put_selection);
-  http.Post(R"(/api/selections/([^/]+))", put_selection);
-  http.Get(R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-    // Checked on the raw target: httplib has already turned %2e%2e%2f into ../ in req.path.
-    const std::string prefix = "/files/", target = raw_target_path(req);
-    if (target.rfind(prefix, 0) != 0) return send_review_error(res, 400, "refused: percent-escapes in '" + target + "'");
-    std::string raw = target.substr(prefix.size());
-    int status = check_file_request(store_->dir(), raw);
-    if (status == 400) return send_review_error(res, 400, "refused: '" + raw + "' is not a plain relative path");
-    if (status == 403) return send_review_error(res, 403, "refused: '" + raw + "' is not a sheet image inside the folder");
-    if (status == 404) return send_review_error(res, 404, "no file '" + raw + "' in the sheet folder");
-    auto file = store_->dir() / raw;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_content(core::read_file(file), review_image_mime(file));
-  });
+  }
+  std::string note = body.contains("note") ? body["note"].get<std::string>() : current.note;
+  store_->set(id, state, note);
+  send_review_json(res, selections_to_json(store_->selections()));
+}
+
+void ReviewServer::send_file(const httplib::Request& req, httplib::Response& res) {
+  // Checked on the raw target: httplib has already turned %2e%2e%2f into ../ in req.path.
+  const std::string prefix = "/files/", target = raw_target_path(req);
+  if (target.rfind(prefix, 0) != 0) return send_review_error(res, 400, "refused: percent-escapes in '" + target + "'");
+  std::string raw = target.substr(prefix.size());
+  int status = check_file_request(store_->dir(), raw);
+  if (status == 400) return send_review_error(res, 400, "refused: '" + raw + "' is not a plain relative path");
+  if (status == 403) return send_review_error(res, 403, "refused: '" + raw + "' is not a sheet image inside the folder");
+  if (status == 404) return send_review_error(res, 404, "no file '" + raw + "' in the sheet folder");
+  auto file = store_->dir() / raw;
+  res.set_header("Cache-Control", "no-cache");
+  res.set_content(core::read_file(file), review_image_mime(file));
 }
 
 }  // namespace ls::sheet

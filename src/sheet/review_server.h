@@ -8,8 +8,8 @@
 //                                   left out to keep it); saved atomically; answers the new document
 //   GET  /api/summary               picks per LoRA file / strength / epoch / other axis value
 //   GET  /files/<relative path>     a .png of the sheet folder (cells/*.png, grid-*.png)
-// Errors are JSON {"error": "..."} with 400 (malformed), 403 (outside the folder, wrong Host) or
-// 404 (unknown cell, missing file).
+// Errors are JSON {"error": "..."} with 400 (malformed), 403 (outside the folder, wrong Host),
+// 404 (unknown cell, missing file) or 415 (a write that is not application/json).
 #pragma once
 
 #include <filesystem>
@@ -20,6 +20,8 @@
 
 namespace httplib {
 class Server;
+struct Request;
+struct Response;
 }
 
 namespace ls::sheet {
@@ -49,6 +51,8 @@ class ReviewServer {
 
  private:
   void add_routes();
+  void put_selection(const httplib::Request& req, httplib::Response& res);
+  void send_file(const httplib::Request& req, httplib::Response& res);
   bool host_allowed(const std::string& host) const;
 
   std::unique_ptr<ReviewStore> store_;
