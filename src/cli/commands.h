@@ -22,4 +22,9 @@ void register_dataset(CLI::App& app);
 /// `lorastudio train` (cmd_train.cpp).
 void register_train(CLI::App& app);
 
+/// `lorastudio sample` (cmd_sample.cpp), `sheet` (cmd_sheet.cpp), `review` (cmd_review.cpp).
+void register_sample(CLI::App& app);
+void register_sheet(CLI::App& app);
+void register_review(CLI::App& app);
+
 }  // namespace ls::cli

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "lorastudio 0.1.0");
   ls::cli::register_dataset(app);
   ls::cli::register_train(app);
+  ls::cli::register_sample(app);
+  ls::cli::register_sheet(app);
+  ls::cli::register_review(app);
   ls::cli::register_plan(app);
   ls::cli::register_lora(app);
   ls::cli::register_merge(app);

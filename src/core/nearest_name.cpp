@@ -30,4 +30,9 @@ std::string nearest_name(std::string_view name, const std::vector<std::string>& 
   return best;
 }
 
+std::string did_you_mean(std::string_view name, const std::vector<std::string>& candidates) {
+  const std::string best = nearest_name(name, candidates);
+  return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
+}
+
 }  // namespace ls::core

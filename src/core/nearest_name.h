@@ -16,4 +16,8 @@ size_t edit_distance(std::string_view a, std::string_view b);
 std::string nearest_name(std::string_view name, const std::vector<std::string>& candidates,
                          size_t max_distance = 2);
 
+/// " (did you mean 'x'?)" for the nearest candidate, or "" when none is near: the tail of an
+/// "unknown key" error.
+std::string did_you_mean(std::string_view name, const std::vector<std::string>& candidates);
+
 }  // namespace ls::core

@@ -171,8 +171,7 @@ bool is_off(const UnsupportedKey& key, const toml::node& n) {
 std::string suggestion(const std::string& key) {
   std::vector<std::string> names;
   for (const KeyDef& def : key_table()) names.push_back(def.name);
-  const std::string best = core::nearest_name(key, names);
-  return best.empty() ? std::string() : str_cat(" (did you mean '", best, "'?)");
+  return core::did_you_mean(key, names);
 }
 
 // Applies the keys of `table` allowed at `allowed` levels; `skip` names child tables handled by

@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "core/atomic_file.h"
+#include "core/strings.h"
 #include "core/error.h"
 #include "io/image_header.h"
 
@@ -104,16 +105,11 @@ ImageSize displayed(int width, int height, int orientation) {
   return orientation >= 5 ? ImageSize{height, width} : ImageSize{width, height};
 }
 
-std::string lowercase(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string lower_extension(const std::string& path) {
   const auto dot = path.find_last_of('.');
   const auto slash = path.find_last_of('/');
   if (dot == std::string::npos || (slash != std::string::npos && dot < slash)) return "";
-  return lowercase(path.substr(dot));
+  return core::ascii_lower(path.substr(dot));
 }
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
@@ -208,7 +204,7 @@ cv::Mat resize_image(const cv::Mat& rgb, int width, int height) {
 }
 
 std::vector<uint8_t> encode_image(const std::string& ext_in, const cv::Mat& rgb) {
-  const std::string ext = lowercase(ext_in);
+  const std::string ext = core::ascii_lower(ext_in);
   LS_CHECK(rgb.type() == CV_8UC3, "encode_image: expected an 8-bit RGB image (CV_8UC3), got type ",
            rgb.type());
   std::vector<int> params;

@@ -13,8 +13,7 @@
 namespace ls::models {
 
 namespace {
-constexpr int64_t kNormGroups = 32;
-constexpr double kNormEps = 1e-5;
+constexpr double kOutNormEps = 1e-5;
 
 std::string shape_str(const torch::Tensor& t) {
   std::ostringstream s;
@@ -47,7 +46,7 @@ void SdxlUnetConfig::validate(const std::string& label) const {
            transformer_depth_middle);
   for (size_t level = 0; level < channel_mult.size(); ++level) {
     int64_t width = model_channels * channel_mult[level];
-    LS_CHECK(channel_mult[level] > 0 && width % kNormGroups == 0, label, ": level ", level, " width ",
+    LS_CHECK(channel_mult[level] > 0 && width % kUnetNormGroups == 0, label, ": level ", level, " width ",
              width, " (model_channels x channel_mult) must be a positive multiple of 32 (GroupNorm groups)");
     LS_CHECK(transformer_depth[level] >= 0, label, ": transformer_depth[", level, "] must be >= 0");
     bool attends = transformer_depth[level] > 0 || level + 1 == channel_mult.size();  // last: middle block
@@ -114,7 +113,7 @@ SdxlUnetImpl::SdxlUnetImpl(const SdxlUnetConfig& config) : config_(config) {
 
   build_output_blocks(skip_channels);
   auto out = add_sequential(*this, "out");
-  out_norm_ = out->register_module("0", nn::GroupNorm(kNormGroups, mc, kNormEps, true));
+  out_norm_ = out->register_module("0", nn::GroupNorm(kUnetNormGroups, mc, kOutNormEps, true));
   out_conv_ = out->register_module("2", nn::Conv2d(mc, config_.out_channels, 3, 1, 1));
 }
 

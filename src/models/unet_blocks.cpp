@@ -12,7 +12,6 @@
 namespace ls::models {
 
 namespace {
-constexpr int64_t kNormGroups = 32;
 constexpr double kResNormEps = 1e-5;          // GroupNorm32 = torch GroupNorm default eps
 constexpr double kTransformerNormEps = 1e-6;  // attention.py Normalize()
 
@@ -31,12 +30,12 @@ std::shared_ptr<torch::nn::Module> add_sequential(torch::nn::Module& parent, con
 // ---------------------------------------------------------------------------------------------
 ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_channels) {
   auto in_layers = add_sequential(*this, "in_layers");
-  in_norm_ = in_layers->register_module("0", nn::GroupNorm(kNormGroups, channels, kResNormEps, true));
+  in_norm_ = in_layers->register_module("0", nn::GroupNorm(kUnetNormGroups, channels, kResNormEps, true));
   in_conv_ = in_layers->register_module("2", nn::Conv2d(channels, out_channels, 3, 1, 1));
   auto emb_layers = add_sequential(*this, "emb_layers");
   emb_proj_ = emb_layers->register_module("1", nn::Linear(emb_channels, out_channels));
   auto out_layers = add_sequential(*this, "out_layers");
-  out_norm_ = out_layers->register_module("0", nn::GroupNorm(kNormGroups, out_channels, kResNormEps, true));
+  out_norm_ = out_layers->register_module("0", nn::GroupNorm(kUnetNormGroups, out_channels, kResNormEps, true));
   out_conv_ = out_layers->register_module("3", nn::Conv2d(out_channels, out_channels, 3, 1, 1));
   if (out_channels != channels) {
     skip_ = register_module("skip_connection", nn::Conv2d(channels, out_channels, 1));
@@ -140,7 +139,7 @@ torch::Tensor BasicTransformerBlockImpl::body(const torch::Tensor& x, const torc
 SpatialTransformerImpl::SpatialTransformerImpl(int64_t channels, int64_t heads, int64_t dim_head,
                                                int64_t depth, int64_t context_dim, bool use_linear) {
   int64_t inner = heads * dim_head;
-  norm_ = register_module("norm", nn::GroupNorm(kNormGroups, channels, kTransformerNormEps, false));
+  norm_ = register_module("norm", nn::GroupNorm(kUnetNormGroups, channels, kTransformerNormEps, false));
   if (use_linear) {
     proj_in_linear_ = register_module("proj_in", nn::Linear(channels, inner));
   } else {

@@ -17,6 +17,9 @@
 
 namespace ls::models {
 
+/// GroupNorm groups of every UNet norm (SGM normalization(): GroupNorm32).
+inline constexpr int64_t kUnetNormGroups = 32;
+
 /// A parameter-less child module registered as `name`: stands for an nn.Sequential whose
 /// numbered children are then registered on it (so "in_layers" + "2" gives "in_layers.2").
 std::shared_ptr<torch::nn::Module> add_sequential(torch::nn::Module& parent, const std::string& name);

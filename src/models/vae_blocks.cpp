@@ -14,13 +14,13 @@ namespace ls::models {
 
 namespace {
 constexpr int64_t kGroups = 32;
-constexpr double kNormEps = 1e-6;
+constexpr double kVaeNormEps = 1e-6;
 }  // namespace
 
 ls::nn::GroupNorm vae_normalize(int64_t channels) {
   LS_CHECK(channels % kGroups == 0, "VAE: GroupNorm(32) needs channels divisible by 32, got ", channels,
            "; choose ch (and ch * ch_mult) as multiples of 32");
-  return ls::nn::GroupNorm(kGroups, channels, kNormEps, /*upcast=*/false);
+  return ls::nn::GroupNorm(kGroups, channels, kVaeNormEps, /*upcast=*/false);
 }
 
 torch::Tensor vae_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,

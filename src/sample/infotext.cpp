@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "io/safetensors_header.h"
 
 namespace ls::sample {
@@ -292,9 +293,7 @@ bool operator==(const GenerationParams& a, const GenerationParams& b) {
 
 std::string format_number(double value) {
   LS_CHECK(std::isfinite(value), "infotext: cannot write the non-finite number ", value);
-  char buf[32];
-  auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
-  return std::string(buf, end);
+  return core::format_double(value);
 }
 
 std::string infotext_quote(const std::string& value) {

@@ -7,16 +7,10 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace ls::train {
 namespace {
-
-std::string trim(const std::string& s) {
-  size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string::npos) return "";
-  size_t e = s.find_last_not_of(" \t\r\n");
-  return s.substr(b, e - b + 1);
-}
 
 std::string join(const std::vector<std::string>& items) {
   std::string out;
@@ -27,7 +21,7 @@ std::string join(const std::vector<std::string>& items) {
 // ast.literal_eval accepts decimal ints and floats with an optional sign; strtod alone would
 // also take "inf", "nan" and hex floats, which Python rejects.
 bool parse_python_float(const std::string& text, double& out) {
-  std::string s = trim(text);
+  std::string s = core::trim(text);
   if (s.empty() || s.find_first_not_of("0123456789.eE+-") != std::string::npos) return false;
   if (s.find_first_of("0123456789") == std::string::npos) return false;
   errno = 0;
@@ -57,7 +51,7 @@ std::vector<OptimizerArg> split_optimizer_args(const std::vector<std::string>& a
     size_t eq = piece.find('=');
     LS_CHECK(eq != std::string::npos && piece.find('=', eq + 1) == std::string::npos,
              "optimizer_args: '", piece, "' must be key=value (e.g. weight_decay=0.01)");
-    OptimizerArg arg{trim(piece.substr(0, eq)), trim(piece.substr(eq + 1))};
+    OptimizerArg arg{core::trim(piece.substr(0, eq)), core::trim(piece.substr(eq + 1))};
     LS_CHECK(!arg.key.empty() && !arg.value.empty(), "optimizer_args: '", piece,
              "' must be key=value (e.g. weight_decay=0.01)");
     LS_CHECK(seen.insert(arg.key).second, "optimizer_args: '", arg.key, "' is given twice; keep one");
@@ -89,7 +83,7 @@ std::optional<double> arg_optional_double(const OptimizerArg& arg, const std::st
 }
 
 std::vector<double> arg_doubles(const OptimizerArg& arg, size_t n, const std::string& what) {
-  std::string s = trim(arg.value);
+  std::string s = core::trim(arg.value);
   if (s.size() >= 2 && ((s.front() == '(' && s.back() == ')') || (s.front() == '[' && s.back() == ']'))) {
     s = s.substr(1, s.size() - 2);
   }

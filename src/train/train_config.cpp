@@ -20,6 +20,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/nearest_name.h"
 #include "data/synthetic.h"  // toml_quote
 #include "train/train_config_kohya.h"
@@ -160,11 +161,6 @@ std::string did_you_mean(const std::string& name, const char* open, const char* 
   return best.empty() ? std::string() : str_cat(" (did you mean ", open, best, close, "?)");
 }
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return s;
-}
-
 std::string quote(const std::string& s) { return data::toml_quote(s); }
 
 // A TOML value as written in a config, for messages.
@@ -289,14 +285,8 @@ void from_toml(const toml::node& n, const Ctx& ctx, std::optional<uint64_t>& out
 
 // ---- values from command-line text ----
 
-std::string trim(const std::string& s) {
-  const size_t b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
-
 bool parse_int64(const std::string& text, int64_t& out) {
-  const std::string t = trim(text);
+  const std::string t = core::trim(text);
   if (t.empty()) return false;
   char* end = nullptr;
   errno = 0;
@@ -307,7 +297,7 @@ bool parse_int64(const std::string& text, int64_t& out) {
 }
 
 bool parse_double(const std::string& text, double& out) {
-  const std::string t = trim(text);
+  const std::string t = core::trim(text);
   if (t.empty()) return false;
   char* end = nullptr;
   out = std::strtod(t.c_str(), &end);
@@ -339,7 +329,7 @@ void from_text(const std::string& text, const Ctx& ctx, std::optional<double>& o
 }
 
 void from_text(const std::string& text, const Ctx& ctx, bool& out) {
-  const std::string t = lower(trim(text));
+  const std::string t = core::ascii_lower(core::trim(text));
   if (t == "true" || t == "1") {
     out = true;
   } else if (t == "false" || t == "0") {
@@ -362,7 +352,7 @@ void from_text(const std::string& text, const Ctx& ctx, std::array<int, 2>& out)
 }
 
 void from_text(const std::string& text, const Ctx& ctx, std::optional<uint64_t>& out) {
-  const std::string t = trim(text);
+  const std::string t = core::trim(text);
   if (t.empty() || t.find_first_not_of("0123456789") != std::string::npos) ctx.fail("a non-negative integer");
   errno = 0;
   const unsigned long long v = std::strtoull(t.c_str(), nullptr, 10);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "train/train_config.h"
 
 namespace ls::train {
@@ -155,11 +156,6 @@ const UnsupportedKohyaKey kUnsupported[] = {
     {"deepspeed", Off::kFalse},
 };
 
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
-  return s;
-}
-
 bool text_number_is(const std::string& text, double target) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
@@ -198,13 +194,13 @@ bool is_off(const UnsupportedKohyaKey& key, const KohyaValue& v) {
   const bool text = is_string && v.from_text;
   switch (key.off) {
     case Off::kFalse:
-      return (v.kind == KohyaValue::Kind::kBool && !v.boolean) || (text && (lower(v.text) == "false" || v.text == "0"));
+      return (v.kind == KohyaValue::Kind::kBool && !v.boolean) || (text && (core::ascii_lower(v.text) == "false" || v.text == "0"));
     case Off::kZero:
     case Off::kOne: {
       const double target = key.off == Off::kZero ? 0.0 : 1.0;
       return (v.kind == KohyaValue::Kind::kNumber && v.number == target) || (text && text_number_is(v.text, target));
     }
-    case Off::kNone: return text && lower(v.text) == "none";
+    case Off::kNone: return text && core::ascii_lower(v.text) == "none";
     case Off::kText: return is_string && v.text == key.text;
   }
   return false;

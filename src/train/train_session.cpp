@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "core/runtime.h"
+#include "core/strings.h"
 #include "data/findings.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
@@ -15,17 +16,13 @@
 #include "train/adafactor.h"
 #include "train/adamw.h"
 #include "train/optimizer_args.h"
+#include "train/sample_prompts.h"
 #include "train/text_inputs.h"
 
 namespace fs = std::filesystem;
 
 namespace ls::train {
 namespace {
-
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 
 data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
   if (!c.dataset_config.empty()) {
@@ -100,7 +97,7 @@ void build_optimizer(TrainSession& s) {
   const TrainConfig& c = s.config;
   Groups g = parameter_groups(s);
   s.group_names = g.names;
-  const std::string kind = lower(c.optimizer_type);
+  const std::string kind = core::ascii_lower(c.optimizer_type);
   bool relative_step = false;
   if (kind == "adafactor") {
     AdafactorOptions defaults = parse_adafactor_args(c.optimizer_args);
@@ -262,12 +259,17 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     if (c.cache_latents && !c.cache_latents_to_disk)
       notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
     fill_latent_cache(*s, cache_dir);
+    if (!c.sample_prompts.empty()) {
+      s->sample_vae = s->model.vae;
+      s->sample_vae->to(s->device, torch::kFloat);
+    }
     s->model.vae = models::AutoencoderKL(nullptr);  // every latent now comes from the cache
   } else {
     s->model.vae->to(s->device, s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat);
   }
   if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) {
     fill_text_cache(*s, cache_dir);
+    if (!c.sample_prompts.empty()) s->sample_te1 = s->model.te1, s->sample_te2 = s->model.te2;
     s->model.te1 = models::ClipTextModel(nullptr);
     s->model.te2 = models::ClipTextModel(nullptr);
   }
@@ -293,8 +295,11 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
 
   if (!c.sample_prompts.empty()) {
     LS_CHECK(fs::exists(c.sample_prompts), c.sample_prompts, ": sample_prompts file not found");
-    notes.push_back("sample_prompts: sampling during training is not available yet (the sampler lands with "
-                    "`lorastudio sample`); no sample images will be made");
+    s->sample_requests = read_sample_prompts(c.sample_prompts, c.sample_sampler, s->seed);
+    if (!c.sample_every_n_epochs && !c.sample_every_n_steps && !c.sample_at_first) {
+      notes.push_back("sample_prompts: no sample_every_n_epochs, sample_every_n_steps or sample_at_first; no "
+                      "sample images will be made");
+    }
   }
   return s;
 }

@@ -18,6 +18,7 @@
 #include "text/clip_tokenizer.h"
 #include "train/lr_schedule.h"
 #include "sample/noise_schedule.h"
+#include "sample/pipeline.h"
 #include "train/train_config.h"
 
 namespace ls::train {
@@ -40,6 +41,12 @@ struct TrainSession {
   lora::LoraNetworkOptions network_options;
   lora::LoraNetwork network{nullptr};
   float vae_scale = 0.13025f;
+
+  /// sample_prompts: the images to make during training, and the parts sampling needs that
+  /// training freed (VAE with cached latents, encoders with cached text outputs).
+  std::vector<sample::ImageRequest> sample_requests;
+  models::AutoencoderKL sample_vae{nullptr};
+  models::ClipTextModel sample_te1{nullptr}, sample_te2{nullptr};
 
   std::unique_ptr<data::LatentCache> latent_cache;
   std::unique_ptr<data::TextCache> text_cache;

@@ -16,8 +16,10 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "io/png_text.h"
 #include "lora/kohya_format.h"
 #include "models/sdxl_conditioner.h"
+#include "sample/infotext.h"
 #include "train/loss.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
@@ -153,6 +155,7 @@ class Trainer {
   void optimizer_step();
   void save_lora_file(const std::string& name, int epoch);
   std::string save_state(const std::string& name);
+  void sample_images(const std::string& suffix);
   std::string out(const std::string& name) const { return (fs::path(s_->config.output_dir) / name).string(); }
 
   std::unique_ptr<TrainSession> s_;
@@ -161,7 +164,41 @@ class Trainer {
   double epoch_loss_sum_ = 0;
   int64_t epoch_loss_count_ = 0;
   TrainResult result_;
+  std::unique_ptr<sample::Pipeline> sampler_;
 };
+
+/// kohya's sample images: <output_dir>/sample/<name>_<e000005|000100>_<index>_<seed>.png, made
+/// with the LoRA as it is now (dropouts off), without touching the training generators.
+void Trainer::sample_images(const std::string& suffix) {
+  TrainSession& s = *s_;
+  if (s.sample_requests.empty()) return;
+  if (!sampler_) {
+    models::SdxlModel m = s.model;  // shares the modules, so the LoRA under training is attached
+    if (!m.te1) m.te1 = s.sample_te1, m.te2 = s.sample_te2;
+    if (!m.vae) m.vae = s.sample_vae;
+    sampler_ = std::make_unique<sample::Pipeline>(m, *s.tokenizer, s.device);
+  }
+  const bool network_training = s.network->is_training();
+  const bool unet_training = s.model.unet->is_training();
+  s.network->eval();
+  s.model.unet->eval();
+  fs::create_directories(out("sample"));
+  for (size_t i = 0; i < s.sample_requests.size(); ++i) {
+    const sample::ImageRequest& r = s.sample_requests[i];
+    const cv::Mat image = sampler_->generate(r);
+    sample::GenerationParams p;
+    p.prompt = r.prompt, p.negative_prompt = r.negative_prompt, p.steps = r.steps, p.sampler = r.sampler;
+    p.schedule_type = r.schedule_type, p.cfg_scale = r.cfg_scale, p.seed = r.seed, p.width = r.width;
+    p.height = r.height, p.model = fs::path(s.config.pretrained_model_name_or_path).stem().string();
+    p.extra["Training"] = s.config.output_name + " " + suffix;
+    char name[64];
+    std::snprintf(name, sizeof name, "_%02zu_%lld.png", i, static_cast<long long>(r.seed));
+    io::write_png_with_text(out("sample/" + s.config.output_name + "_" + suffix + name), image,
+                            {{"parameters", sample::format_infotext(p)}});
+  }
+  s.network->train(network_training);
+  s.model.unet->train(unet_training);
+}
 
 double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_index) {
   TrainSession& s = *s_;
@@ -262,6 +299,7 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
               static_cast<long long>(s.updates_per_epoch), static_cast<long long>(position_.global_step));
   std::fflush(stdout);  // before the progress lines on stderr
 
+  if (c.sample_at_first && !resumed) sample_images("e000000");
   SigintScope sigint;
   const data::BatchLoader loader(s.datasets, s.seed, s.latent_cache.get());
   core::Progress progress("train", s.max_steps - position_.global_step, "step");
@@ -312,6 +350,11 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
         save_lora_file(step_file_name(c.output_name, position_.global_step) + ".safetensors", epoch + 1);
         if (c.save_state) save_state(step_file_name(c.output_name, position_.global_step) + "-state");
       }
+      if (c.sample_every_n_steps && position_.global_step % *c.sample_every_n_steps == 0) {
+        char suffix[32];
+        std::snprintf(suffix, sizeof suffix, "%06lld", static_cast<long long>(position_.global_step));
+        sample_images(suffix);
+      }
       const bool stop = g_interrupts.load() > 0 || (hooks_.stop_after_step && hooks_.stop_after_step(position_.global_step));
       if (stop && !last) {
         progress.finish();
@@ -332,6 +375,11 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
       if (c.save_every_n_epochs && (epoch + 1) % *c.save_every_n_epochs == 0 && !last) {
         save_lora_file(epoch_file_name(c.output_name, epoch + 1) + ".safetensors", epoch + 1);
         if (c.save_state) save_state(epoch_file_name(c.output_name, epoch + 1) + "-state");
+      }
+      if (c.sample_every_n_epochs && (epoch + 1) % *c.sample_every_n_epochs == 0) {
+        char suffix[32];
+        std::snprintf(suffix, sizeof suffix, "e%06d", epoch + 1);
+        sample_images(suffix);
       }
     }
   }

@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/runtime.h"
 #include "core/sha256.h"
+#include "core/strings.h"
 #include "support/support.h"
 
 namespace {
@@ -74,6 +75,50 @@ TEST(Sha256, KnownVectors) {
   ls::core::Sha256 streamed;
   for (size_t i = 0; i < million.size(); i += 997) streamed.update(million.data() + i, std::min<size_t>(997, million.size() - i));
   EXPECT_EQ(streamed.hex_digest(), ls::core::sha256_hex(million));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Strings, AsciiLowerLeavesUtf8Alone) {
+  EXPECT_EQ(ls::core::ascii_lower("AdaFactor_X9"), "adafactor_x9");
+  EXPECT_EQ(ls::core::ascii_lower("\xC3\x84rger"), "\xC3\x84rger");  // "Ärger": multi-byte bytes unchanged
+}
+
+TEST(Strings, TrimBlanksBothEnds) {
+  EXPECT_EQ(ls::core::trim(" \t a b \r\n"), "a b");
+  EXPECT_EQ(ls::core::trim(" \t\r\n"), "");
+  EXPECT_EQ(ls::core::trim("x"), "x");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Strings, FormatDoubleIsShortestRoundTrip) {
+  EXPECT_EQ(ls::core::format_double(7.0), "7");
+  EXPECT_EQ(ls::core::format_double(0.8), "0.8");
+  EXPECT_EQ(ls::core::format_double(7.5), "7.5");
+  for (double v : {0.1, 1.0 / 3.0, 1e-5, 123456.789, -2.5e-300}) {
+    double back = 0;
+    ASSERT_TRUE(ls::core::parse_double(ls::core::format_double(v), back));
+    EXPECT_EQ(back, v);
+  }
+}
+
+TEST(Strings, ParseNumbersWholeTextOnly) {
+  double d = 0;
+  int64_t i = 0;
+  EXPECT_TRUE(ls::core::parse_double(" 0.75 ", d));
+  EXPECT_EQ(d, 0.75);
+  EXPECT_TRUE(ls::core::parse_double("+2", d));
+  EXPECT_FALSE(ls::core::parse_double("0.75x", d));
+  EXPECT_FALSE(ls::core::parse_double("", d));
+  EXPECT_TRUE(ls::core::parse_int64("-12", i));
+  EXPECT_EQ(i, -12);
+  EXPECT_FALSE(ls::core::parse_int64("1.5", i));
+  EXPECT_FALSE(ls::core::parse_int64("99999999999999999999", i));
 }
 
 }  // namespace

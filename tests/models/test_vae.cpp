@@ -69,7 +69,7 @@ bool ends_with(const std::string& s, const std::string& tail) {
 
 // Random affine GroupNorm parameters too, so a swapped weight/bias or a missing affine shows;
 // conv parameters keep torch's init, times scale.
-void randomize(torch::nn::Module& m, double scale = 1.0) {
+void randomize_vae(torch::nn::Module& m, double scale = 1.0) {
   torch::NoGradGuard no_grad;
   for (auto& p : m.named_parameters()) {
     auto& t = p.value();
@@ -131,7 +131,7 @@ TEST(VaeBlocks, ResnetBlockMatchesFormula) {
   for (auto [cin, cout] : {std::pair<int64_t, int64_t>{32, 64}, {64, 64}}) {
     ls::models::VaeResnetBlock blk(cin, cout);
     blk->to(torch::kDouble);
-    randomize(*blk);
+    randomize_vae(*blk);
     EXPECT_EQ(bool(blk->nin_shortcut), cin != cout);
     auto x = torch::randn({2, cin, 5, 7}, kF64);
     EXPECT_TRUE(ls::test::all_close(blk(x), resnet_ref(x, blk), 1e-10, 1e-10)) << cin << "->" << cout;
@@ -142,7 +142,7 @@ TEST(VaeBlocks, AttnBlockMatchesExplicitSoftmax) {
   torch::manual_seed(2);
   ls::models::VaeAttnBlock blk(64);
   blk->to(torch::kDouble);
-  randomize(*blk, 4.0);  // larger q/k so the softmax is far from uniform
+  randomize_vae(*blk, 4.0);  // larger q/k so the softmax is far from uniform
   auto x = torch::randn({2, 64, 5, 6}, kF64);
   auto expected = attn_ref(x, blk);
   EXPECT_TRUE(ls::test::all_close(blk(x), expected, 1e-10, 1e-10));
@@ -198,12 +198,12 @@ TEST(VaeBlocks, FiniteDifferenceGradients) {
   torch::manual_seed(6);
   ls::models::VaeResnetBlock res(32, 64);
   res->to(torch::kDouble);
-  randomize(*res);
+  randomize_vae(*res);
   EXPECT_TRUE(ls::test::gradcheck([&](const torch::Tensor& x) { return res(x); },
                                   torch::randn({1, 32, 3, 4}, kF64)));
   ls::models::VaeAttnBlock attn(32);
   attn->to(torch::kDouble);
-  randomize(*attn, 3.0);
+  randomize_vae(*attn, 3.0);
   EXPECT_TRUE(ls::test::gradcheck([&](const torch::Tensor& x) { return attn(x); },
                                   torch::randn({1, 32, 3, 3}, kF64)));
 }
@@ -252,7 +252,7 @@ TEST(Vae, DecoderRunsUpLevelsFromLastIndexToFirst) {
   auto cfg = VaeConfig::tiny();
   AutoencoderKL vae(cfg);
   vae->to(torch::kDouble);
-  randomize(*vae);
+  randomize_vae(*vae);
   auto& dec = vae->decoder;
   const auto n_levels = static_cast<int64_t>(cfg.ch_mult.size());
   // up[i] works at ch * ch_mult[i] channels; up[0] has no upsample, the others do.

@@ -14,16 +14,16 @@ using ls::text::parse_prompt_attention;
 using ls::text::PromptChunk;
 using Pieces = std::vector<ls::text::PromptPiece>;
 using Ids = std::vector<int64_t>;
-constexpr int64_t S = 49406, E = 49407;
+constexpr int64_t kBos = 49406, kEos = 49407;
 const double kUp = 1.1, kDown = 1 / 1.1;
 
-const ClipTokenizer& clip() {
+const ClipTokenizer& attention_tokenizer() {
   static const ClipTokenizer tok = ClipTokenizer::from_file(ls::test::kClipVocab);
   return tok;
 }
 
 int64_t id(const std::string& word) {
-  auto ids = clip().encode(word);
+  auto ids = attention_tokenizer().encode(word);
   EXPECT_EQ(ids.size(), 1u) << word;
   return ids.at(0);
 }
@@ -37,7 +37,7 @@ std::string repeat(const std::string& word, int n) {
 // The chunk's prompt tokens (padding must be end ids with weight 1).
 Ids body(const PromptChunk& c) {
   for (int i = c.tokens; i < ls::text::kWindowBody; ++i) {
-    EXPECT_EQ(c.ids[i], E);
+    EXPECT_EQ(c.ids[i], kEos);
     EXPECT_EQ(c.weights[i], 1.0);
   }
   return Ids(c.ids.begin(), c.ids.begin() + c.tokens);
@@ -133,20 +133,20 @@ TEST(PromptAttention, Break) {
 }
 
 TEST(PromptChunks, EmptyPromptIsOnePaddedChunk) {
-  auto chunks = ls::text::chunk_prompt(clip(), "");
+  auto chunks = ls::text::chunk_prompt(attention_tokenizer(), "");
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(body(chunks[0]), Ids{});
-  auto te1 = ls::text::chunk_window(chunks[0], E), te2 = ls::text::chunk_window(chunks[0], 0);
-  Ids expect1(77, E), expect2(77, 0);
-  expect1[0] = expect2[0] = S;
-  expect2[1] = E;
+  auto te1 = ls::text::chunk_window(chunks[0], kEos), te2 = ls::text::chunk_window(chunks[0], 0);
+  Ids expect1(77, kEos), expect2(77, 0);
+  expect1[0] = expect2[0] = kBos;
+  expect2[1] = kEos;
   EXPECT_EQ(Ids(te1.begin(), te1.end()), expect1);
   EXPECT_EQ(Ids(te2.begin(), te2.end()), expect2);
   for (double w : ls::text::chunk_weights(chunks[0])) EXPECT_EQ(w, 1.0);
 }
 
 TEST(PromptChunks, PiecesAreTokenizedWithTheirWeights) {
-  auto chunks = ls::text::chunk_prompt(clip(), "a (red cat:1.5) [dog], sun");
+  auto chunks = ls::text::chunk_prompt(attention_tokenizer(), "a (red cat:1.5) [dog], sun");
   ASSERT_EQ(chunks.size(), 1u);
   EXPECT_EQ(body(chunks[0]), (Ids{id("a"), id("red"), id("cat"), id("dog"), id(","), id("sun")}));
   EXPECT_EQ(weights(chunks[0]), (std::vector<double>{1, 1.5, 1.5, kDown, 1, 1}));
@@ -156,42 +156,42 @@ TEST(PromptChunks, PiecesAreTokenizedWithTheirWeights) {
   EXPECT_EQ(w[4], kDown);
   EXPECT_EQ(w[76], 1.0);
   // TE2: everything after the first end id is pad, even a typed <|endoftext|> in the body.
-  auto typed = ls::text::chunk_prompt(clip(), "cat <|endoftext|> dog");
-  EXPECT_EQ(body(typed[0]), (Ids{id("cat"), E, id("dog")}));
+  auto typed = ls::text::chunk_prompt(attention_tokenizer(), "cat <|endoftext|> dog");
+  EXPECT_EQ(body(typed[0]), (Ids{id("cat"), kEos, id("dog")}));
   auto te2 = ls::text::chunk_window(typed[0], 0);
-  EXPECT_EQ(Ids(te2.begin(), te2.begin() + 5), (Ids{S, id("cat"), E, 0, 0}));
+  EXPECT_EQ(Ids(te2.begin(), te2.begin() + 5), (Ids{kBos, id("cat"), kEos, 0, 0}));
   EXPECT_EQ(te2[76], 0);
-  auto te1 = ls::text::chunk_window(typed[0], E);
-  EXPECT_EQ(Ids(te1.begin(), te1.begin() + 5), (Ids{S, id("cat"), E, id("dog"), E}));
+  auto te1 = ls::text::chunk_window(typed[0], kEos);
+  EXPECT_EQ(Ids(te1.begin(), te1.begin() + 5), (Ids{kBos, id("cat"), kEos, id("dog"), kEos}));
 }
 
 TEST(PromptChunks, LongPromptsFillChunksOf75) {
-  auto chunks = ls::text::chunk_prompt(clip(), repeat("cat", 100));
+  auto chunks = ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 100));
   ASSERT_EQ(chunks.size(), 2u);
   EXPECT_EQ(body(chunks[0]), ids_n(id("cat"), 75));
   EXPECT_EQ(body(chunks[1]), ids_n(id("cat"), 25));
   auto w1 = ls::text::chunk_window(chunks[0], 0);
-  EXPECT_EQ(w1[76], E);  // a full chunk still ends with the end id
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), repeat("cat", 75)).size(), 1u);
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), repeat("cat", 76)).size(), 2u);
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), repeat("cat", 226)).size(), 4u);  // no 225 limit
+  EXPECT_EQ(w1[76], kEos);  // a full chunk still ends with the end id
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 75)).size(), 1u);
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 76)).size(), 2u);
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 226)).size(), 4u);  // no 225 limit
 }
 
 TEST(PromptChunks, BreakStartsANewChunk) {
-  auto c = ls::text::chunk_prompt(clip(), "cat BREAK (dog:1.2)");
+  auto c = ls::text::chunk_prompt(attention_tokenizer(), "cat BREAK (dog:1.2)");
   ASSERT_EQ(c.size(), 2u);
   EXPECT_EQ(body(c[0]), Ids{id("cat")});
   EXPECT_EQ(body(c[1]), Ids{id("dog")});
   EXPECT_EQ(weights(c[1]), std::vector<double>{1.2});
-  auto leading = ls::text::chunk_prompt(clip(), "BREAK cat");  // the empty first chunk is kept
+  auto leading = ls::text::chunk_prompt(attention_tokenizer(), "BREAK cat");  // the empty first chunk is kept
   ASSERT_EQ(leading.size(), 2u);
   EXPECT_EQ(body(leading[0]), Ids{});
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), "cat BREAK").size(), 1u);
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), "cat BREAK BREAK dog").size(), 3u);
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), "cat BREAK").size(), 1u);
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), "cat BREAK BREAK dog").size(), 3u);
   // A chunk filled exactly by 75 tokens, then BREAK: BREAK closes that chunk, no empty one follows.
-  EXPECT_EQ(ls::text::chunk_prompt(clip(), repeat("cat", 75) + "BREAK dog").size(), 2u);
+  EXPECT_EQ(ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 75) + "BREAK dog").size(), 2u);
   // Bracketed BREAK is the word "break" with weight -1.1.
-  auto bracketed = ls::text::chunk_prompt(clip(), "(cat BREAK dog)");
+  auto bracketed = ls::text::chunk_prompt(attention_tokenizer(), "(cat BREAK dog)");
   ASSERT_EQ(bracketed.size(), 1u);
   EXPECT_EQ(body(bracketed[0]), (Ids{id("cat"), id("break"), id("dog")}));
   EXPECT_EQ(weights(bracketed[0]), (std::vector<double>{1.1, -1.1, 1.1}));
@@ -202,28 +202,28 @@ TEST(PromptChunks, CommaBacktracking) {
   // 70 cats, comma, 10 dogs: the 5th dog finds the chunk full with the comma 5 back, so the 4
   // dogs after the comma move to the next chunk with their weights.
   auto prompt = repeat("cat", 70) + ", (dog:1.3) (dog:1.3) (dog:1.3) (dog:1.3) " + repeat("dog", 6);
-  auto moved = ls::text::chunk_prompt(clip(), prompt);
+  auto moved = ls::text::chunk_prompt(attention_tokenizer(), prompt);
   ASSERT_EQ(moved.size(), 2u);
   EXPECT_EQ(body(moved[0]), cat({ids_n(c, 70), {comma}}));
   EXPECT_EQ(body(moved[1]), ids_n(d, 10));
   EXPECT_EQ(weights(moved[1]), (std::vector<double>{1.3, 1.3, 1.3, 1.3, 1, 1, 1, 1, 1, 1}));
   // Backtracking off: plain cut at 75.
-  auto plain = ls::text::chunk_prompt(clip(), prompt, 0);
+  auto plain = ls::text::chunk_prompt(attention_tokenizer(), prompt, 0);
   EXPECT_EQ(body(plain[0]), cat({ids_n(c, 70), {comma}, ids_n(d, 4)}));
   EXPECT_EQ(body(plain[1]), ids_n(d, 6));
   // The comma exactly 20 back (index 55) still moves; 21 back (index 54) does not.
-  auto at20 = ls::text::chunk_prompt(clip(), repeat("cat", 55) + ", " + repeat("dog", 25));
+  auto at20 = ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 55) + ", " + repeat("dog", 25));
   EXPECT_EQ(body(at20[0]), cat({ids_n(c, 55), {comma}}));
   EXPECT_EQ(body(at20[1]), ids_n(d, 25));
-  auto at21 = ls::text::chunk_prompt(clip(), repeat("cat", 54) + ", " + repeat("dog", 25));
+  auto at21 = ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 54) + ", " + repeat("dog", 25));
   EXPECT_EQ(body(at21[0]), cat({ids_n(c, 54), {comma}, ids_n(d, 20)}));
   EXPECT_EQ(body(at21[1]), ids_n(d, 5));
   // A comma arriving when the chunk is full opens the next chunk, which then has no known comma.
-  auto full = ls::text::chunk_prompt(clip(), repeat("cat", 75) + ", " + repeat("dog", 80));
+  auto full = ls::text::chunk_prompt(attention_tokenizer(), repeat("cat", 75) + ", " + repeat("dog", 80));
   ASSERT_EQ(full.size(), 3u);
   EXPECT_EQ(body(full[1]), cat({{comma}, ids_n(d, 74)}));
   EXPECT_EQ(body(full[2]), ids_n(d, 6));
-  EXPECT_THROW(ls::text::chunk_prompt(clip(), "a", -1), ls::Error);
+  EXPECT_THROW(ls::text::chunk_prompt(attention_tokenizer(), "a", -1), ls::Error);
 }
 
 }  // namespace

@@ -1,0 +1,167 @@
+// `lorastudio sample`: SDXL txt2img with LoRAs; every PNG carries A1111's `parameters` text, and
+// `--from-png IMAGE` renders the image such a text describes again (bit-exact on the same device).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/runtime.h"
+#include "io/png_text.h"
+#include "lora/kohya_format.h"
+#include "sample/request_params.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::cli {
+
+namespace {
+
+struct SampleOptions {
+  std::string model, model_config, tokenizer, from_png, out = "outputs", device = "cpu", dtype = "fp32";
+  sample::ImageRequest request;
+  std::vector<std::string> loras, lora_dirs;
+  int64_t batch = 1;
+  bool quiet = false;
+};
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// A1111's -1: a fresh seed in [0, 2^32) for every run (the one place lorastudio wants chance).
+int64_t random_seed() {
+  const auto ns = std::chrono::high_resolution_clock::now().time_since_epoch().count();
+  return static_cast<int64_t>((static_cast<uint64_t>(ns) * 6364136223846793005ULL ^ static_cast<uint64_t>(getpid())) >> 32);
+}
+
+/// The request a PNG's parameters describe, with the options given on this command line on top.
+sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
+  const auto texts = io::read_png_text_file(o.from_png);
+  const auto it = texts.find("parameters");
+  LS_CHECK(it != texts.end(), o.from_png, ": no `parameters` text in this PNG; only images written by lorastudio, ",
+           "A1111 or tools that keep its text can be re-rendered");
+  const auto params = sample::parse_infotext(it->second, o.from_png);
+  std::vector<std::string> dirs = o.lora_dirs;
+  dirs.push_back(fs::path(o.from_png).parent_path().string());
+  sample::ImageRequest r = sample::request_from_params(params, dirs, o.from_png);
+  const auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
+  if (given("--prompt")) r.prompt = o.request.prompt;
+  if (given("--negative")) r.negative_prompt = o.request.negative_prompt;
+  if (given("--steps")) r.steps = o.request.steps;
+  if (given("--sampler")) r.sampler = o.request.sampler, r.schedule_type = o.request.schedule_type;
+  if (given("--schedule")) r.schedule_type = o.request.schedule_type;
+  if (given("--cfg")) r.cfg_scale = o.request.cfg_scale;
+  if (given("--seed")) r.seed = o.request.seed;
+  if (given("--width")) r.width = o.request.width;
+  if (given("--height")) r.height = o.request.height;
+  if (o.model.empty()) {
+    LS_CHECK(!params.model_path.empty() && fs::is_regular_file(params.model_path), o.from_png, ": the model ",
+             params.model.empty() ? std::string("(not named)") : "'" + params.model + "'",
+             params.model_path.empty() ? "" : " at " + params.model_path, " is not here; pass --model FILE");
+    o.model = params.model_path;
+    sample::FileHashCache hashes(sample::user_cache_dir());
+    LS_CHECK(params.model_hash.empty() || sample::model_hash(o.model, hashes) == params.model_hash, o.model,
+             ": its hash is not the image's Model hash ", params.model_hash,
+             " (the file changed); pass --model FILE to render with it anyway");
+  }
+  return r;
+}
+
+fs::path output_path(const SampleOptions& o, int64_t seed, int64_t count) {
+  const fs::path out(o.out);
+  if (out.extension() == ".png" && count == 1) return out;
+  // A1111's naming: a running number, then the seed.
+  int64_t next = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(out, ec)) {
+    const std::string name = entry.path().filename().string();
+    int64_t n = 0;
+    if (std::sscanf(name.c_str(), "%lld-", reinterpret_cast<long long*>(&n)) == 1) next = std::max(next, n + 1);
+  }
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%05lld-%lld.png", static_cast<long long>(next),
+                static_cast<long long>(seed));
+  return out / buf;
+}
+
+void run_sample(SampleOptions& o, const CLI::App& cmd) {
+  core::init_threads();
+  sample::ImageRequest request;
+  if (!o.from_png.empty()) {
+    request = request_from_png(o, cmd);
+  } else {
+    request = o.request;
+    for (const auto& arg : o.loras) {
+      const auto [path, strength] = lora::parse_lora_arg(arg);
+      request.loras.push_back({path, strength});
+    }
+  }
+  LS_CHECK(!o.model.empty(), "sample: no model; pass --model FILE (an SDXL .safetensors checkpoint)");
+  LS_CHECK(o.batch >= 1, "sample: --batch must be at least 1");
+  if (request.seed < 0) request.seed = random_seed();
+
+  sample::ModelSource source{o.model, o.model_config, o.tokenizer, core::parse_device(o.device),
+                             core::parse_dtype(o.dtype)};
+  sample::Pipeline pipeline(source);
+  pipeline.validate(request);
+  sample::FileHashCache hashes(sample::user_cache_dir());
+
+  const fs::path out(o.out);
+  const fs::path dir = (out.extension() == ".png" && o.batch == 1) ? out.parent_path() : out;
+  if (!dir.empty()) fs::create_directories(dir);
+  std::ofstream log((dir.empty() ? fs::path(".") : dir) / "sample-log.jsonl", std::ios::app);
+  for (int64_t i = 0; i < o.batch; ++i) {
+    sample::ImageRequest r = request;
+    r.seed = request.seed + i;  // A1111: the images of a batch take consecutive seeds
+    const double start = now_seconds();
+    core::Progress progress("image " + std::to_string(i + 1) + "/" + std::to_string(o.batch), r.steps, "step", !o.quiet);
+    const auto image = pipeline.generate(r, [&](int64_t, int64_t) { progress.advance(); });
+    progress.finish();
+    const std::string infotext = sample::format_infotext(sample::generation_params(r, o.model, hashes));
+    const fs::path path = output_path(o, r.seed, o.batch);
+    io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
+    const double seconds = now_seconds() - start;
+    log << nlohmann::json{{"event", "image"}, {"path", path.string()}, {"seed", r.seed}, {"seconds", seconds},
+                          {"parameters", infotext}}.dump()
+        << std::endl;
+    std::printf("%s (seed %lld, %.1f s)\n", path.string().c_str(), static_cast<long long>(r.seed), seconds);
+    std::fflush(stdout);
+  }
+}
+
+}  // namespace
+
+void register_sample(CLI::App& app) {
+  auto o = std::make_shared<SampleOptions>();
+  CLI::App* cmd = app.add_subcommand("sample", "Generate images with an SDXL checkpoint and LoRAs (A1111 parameters in every PNG)");
+  cmd->add_option("--model", o->model, "SDXL checkpoint (.safetensors)");
+  cmd->add_option("--model_config,--model-config", o->model_config, "Architecture JSON for models without lorastudio metadata");
+  cmd->add_option("--tokenizer", o->tokenizer, "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder")->required();
+  cmd->add_option("-p,--prompt", o->request.prompt, "Prompt; A1111 emphasis (word:1.2) (word) [word], BREAK");
+  cmd->add_option("-n,--negative", o->request.negative_prompt, "Negative prompt");
+  cmd->add_option("--steps", o->request.steps, "Sampling steps")->capture_default_str();
+  cmd->add_option("--sampler", o->request.sampler, "Euler, Euler a, Heun, DPM++ 2M, DPM++ 2M Karras, DDIM, ...")->capture_default_str();
+  cmd->add_option("--schedule", o->request.schedule_type, "A1111 schedule type: Automatic, Karras, Exponential, ...")->capture_default_str();
+  cmd->add_option("--cfg", o->request.cfg_scale, "Classifier-free guidance scale")->capture_default_str();
+  cmd->add_option("--seed", o->request.seed, "Seed (-1: random)")->capture_default_str();
+  cmd->add_option("--width", o->request.width, "Width, a multiple of 64")->capture_default_str();
+  cmd->add_option("--height", o->request.height, "Height, a multiple of 64")->capture_default_str();
+  cmd->add_option("--batch", o->batch, "Images, with consecutive seeds")->capture_default_str();
+  cmd->add_option("--lora", o->loras, "LoRA file, optionally :strength (FILE:0.8); repeatable");
+  cmd->add_option("--lora-dir", o->lora_dirs, "Folders to find LoRAs named in a --from-png image");
+  cmd->add_option("-o,--out", o->out, "Output folder, or FILE.png for one image")->capture_default_str();
+  cmd->add_option("--from-png", o->from_png, "Render the image described by this PNG's parameters again");
+  cmd->add_option("--device", o->device, "cpu, cuda, cuda:1, ...")->capture_default_str();
+  cmd->add_option("--dtype", o->dtype, "fp32, fp16, bf16")->capture_default_str();
+  cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
+  o->request.seed = -1;
+  cmd->callback([o, cmd] { run_sample(*o, *cmd); });
+}
+
+}  // namespace ls::cli

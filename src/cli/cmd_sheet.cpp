@@ -1,0 +1,80 @@
+// `lorastudio sheet [SHEET.toml] [flags]`: a contact sheet over up to three axes plus pages
+// (LoRA files or globs of epochs, strengths, prompts, seeds, samplers, steps, CFG, base models).
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/runtime.h"
+#include "sheet/sheet_runner.h"
+
+namespace ls::cli {
+
+namespace {
+
+struct SheetOptions {
+  std::string toml;
+  std::map<std::string, std::string> keys;  // flag name -> value, only when given
+  std::string x, y, z, page;
+  std::vector<std::string> loras;
+  bool quiet = false;
+};
+
+void run_sheet_command(SheetOptions& o, const CLI::App& cmd) {
+  core::init_threads();
+  sheet::SheetSpec spec = o.toml.empty() ? sheet::SheetSpec{} : sheet::load_sheet_toml(o.toml);
+  for (const auto& [key, value] : o.keys) {
+    const bool given = cmd.count("--" + key) > 0 || (key == "output_dir" && cmd.count("--out") > 0);
+    if (given) sheet::set_sheet_key(spec, key, value, "--" + key);
+  }
+  if (!o.loras.empty()) {
+    std::string joined;
+    for (const auto& l : o.loras) joined += (joined.empty() ? "" : "|") + l;
+    sheet::set_sheet_key(spec, "loras", joined, "--lora");
+  }
+  const std::pair<sheet::AxisRole, const std::string*> axes[] = {
+      {sheet::AxisRole::kX, &o.x}, {sheet::AxisRole::kY, &o.y}, {sheet::AxisRole::kZ, &o.z}, {sheet::AxisRole::kPage, &o.page}};
+  for (const auto& [role, text] : axes) {
+    if (!text->empty()) sheet::set_axis_flag(spec, role, *text);
+  }
+  const auto stats = sheet::run_sheet(spec, {!o.quiet});
+  std::printf("sheet %s: %lld cells, %lld rendered, %lld reused (%.1f s)\n", spec.output_dir.c_str(),
+              static_cast<long long>(stats.cells), static_cast<long long>(stats.rendered),
+              static_cast<long long>(stats.reused), stats.seconds);
+}
+
+}  // namespace
+
+void register_sheet(CLI::App& app) {
+  auto o = std::make_shared<SheetOptions>();
+  CLI::App* cmd = app.add_subcommand("sheet", "Render a contact sheet: LoRA files/epochs x strengths x prompts x seeds ...");
+  cmd->add_option("toml", o->toml, "Sheet definition TOML (optional; flags override it)");
+  const std::pair<const char*, const char*> keys[] = {
+      {"title", "Title drawn on the grid"},
+      {"output_dir", "Sheet folder (cells/, sheet.json, grid PNGs)"},
+      {"model", "SDXL checkpoint"},
+      {"model_config", "Architecture JSON for models without lorastudio metadata"},
+      {"tokenizer", "CLIP BPE vocabulary or tokenizer folder"},
+      {"device", "cpu, cuda, ..."},
+      {"dtype", "fp32, fp16, bf16"},
+      {"prompt", "Prompt"},
+      {"negative_prompt", "Negative prompt"},
+      {"steps", "Sampling steps"},
+      {"sampler", "Sampler (A1111 name)"},
+      {"schedule_type", "A1111 schedule type"},
+      {"cfg_scale", "CFG scale"},
+      {"seed", "Seed"},
+      {"width", "Width (multiple of 64)"},
+      {"height", "Height (multiple of 64)"},
+      {"cache_dir", "File-hash cache folder"}};
+  for (const auto& [key, help] : keys) cmd->add_option(std::string("--") + key, o->keys[key], help);
+  cmd->add_option("-o,--out", o->keys["output_dir"], "Sheet folder (same as --output_dir)");
+  cmd->add_option("--lora", o->loras, "LoRA on every cell, FILE[:strength]; repeatable");
+  cmd->add_option("--x", o->x, "Columns: KIND=VALUES, e.g. \"lora=out/name-*.safetensors\"");
+  cmd->add_option("--y", o->y, "Rows: KIND=VALUES, e.g. strength=0.5,0.75,1");
+  cmd->add_option("--z", o->z, "Blocks: KIND=VALUES, e.g. seed=1,2");
+  cmd->add_option("--page", o->page, "One grid per value: KIND=VALUES, e.g. \"prompt=a dog|a cat\"");
+  cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
+  cmd->callback([o, cmd] { run_sheet_command(*o, *cmd); });
+}
+
+}  // namespace ls::cli

@@ -1,0 +1,48 @@
+// ASCII string helpers; see strings.h.
+#include "core/strings.h"
+
+#include <charconv>
+#include <cmath>
+
+namespace ls::core {
+
+std::string ascii_lower(std::string s) {
+  for (char& c : s) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return s;
+}
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  return std::string(s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1));
+}
+
+std::string format_double(double v) {
+  if (std::isnan(v)) return "nan";
+  if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+bool parse_double(std::string_view text, double& out) {
+  const std::string t = trim(text);
+  if (t.empty()) return false;
+  const char* b = t.data();
+  if (*b == '+') ++b;
+  const auto r = std::from_chars(b, t.data() + t.size(), out);
+  return r.ec == std::errc() && r.ptr == t.data() + t.size();
+}
+
+bool parse_int64(std::string_view text, int64_t& out) {
+  const std::string t = trim(text);
+  if (t.empty()) return false;
+  const char* b = t.data();
+  if (*b == '+') ++b;
+  const auto r = std::from_chars(b, t.data() + t.size(), out);
+  return r.ec == std::errc() && r.ptr == t.data() + t.size();
+}
+
+}  // namespace ls::core

@@ -1,0 +1,21 @@
+// Small ASCII string helpers shared by the config readers (one definition each, so unity builds
+// and readers agree on what "case-insensitive" and "blank" mean).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace ls::core {
+
+/// ASCII lower case; other bytes (UTF-8 included) unchanged.
+std::string ascii_lower(std::string s);
+/// s without leading and trailing spaces, tabs, CR and LF.
+std::string trim(std::string_view s);
+/// The shortest text that reads back as exactly v ("7", "0.8", "1e-05"), as Python's repr.
+std::string format_double(double v);
+/// Whole-text number parsing (surrounding blanks allowed); false on anything else.
+bool parse_double(std::string_view text, double& out);
+bool parse_int64(std::string_view text, int64_t& out);
+
+}  // namespace ls::core

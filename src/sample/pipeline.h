@@ -1,0 +1,79 @@
+// txt2img for SDXL: prompt -> conditioning (A1111 emphasis and chunks) -> seeded latent noise ->
+// k-diffusion sampler over the CFG denoiser -> VAE decode, with any number of kohya LoRAs attached
+// at their strengths. Follows A1111's txt2img (modules/processing.py, sd_samplers_kdiffusion.py):
+// noise = randn(seed) on the CPU generator, x = noise * sigmas[0], ancestral noise drawn from the
+// same generator, SDXL size conditioning original = target = (height, width), crop (0, 0).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <opencv2/core.hpp>
+
+#include "lora/network.h"
+#include "models/sdxl_model.h"
+#include "sample/noise_schedule.h"
+#include "text/clip_tokenizer.h"
+
+namespace ls::sample {
+
+struct LoraSpec {
+  std::string path;
+  double strength = 1.0;
+};
+
+/// Everything that decides one image (together with the model, device and dtype).
+struct ImageRequest {
+  std::string prompt, negative_prompt;
+  int64_t steps = 20;
+  std::string sampler = "DPM++ 2M";
+  std::string schedule_type;  // A1111's "Schedule type"; empty = Automatic, the sampler's default
+  double cfg_scale = 7.0;
+  int64_t seed = 0;
+  int64_t width = 1024, height = 1024;
+  std::vector<LoraSpec> loras;
+};
+
+/// Where a model comes from.
+struct ModelSource {
+  std::string checkpoint;  // SDXL single-file .safetensors
+  std::string config;      // architecture JSON for models without lorastudio metadata (optional)
+  std::string tokenizer;   // CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder
+  c10::Device device = c10::kCPU;
+  c10::ScalarType dtype = c10::kFloat;
+};
+
+/// Per sampling step: step (1-based) of steps.
+using StepFn = std::function<void(int64_t step, int64_t steps)>;
+
+class Pipeline {
+ public:
+  /// Loads all four parts of the checkpoint and the tokenizer.
+  explicit Pipeline(const ModelSource& source);
+  /// Samples with a model that is already loaded (the trainer's, LoRA under training attached).
+  Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device);
+
+  /// One image, 8-bit RGB. Same request, device and dtype -> same pixels. LoRAs of the request are
+  /// attached for the call (files loaded once and kept), other loaded LoRAs are detached.
+  cv::Mat generate(const ImageRequest& request, const StepFn& on_step = {});
+
+  /// Checks a request without running it (sizes, steps, sampler name, LoRA files readable).
+  void validate(const ImageRequest& request) const;
+
+  models::SdxlModel& model() { return model_; }
+  const text::ClipTokenizer& tokenizer() const { return tokenizer_; }
+
+ private:
+  void use_loras(const std::vector<LoraSpec>& loras);
+
+  models::SdxlModel model_;
+  text::ClipTokenizer tokenizer_;
+  c10::Device device_;
+  NoiseSchedule schedule_ = NoiseSchedule::sdxl();
+  std::map<std::string, lora::LoraNetwork> loras_;  // by the path as given
+  std::vector<lora::LoraNetwork> attached_;
+};
+
+}  // namespace ls::sample

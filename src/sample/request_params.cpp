@@ -1,0 +1,81 @@
+// ImageRequest <-> GenerationParams; see request_params.h.
+#include "sample/request_params.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::sample {
+
+std::string user_cache_dir() {
+  if (const char* own = std::getenv("LORASTUDIO_CACHE"); own && *own) return own;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return (fs::path(xdg) / "lorastudio").string();
+  if (const char* home = std::getenv("HOME"); home && *home) return (fs::path(home) / ".cache" / "lorastudio").string();
+  return ".lorastudio-cache";
+}
+
+GenerationParams generation_params(const ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes) {
+  GenerationParams p;
+  p.prompt = r.prompt;
+  p.negative_prompt = r.negative_prompt;
+  p.steps = r.steps;
+  p.sampler = r.sampler;
+  p.schedule_type = r.schedule_type;
+  p.cfg_scale = r.cfg_scale;
+  p.seed = r.seed;
+  p.width = r.width;
+  p.height = r.height;
+  if (!checkpoint.empty()) {
+    p.model = fs::path(checkpoint).stem().string();
+    p.model_hash = model_hash(checkpoint, hashes);
+    p.model_path = fs::absolute(checkpoint).lexically_normal().string();
+  }
+  for (const auto& l : r.loras) {
+    InfotextLora lora;
+    lora.name = fs::path(l.path).stem().string();
+    lora.path = fs::absolute(l.path).lexically_normal().string();
+    lora.hash = lora_hash(l.path, hashes);
+    lora.strength = l.strength;
+    p.loras.push_back(lora);
+  }
+  return p;
+}
+
+ImageRequest request_from_params(const GenerationParams& p, const std::vector<std::string>& lora_dirs,
+                                 const std::string& name) {
+  ImageRequest r;
+  r.prompt = p.prompt;
+  r.negative_prompt = p.negative_prompt;
+  r.steps = p.steps;
+  r.sampler = p.sampler;
+  r.schedule_type = p.schedule_type;
+  r.cfg_scale = p.cfg_scale;
+  r.seed = p.seed;
+  r.width = p.width;
+  r.height = p.height;
+  for (const auto& l : p.loras) {
+    LS_CHECK(!l.unet_strength || *l.unet_strength == l.strength, name, ": LoRA ", l.name,
+             " has separate text-encoder and UNet strengths; lorastudio applies one strength per LoRA");
+    std::string path;
+    if (!l.path.empty() && fs::is_regular_file(l.path)) {
+      path = l.path;
+    } else {
+      for (const auto& dir : lora_dirs) {
+        const fs::path candidate = fs::path(dir) / (l.name + ".safetensors");
+        if (fs::is_regular_file(candidate)) {
+          path = candidate.string();
+          break;
+        }
+      }
+    }
+    LS_CHECK(!path.empty(), name, ": LoRA '", l.name, "' not found", l.path.empty() ? "" : " at " + l.path,
+             "; pass --lora-dir DIR (the folder holding ", l.name, ".safetensors)");
+    r.loras.push_back({path, l.strength});
+  }
+  return r;
+}
+
+}  // namespace ls::sample

@@ -1,0 +1,28 @@
+// Between an ImageRequest and the A1111 generation parameters stored in its PNG: what `sample`
+// writes, and what `sample --from-png` reads back to render the same image again.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "sample/file_hashes.h"
+#include "sample/infotext.h"
+#include "sample/pipeline.h"
+
+namespace ls::sample {
+
+/// Where lorastudio keeps per-user caches (file hashes): $LORASTUDIO_CACHE, else
+/// $XDG_CACHE_HOME/lorastudio, else ~/.cache/lorastudio.
+std::string user_cache_dir();
+
+/// The parameters of a request rendered with `checkpoint` (name, A1111 model hash, path; LoRA
+/// names = file stems, hashes, absolute paths).
+GenerationParams generation_params(const ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes);
+
+/// The request the parameters describe. A LoRA's file is its "Lora paths" entry when that file
+/// exists, else <dir>/<name>.safetensors in the first of lora_dirs that has it; ls::Error naming
+/// the LoRA and what to pass otherwise.
+ImageRequest request_from_params(const GenerationParams& params, const std::vector<std::string>& lora_dirs,
+                                 const std::string& name_for_errors);
+
+}  // namespace ls::sample

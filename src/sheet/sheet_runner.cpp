@@ -1,0 +1,252 @@
+// Sheet rendering with content-hash reuse; see sheet_runner.h.
+#include "sheet/sheet_runner.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/runtime.h"
+#include "core/sha256.h"
+#include "io/image.h"
+#include "io/png_text.h"
+#include "sample/request_params.h"
+#include "sheet/grid_render.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace ls::sheet {
+
+namespace {
+
+constexpr int kCellFormat = 1;  // bump when the same parameters would give other pixels
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string tokenizer_sha256(const std::string& path) {
+  if (fs::is_directory(path)) {
+    return core::sha256_hex(core::read_file(fs::path(path) / "vocab.json") + core::read_file(fs::path(path) / "merges.txt"));
+  }
+  return core::sha256_hex(core::read_file(path));
+}
+
+struct Identity {
+  std::string tokenizer, config, device, dtype;
+};
+
+/// The first 16 hex of the SHA-256 of everything that decides a cell's pixels.
+std::string cell_id(const CellPlan& cell, const Identity& who, sample::FileHashCache& hashes) {
+  const auto& r = cell.request;
+  json loras = json::array();
+  for (const auto& l : r.loras) loras.push_back({hashes.sha256(l.path), l.strength});
+  const json key = {{"format", kCellFormat},        {"model", hashes.sha256(cell.checkpoint)},
+                    {"model_config", who.config},   {"tokenizer", who.tokenizer},
+                    {"device", who.device},         {"dtype", who.dtype},
+                    {"loras", loras},               {"prompt", r.prompt},
+                    {"negative_prompt", r.negative_prompt}, {"steps", r.steps},
+                    {"sampler", r.sampler},         {"schedule_type", r.schedule_type},
+                    {"cfg_scale", r.cfg_scale},     {"seed", r.seed},
+                    {"width", r.width},             {"height", r.height}};
+  return core::sha256_hex(key.dump()).substr(0, 16);
+}
+
+json params_json(const sample::GenerationParams& p) {
+  json loras = json::array();
+  for (const auto& l : p.loras) {
+    json j = {{"name", l.name}, {"path", l.path}, {"strength", l.strength}, {"hash", l.hash}};
+    const int64_t epoch = epoch_of(l.path);
+    if (epoch >= 0) j["epoch"] = epoch;
+    loras.push_back(j);
+  }
+  return {{"prompt", p.prompt},   {"negative_prompt", p.negative_prompt},
+          {"steps", p.steps},     {"sampler", p.sampler},
+          {"schedule_type", p.schedule_type}, {"cfg_scale", p.cfg_scale},
+          {"seed", p.seed},       {"width", p.width},
+          {"height", p.height},   {"model", p.model},
+          {"model_hash", p.model_hash}, {"loras", loras}};
+}
+
+struct CellRecord {
+  CellPlan plan;
+  std::string id;
+  sample::GenerationParams params;
+  std::string infotext;
+  bool present = false;
+};
+
+std::string cell_image(const std::string& id) { return "cells/" + id + ".png"; }
+
+std::string grid_name(int64_t page) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "grid-%03lld.png", static_cast<long long>(page));
+  return buf;
+}
+
+const Axis* axis_for(const SheetSpec& spec, AxisRole role) {
+  for (const auto& a : spec.axes) {
+    if (a.role == role) return &a;
+  }
+  return nullptr;
+}
+
+int64_t axis_size(const SheetSpec& spec, AxisRole role) {
+  const Axis* a = axis_for(spec, role);
+  return a ? static_cast<int64_t>(a->values.size()) : 1;
+}
+
+int64_t coord(const CellPlan& c, AxisRole role) {
+  const auto it = c.coords.find(role);
+  return it == c.coords.end() ? 0 : it->second;
+}
+
+void write_manifest(const SheetSpec& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
+  json axes = json::array();
+  for (const auto& a : spec.axes) {
+    axes.push_back({{"role", role_name(a.role)}, {"kind", kind_name(a.kind)}, {"title", axis_title(a.kind)},
+                    {"values", a.labels}});
+  }
+  json pages = json::array();
+  const Axis* page_axis = axis_for(spec, AxisRole::kPage);
+  for (int64_t p = 0; p < axis_size(spec, AxisRole::kPage); ++p) {
+    const std::string label = page_axis ? axis_title(page_axis->kind) + ": " + page_axis->labels[static_cast<size_t>(p)] : "";
+    pages.push_back({{"index", p}, {"label", label}, {"grid", grid_name(p)}});
+  }
+  json list = json::array();
+  for (const auto& c : cells) {
+    if (!c.present) continue;
+    json coords = json::object();
+    for (const auto& [role, i] : c.plan.coords) coords[role_name(role)] = i;
+    list.push_back({{"id", c.id},
+                    {"coords", coords},
+                    {"image", cell_image(c.id)},
+                    {"width", c.plan.request.width},
+                    {"height", c.plan.request.height},
+                    {"params", params_json(c.params)},
+                    {"infotext", c.infotext}});
+  }
+  const json doc = {{"format", "lorastudio-sheet"}, {"version", 1}, {"title", spec.title},
+                    {"axes", axes},                 {"pages", pages}, {"cells", list}};
+  core::write_file_atomic(dir / "sheet.json", doc.dump(1) + "\n");
+}
+
+void write_grids(const SheetSpec& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
+  const auto labels = [&](AxisRole role) {
+    GridAxis g;
+    if (const Axis* a = axis_for(spec, role)) g = {axis_title(a->kind), a->labels};
+    return g;
+  };
+  const int64_t nx = axis_size(spec, AxisRole::kX), ny = axis_size(spec, AxisRole::kY);
+  const int64_t nz = axis_size(spec, AxisRole::kZ);
+  for (int64_t p = 0; p < axis_size(spec, AxisRole::kPage); ++p) {
+    GridSpec g;
+    g.title = spec.title;
+    if (const Axis* pa = axis_for(spec, AxisRole::kPage)) {
+      const std::string page_label = axis_title(pa->kind) + ": " + pa->labels[static_cast<size_t>(p)];
+      g.title = g.title.empty() ? page_label : g.title + " — " + page_label;
+    }
+    g.x = labels(AxisRole::kX);
+    g.y = labels(AxisRole::kY);
+    if (axis_for(spec, AxisRole::kZ)) g.z = labels(AxisRole::kZ);
+    g.style.placeholder = "pending";
+    g.cells.assign(static_cast<size_t>(nz),
+                   std::vector<std::vector<cv::Mat>>(static_cast<size_t>(ny), std::vector<cv::Mat>(static_cast<size_t>(nx))));
+    for (const auto& c : cells) {
+      if (!c.present || coord(c.plan, AxisRole::kPage) != p) continue;
+      g.cells[static_cast<size_t>(coord(c.plan, AxisRole::kZ))][static_cast<size_t>(coord(c.plan, AxisRole::kY))]
+             [static_cast<size_t>(coord(c.plan, AxisRole::kX))] = io::read_image_rgb((dir / cell_image(c.id)).string());
+    }
+    io::write_image((dir / grid_name(p)).string(), render_grid(g));
+  }
+}
+
+}  // namespace
+
+std::string axis_title(AxisKind kind) {
+  switch (kind) {
+    case AxisKind::kLora: return "LoRA file";
+    case AxisKind::kStrength: return "LoRA strength";
+    case AxisKind::kPrompt: return "prompt";
+    case AxisKind::kSeed: return "seed";
+    case AxisKind::kSampler: return "sampler";
+    case AxisKind::kSteps: return "steps";
+    case AxisKind::kCfg: return "CFG scale";
+    case AxisKind::kModel: return "base model";
+  }
+  return "?";
+}
+
+SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
+  const double t0 = now_seconds();
+  const auto plans = plan_cells(spec);
+  const fs::path dir(spec.output_dir);
+  fs::create_directories(dir / "cells");
+  sample::FileHashCache hashes(spec.cache_dir.empty() ? sample::user_cache_dir() : spec.cache_dir);
+
+  LS_CHECK(!spec.model.tokenizer.empty(), "sheet: no CLIP vocabulary given; pass --tokenizer PATH");
+  const Identity who{tokenizer_sha256(spec.model.tokenizer),
+                     spec.model.config.empty() ? "" : core::sha256_hex(core::read_file(spec.model.config)),
+                     spec.model.device.str(), core::dtype_name(spec.model.dtype)};
+
+  std::vector<CellRecord> cells;
+  SheetRunStats stats;
+  for (const auto& plan : plans) {
+    CellRecord c{plan, cell_id(plan, who, hashes), sample::generation_params(plan.request, plan.checkpoint, hashes), "", false};
+    c.infotext = sample::format_infotext(c.params);
+    c.present = fs::is_regular_file(dir / cell_image(c.id));
+    stats.reused += c.present;
+    cells.push_back(std::move(c));
+  }
+  stats.cells = static_cast<int64_t>(cells.size());
+  const int64_t to_render = stats.cells - stats.reused;
+
+  std::ofstream log(dir / "sheet-log.jsonl", std::ios::app);
+  log << json{{"event", "start"}, {"cells", stats.cells}, {"reused", stats.reused}, {"to_render", to_render}}.dump()
+      << std::endl;
+  write_manifest(spec, cells, dir);
+
+  core::Progress progress("sheet", to_render, "cell", options.progress && to_render > 0);
+  // One model in memory at a time: render the cells of each checkpoint together.
+  std::vector<std::string> checkpoints;
+  for (const auto& c : cells) {
+    if (!c.present && std::find(checkpoints.begin(), checkpoints.end(), c.plan.checkpoint) == checkpoints.end()) {
+      checkpoints.push_back(c.plan.checkpoint);
+    }
+  }
+  for (const auto& checkpoint : checkpoints) {
+    sample::ModelSource source = spec.model;
+    source.checkpoint = checkpoint;
+    auto pipeline = std::make_unique<sample::Pipeline>(source);
+    for (auto& c : cells) {
+      if (c.present || c.plan.checkpoint != checkpoint) continue;
+      const double start = now_seconds();
+      const auto image = pipeline->generate(c.plan.request, [&](int64_t step, int64_t steps) {
+        progress.set_suffix("step " + std::to_string(step) + "/" + std::to_string(steps));
+      });
+      io::write_png_with_text((dir / cell_image(c.id)).string(), image, {{"parameters", c.infotext}});
+      c.present = true;
+      ++stats.rendered;
+      progress.advance();
+      json coords = json::object();
+      for (const auto& [role, i] : c.plan.coords) coords[role_name(role)] = i;
+      log << json{{"event", "cell"}, {"id", c.id}, {"coords", coords}, {"seconds", now_seconds() - start}}.dump()
+          << std::endl;
+      write_manifest(spec, cells, dir);
+    }
+  }
+  progress.finish();
+  write_grids(spec, cells, dir);
+  stats.seconds = now_seconds() - t0;
+  log << json{{"event", "end"}, {"rendered", stats.rendered}, {"reused", stats.reused}, {"seconds", stats.seconds}}.dump()
+      << std::endl;
+  return stats;
+}
+
+}  // namespace ls::sheet

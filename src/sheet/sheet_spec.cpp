@@ -1,0 +1,340 @@
+// Sheet definitions from TOML and flags; see sheet_spec.h.
+#include "sheet/sheet_spec.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fnmatch.h>
+
+#include <toml++/toml.h>
+
+#include "core/error.h"
+#include "core/nearest_name.h"
+#include "core/runtime.h"
+#include "core/strings.h"
+#include "lora/kohya_format.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::sheet {
+
+namespace {
+
+const std::vector<std::string>& top_keys() {
+  static const std::vector<std::string> keys = {
+      "title",  "output_dir", "model",         "model_config", "tokenizer", "device", "dtype",
+      "prompt", "negative_prompt", "steps",    "sampler",      "schedule_type", "cfg_scale", "seed",
+      "width",  "height",     "loras",         "cache_dir"};
+  return keys;
+}
+
+const std::vector<std::string>& kind_names() {
+  static const std::vector<std::string> names = {"lora", "strength", "prompt", "seed",
+                                                 "sampler", "steps", "cfg", "model"};
+  return names;
+}
+
+int64_t to_int(const std::string& text, const std::string& what, const std::string& where) {
+  int64_t v = 0;
+  LS_CHECK(core::parse_int64(text, v), where, ": ", what, " '", text, "' is not a whole number");
+  return v;
+}
+
+double to_double(const std::string& text, const std::string& what, const std::string& where) {
+  double v = 0;
+  LS_CHECK(core::parse_double(text, v) && std::isfinite(v), where, ": ", what, " '", text, "' is not a number");
+  return v;
+}
+
+bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+
+/// Files matching a pattern whose wildcards are in the file name only, sorted by name.
+std::vector<std::string> expand_glob(const std::string& pattern, const std::string& where) {
+  const fs::path p(pattern);
+  const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+  LS_CHECK(!has_glob(dir.string()), where, ": '", pattern, "': wildcards are only allowed in the file name");
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file()) continue;
+    const std::string name = entry.path().filename().string();
+    if (fnmatch(p.filename().c_str(), name.c_str(), 0) == 0) {
+      out.push_back(p.has_parent_path() ? (dir / name).string() : name);
+    }
+  }
+  LS_CHECK(!ec, where, ": cannot list ", dir.string(), " for '", pattern, "': ", ec.message());
+  LS_CHECK(!out.empty(), where, ": no file matches '", pattern, "'; check the folder and the pattern");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string file_label(const std::string& path) { return fs::path(path).stem().string(); }
+
+std::vector<std::string> split_values(const std::string& text, AxisKind kind) {
+  const char sep = (kind == AxisKind::kPrompt || text.find('|') != std::string::npos) ? '|' : ',';
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (true) {
+    const size_t end = text.find(sep, start);
+    out.push_back(core::trim(text.substr(start, end == std::string::npos ? std::string::npos : end - start)));
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string node_text(const toml::node& node, const std::string& where) {
+  if (auto s = node.value<std::string>()) return *s;
+  if (node.is_integer()) return std::to_string(*node.value<int64_t>());
+  if (node.is_floating_point()) return core::format_double(*node.value<double>());
+  if (auto b = node.value<bool>()) return *b ? "true" : "false";
+  LS_FAIL(where, ": expected a string or a number");
+}
+
+/// Paths in a TOML are relative to the TOML's folder, as in the training and dataset TOMLs.
+std::string relative_to(const fs::path& base, const std::string& value) {
+  if (value.empty() || fs::path(value).is_absolute()) return value;
+  return (base / value).lexically_normal().string();
+}
+
+bool is_path_key(const std::string& key) {
+  return key == "output_dir" || key == "model" || key == "model_config" || key == "tokenizer" || key == "cache_dir";
+}
+
+std::string place(const std::string& path, const toml::node& node) {
+  return path + ":" + std::to_string(node.source().begin.line);
+}
+
+}  // namespace
+
+const char* role_name(AxisRole role) {
+  switch (role) {
+    case AxisRole::kX: return "x";
+    case AxisRole::kY: return "y";
+    case AxisRole::kZ: return "z";
+    case AxisRole::kPage: return "page";
+  }
+  return "?";
+}
+
+const char* kind_name(AxisKind kind) { return kind_names()[static_cast<size_t>(kind)].c_str(); }
+
+AxisKind parse_kind(const std::string& name, const std::string& where) {
+  const std::string n = core::ascii_lower(core::trim(name));
+  const auto& names = kind_names();
+  const auto it = std::find(names.begin(), names.end(), n);
+  if (it != names.end()) return static_cast<AxisKind>(it - names.begin());
+  LS_FAIL(where, ": unknown axis kind '", name, "'", core::did_you_mean(n, names),
+          " (kinds: lora, strength, prompt, seed, sampler, steps, cfg, model)");
+}
+
+void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& value, const std::string& where) {
+  auto& r = spec.request;
+  if (key == "title") spec.title = value;
+  else if (key == "output_dir") spec.output_dir = value;
+  else if (key == "model") spec.model.checkpoint = value;
+  else if (key == "model_config") spec.model.config = value;
+  else if (key == "tokenizer") spec.model.tokenizer = value;
+  else if (key == "device") spec.model.device = core::parse_device(value);
+  else if (key == "dtype") spec.model.dtype = core::parse_dtype(value);
+  else if (key == "prompt") r.prompt = value;
+  else if (key == "negative_prompt") r.negative_prompt = value;
+  else if (key == "steps") r.steps = to_int(value, key, where);
+  else if (key == "sampler") r.sampler = value;
+  else if (key == "schedule_type") r.schedule_type = value;
+  else if (key == "cfg_scale") r.cfg_scale = to_double(value, key, where);
+  else if (key == "seed") r.seed = to_int(value, key, where);
+  else if (key == "width") r.width = to_int(value, key, where);
+  else if (key == "height") r.height = to_int(value, key, where);
+  else if (key == "cache_dir") spec.cache_dir = value;
+  else if (key == "loras") {
+    r.loras.clear();
+    for (const auto& item : split_values(value, AxisKind::kLora)) {
+      if (item.empty()) continue;
+      const auto [path, strength] = lora::parse_lora_arg(item);
+      r.loras.push_back({path, strength});
+    }
+  } else {
+    LS_FAIL(where, ": unknown sheet key '", key, "'", core::did_you_mean(key, top_keys()));
+  }
+}
+
+void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where) {
+  Axis axis{role, kind, {}, {}};
+  for (auto& v : values) {
+    v = core::trim(v);
+    if ((kind == AxisKind::kLora || kind == AxisKind::kModel) && has_glob(v)) {
+      for (auto& f : expand_glob(v, where)) axis.values.push_back(f);
+    } else {
+      axis.values.push_back(v);
+    }
+  }
+  LS_CHECK(!axis.values.empty(), where, ": axis ", role_name(role), " (", kind_name(kind), ") has no values");
+  for (const auto& v : axis.values) {
+    switch (kind) {
+      case AxisKind::kLora:
+      case AxisKind::kModel:
+        LS_CHECK(fs::is_regular_file(v), where, ": ", v, ": file not found (", kind_name(kind), " axis)");
+        axis.labels.push_back(file_label(v));
+        break;
+      case AxisKind::kStrength:
+      case AxisKind::kCfg:
+        axis.labels.push_back(core::format_double(to_double(v, kind_name(kind), where)));
+        break;
+      case AxisKind::kSeed:
+      case AxisKind::kSteps:
+        axis.labels.push_back(std::to_string(to_int(v, kind_name(kind), where)));
+        break;
+      case AxisKind::kPrompt:
+      case AxisKind::kSampler:
+        LS_CHECK(kind == AxisKind::kPrompt || !v.empty(), where, ": empty sampler name on the ", role_name(role), " axis");
+        axis.labels.push_back(v);
+        break;
+    }
+  }
+  for (size_t i = 0; i < axis.labels.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      LS_CHECK(axis.labels[i] != axis.labels[j] || axis.values[i] != axis.values[j], where, ": axis ", role_name(role),
+               " lists '", axis.values[i], "' twice");
+    }
+  }
+  spec.axes.erase(std::remove_if(spec.axes.begin(), spec.axes.end(), [&](const Axis& a) { return a.role == role; }),
+                  spec.axes.end());
+  spec.axes.push_back(std::move(axis));
+  std::sort(spec.axes.begin(), spec.axes.end(), [](const Axis& a, const Axis& b) { return a.role < b.role; });
+}
+
+void set_axis_flag(SheetSpec& spec, AxisRole role, const std::string& text) {
+  const std::string where = std::string("--") + role_name(role);
+  const size_t eq = text.find('=');
+  LS_CHECK(eq != std::string::npos, where, " '", text, "': expected KIND=VALUES, e.g. ", where,
+           " strength=0.5,0.75,1 or ", where, " \"lora=out/name-*.safetensors\"");
+  const AxisKind kind = parse_kind(text.substr(0, eq), where);
+  set_axis(spec, role, kind, split_values(text.substr(eq + 1), kind), where);
+}
+
+SheetSpec load_sheet_toml(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    LS_FAIL(path, ":", e.source().begin.line, ": ", e.description(), "; fix the TOML syntax");
+  }
+  SheetSpec spec;
+  const fs::path base = fs::path(path).parent_path();
+  for (const auto& [k, node] : root) {
+    const std::string key(k.str());
+    const std::string where = place(path, node);
+    if (key == "x" || key == "y" || key == "z" || key == "page") {
+      const auto* table = node.as_table();
+      LS_CHECK(table, where, ": [", key, "] must be a table with kind and values");
+      std::string kind;
+      std::vector<std::string> values;
+      for (const auto& [ak, an] : *table) {
+        const std::string akey(ak.str());
+        if (akey == "kind") {
+          kind = node_text(an, place(path, an));
+        } else if (akey == "values") {
+          const auto* arr = an.as_array();
+          LS_CHECK(arr, place(path, an), ": values must be an array");
+          for (const auto& v : *arr) values.push_back(node_text(v, place(path, v)));
+        } else {
+          LS_FAIL(place(path, an), ": unknown key '", akey, "' in [", key, "]; use kind and values");
+        }
+      }
+      LS_CHECK(!kind.empty(), where, ": [", key, "] has no kind");
+      const AxisRole role = key == "x" ? AxisRole::kX : key == "y" ? AxisRole::kY : key == "z" ? AxisRole::kZ : AxisRole::kPage;
+      const AxisKind axis_kind = parse_kind(kind, where);
+      if (axis_kind == AxisKind::kLora || axis_kind == AxisKind::kModel) {
+        for (auto& v : values) v = relative_to(base, v);
+      }
+      set_axis(spec, role, axis_kind, values, where);
+    } else if (key == "loras" && node.is_array()) {
+      std::string joined;
+      for (const auto& v : *node.as_array()) joined += (joined.empty() ? "" : "|") + relative_to(base, node_text(v, where));
+      set_sheet_key(spec, key, joined, where);
+    } else {
+      const std::string text = node_text(node, where);
+      set_sheet_key(spec, key, is_path_key(key) ? relative_to(base, text) : text, where);
+    }
+  }
+  return spec;
+}
+
+void validate(const SheetSpec& spec) {
+  LS_CHECK(!spec.output_dir.empty(), "sheet: no output folder; pass --out DIR or set output_dir in the TOML");
+  const auto has = [&](AxisKind kind) {
+    return std::any_of(spec.axes.begin(), spec.axes.end(), [&](const Axis& a) { return a.kind == kind; });
+  };
+  const auto count = [&](AxisKind kind) {
+    return std::count_if(spec.axes.begin(), spec.axes.end(), [&](const Axis& a) { return a.kind == kind; });
+  };
+  for (auto kind : {AxisKind::kLora, AxisKind::kStrength, AxisKind::kPrompt, AxisKind::kSeed, AxisKind::kSampler,
+                    AxisKind::kSteps, AxisKind::kCfg, AxisKind::kModel}) {
+    LS_CHECK(count(kind) <= 1, "sheet: two axes vary ", kind_name(kind), "; use one axis per kind");
+  }
+  LS_CHECK(!has(AxisKind::kStrength) || has(AxisKind::kLora) || !spec.request.loras.empty(),
+           "sheet: a strength axis needs a LoRA to act on; add a lora axis or --lora FILE");
+  LS_CHECK(has(AxisKind::kModel) || !spec.model.checkpoint.empty(), "sheet: no base model; pass --model FILE");
+}
+
+std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
+  validate(spec);
+  std::vector<const Axis*> by_role(4, nullptr);
+  for (const auto& a : spec.axes) by_role[static_cast<size_t>(a.role)] = &a;
+  const auto size = [&](AxisRole r) {
+    const Axis* a = by_role[static_cast<size_t>(r)];
+    return a ? static_cast<int64_t>(a->values.size()) : int64_t{1};
+  };
+  std::vector<CellPlan> cells;
+  for (int64_t p = 0; p < size(AxisRole::kPage); ++p)
+    for (int64_t z = 0; z < size(AxisRole::kZ); ++z)
+      for (int64_t y = 0; y < size(AxisRole::kY); ++y)
+        for (int64_t x = 0; x < size(AxisRole::kX); ++x) {
+          CellPlan cell{{}, spec.request, spec.model.checkpoint};
+          const int64_t index[4] = {x, y, z, p};
+          // LoRA files first, so that a strength axis finds the LoRA it acts on.
+          std::vector<const Axis*> order(by_role.begin(), by_role.end());
+          std::stable_sort(order.begin(), order.end(), [](const Axis* a, const Axis* b) {
+            return (a && a->kind == AxisKind::kLora) > (b && b->kind == AxisKind::kLora);
+          });
+          for (const Axis* a : order) {
+            if (!a) continue;
+            const int64_t i = index[static_cast<size_t>(a->role)];
+            cell.coords[a->role] = i;
+            const std::string& v = a->values[static_cast<size_t>(i)];
+            auto& r = cell.request;
+            switch (a->kind) {
+              case AxisKind::kLora: r.loras.push_back({v, 1.0}); break;
+              case AxisKind::kStrength: {
+                const double s = to_double(v, "strength", "sheet");
+                const bool lora_axis = std::any_of(spec.axes.begin(), spec.axes.end(),
+                                                   [](const Axis& ax) { return ax.kind == AxisKind::kLora; });
+                if (lora_axis) {
+                  r.loras.back().strength = s;
+                } else {
+                  for (auto& l : r.loras) l.strength = s;
+                }
+                break;
+              }
+              case AxisKind::kPrompt: r.prompt = v; break;
+              case AxisKind::kSeed: r.seed = to_int(v, "seed", "sheet"); break;
+              case AxisKind::kSampler: r.sampler = v; r.schedule_type.clear(); break;
+              case AxisKind::kSteps: r.steps = to_int(v, "steps", "sheet"); break;
+              case AxisKind::kCfg: r.cfg_scale = to_double(v, "cfg", "sheet"); break;
+              case AxisKind::kModel: cell.checkpoint = v; break;
+            }
+          }
+          cells.push_back(std::move(cell));
+        }
+  return cells;
+}
+
+int64_t epoch_of(const std::string& lora_path) {
+  const std::string stem = fs::path(lora_path).stem().string();
+  const size_t dash = stem.rfind('-');
+  if (dash == std::string::npos || stem.size() - dash - 1 != 6) return -1;
+  int64_t e = 0;
+  return core::parse_int64(stem.substr(dash + 1), e) ? e : -1;
+}
+
+}  // namespace ls::sheet

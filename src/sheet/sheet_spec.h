@@ -1,0 +1,68 @@
+// What a contact sheet varies: a base request (model, prompt, sampler, ... as for `sample`) and up
+// to three axes plus pages, each over one kind of setting (A1111's X/Y/Z plot, extended with LoRA
+// files, LoRA strength and base checkpoints). Read from a TOML file and/or command-line flags; the
+// folder it produces is described in docs/sheet-format.md.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sample/pipeline.h"
+
+namespace ls::sheet {
+
+enum class AxisRole { kX, kY, kZ, kPage };
+enum class AxisKind { kLora, kStrength, kPrompt, kSeed, kSampler, kSteps, kCfg, kModel };
+
+const char* role_name(AxisRole role);  // "x", "y", "z", "page"
+const char* kind_name(AxisKind kind);  // "lora", "strength", ...
+AxisKind parse_kind(const std::string& name, const std::string& where);
+
+struct Axis {
+  AxisRole role = AxisRole::kX;
+  AxisKind kind = AxisKind::kSeed;
+  std::vector<std::string> values;  // as given (globs of LoRA/model files already expanded)
+  std::vector<std::string> labels;  // what the grid and the review page show
+};
+
+struct SheetSpec {
+  std::string title;
+  std::string output_dir;
+  sample::ModelSource model;    // checkpoint = the base model unless a model axis varies it
+  sample::ImageRequest request; // loras: on every cell (a lora axis adds one more)
+  std::vector<Axis> axes;       // sorted by role, at most one per role
+  std::string cache_dir;        // file-hash cache; empty = data::default_cache_dir()
+};
+
+/// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with
+/// `kind` and `values`). Unknown keys are errors naming file:line and the nearest known key.
+SheetSpec load_sheet_toml(const std::string& path);
+
+/// Sets one top-level key from its text form (the flags use this too).
+void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& value, const std::string& where);
+
+/// "kind=v1,v2,..." (values separated by '|' when any '|' is present, else by ','; prompts always
+/// by '|'): sets the axis for role, replacing one given before.
+void set_axis_flag(SheetSpec& spec, AxisRole role, const std::string& text);
+
+/// Sets an axis from values; expands globs for lora/model values, computes labels, checks values.
+void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where);
+
+/// Checks the spec as a whole (output_dir set, a strength axis has a LoRA to act on, ...).
+void validate(const SheetSpec& spec);
+
+/// One cell: its index on each present axis and the request and model it renders.
+struct CellPlan {
+  std::map<AxisRole, int64_t> coords;
+  sample::ImageRequest request;
+  std::string checkpoint;
+};
+
+/// Every cell, pages outermost then z, y, x (the order they are laid out).
+std::vector<CellPlan> plan_cells(const SheetSpec& spec);
+
+/// kohya's epoch suffix of a LoRA file name ("name-000005.safetensors" -> 5), or -1.
+int64_t epoch_of(const std::string& lora_path);
+
+}  // namespace ls::sheet

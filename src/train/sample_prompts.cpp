@@ -1,0 +1,136 @@
+// kohya sample-prompt files; see sample_prompts.h.
+#include "train/sample_prompts.h"
+
+#include <filesystem>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <toml++/toml.h>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/strings.h"
+
+namespace fs = std::filesystem;
+
+namespace ls::train {
+
+namespace {
+
+int64_t to_int(const std::string& text, const std::string& where) {
+  int64_t v = 0;
+  LS_CHECK(core::parse_int64(text, v), where, ": '", text, "' is not a whole number");
+  return v;
+}
+
+double to_double(const std::string& text, const std::string& where) {
+  double v = 0;
+  LS_CHECK(core::parse_double(text, v) && std::isfinite(v), where, ": '", text, "' is not a number");
+  return v;
+}
+
+int64_t round_size(int64_t v) { return std::max<int64_t>(64, v - v % 64); }
+
+/// kohya's option letters (and the long names its .json/.toml files use) onto a request.
+void set_option(sample::ImageRequest& r, const std::string& key, const std::string& value, const std::string& where) {
+  if (key == "n" || key == "negative_prompt") r.negative_prompt = value;
+  else if (key == "w" || key == "width") r.width = round_size(to_int(value, where + " (--w)"));
+  else if (key == "h" || key == "height") r.height = round_size(to_int(value, where + " (--h)"));
+  else if (key == "d" || key == "seed") r.seed = to_int(value, where + " (--d)");
+  else if (key == "l" || key == "scale") r.cfg_scale = to_double(value, where + " (--l)");
+  else if (key == "s" || key == "sample_steps") r.steps = to_int(value, where + " (--s)");
+  else if (key == "ss" || key == "sample_sampler") r.sampler = sampler_from_kohya(value, where);
+  else if (key == "prompt") r.prompt = value;
+  else LS_FAIL(where, ": unknown sample prompt option '", key, "'; use --n --w --h --d --l --s --ss");
+}
+
+sample::ImageRequest defaults(const std::string& sampler) {
+  sample::ImageRequest r;
+  r.width = r.height = 512;
+  r.steps = 30;
+  r.cfg_scale = 7.5;
+  r.sampler = sampler;
+  r.schedule_type.clear();  // the sampler's own default, as kohya's diffusers schedulers have one each
+  r.seed = -1;
+  return r;
+}
+
+std::string value_text(const nlohmann::json& v) {
+  return v.is_string() ? v.get<std::string>() : v.dump();
+}
+
+}  // namespace
+
+std::string sampler_from_kohya(const std::string& name, const std::string& where) {
+  static const std::pair<const char*, const char*> table[] = {
+      {"ddim", "DDIM"},        {"lms", "LMS"},           {"k_lms", "LMS"},       {"euler", "Euler"},
+      {"k_euler", "Euler"},    {"euler_a", "Euler a"},   {"k_euler_a", "Euler a"}, {"heun", "Heun"},
+      {"dpm_2", "DPM2"},       {"k_dpm_2", "DPM2"},      {"dpm_2_a", "DPM2 a"},  {"k_dpm_2_a", "DPM2 a"},
+      {"dpmsolver", "DPM++ 2M"}, {"dpmsolver++", "DPM++ 2M"}};
+  const std::string n = core::ascii_lower(core::trim(name));
+  for (const auto& [kohya, ours] : table) {
+    if (n == kohya) return ours;
+  }
+  LS_FAIL(where, ": sample sampler '", name, "' has no k-diffusion counterpart here; use one of ddim, lms, euler, ",
+          "euler_a, heun, dpm_2, dpm_2_a, dpmsolver++");
+}
+
+std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, const std::string& default_sampler,
+                                                      uint64_t train_seed) {
+  const std::string sampler = sampler_from_kohya(default_sampler, "sample_sampler");
+  const std::string ext = core::ascii_lower(fs::path(path).extension().string());
+  std::vector<sample::ImageRequest> out;
+  if (ext == ".json" || ext == ".toml") {
+    nlohmann::json list;
+    if (ext == ".json") {
+      try {
+        list = nlohmann::json::parse(core::read_file(path));
+      } catch (const nlohmann::json::exception& e) {
+        LS_FAIL(path, ": not valid JSON (", e.what(), "); fix it or use a .txt prompt file");
+      }
+    } else {
+      try {
+        const toml::table t = toml::parse_file(path);
+        std::ostringstream s;
+        s << toml::json_formatter(t);
+        list = nlohmann::json::parse(s.str())["prompt"];
+      } catch (const toml::parse_error& e) {
+        LS_FAIL(path, ":", e.source().begin.line, ": ", e.description());
+      }
+    }
+    LS_CHECK(list.is_array(), path, ": expected a list of prompts (kohya: [{\"prompt\": ..., \"width\": ...}, ...])");
+    for (size_t i = 0; i < list.size(); ++i) {
+      const std::string where = path + ": prompt " + std::to_string(i + 1);
+      LS_CHECK(list[i].is_object(), where, ": expected a table with a prompt");
+      sample::ImageRequest r = defaults(sampler);
+      for (const auto& [key, value] : list[i].items()) set_option(r, key, value_text(value), where);
+      out.push_back(r);
+    }
+  } else {
+    std::istringstream in(core::read_file(path));
+    std::string line;
+    for (int line_no = 1; std::getline(in, line); ++line_no) {
+      line = core::trim(line);
+      if (line.empty() || line[0] == '#') continue;
+      const std::string where = path + ":" + std::to_string(line_no);
+      sample::ImageRequest r = defaults(sampler);
+      // kohya splits the line at " --": the first part is the prompt, each other part "<key> <value>".
+      size_t pos = line.find(" --");
+      r.prompt = core::trim(line.substr(0, pos));
+      while (pos != std::string::npos) {
+        const size_t next = line.find(" --", pos + 3);
+        const std::string part = line.substr(pos + 3, next == std::string::npos ? std::string::npos : next - pos - 3);
+        const size_t space = part.find(' ');
+        set_option(r, core::trim(part.substr(0, space)), space == std::string::npos ? "" : core::trim(part.substr(space)), where);
+        pos = next;
+      }
+      out.push_back(r);
+    }
+  }
+  for (size_t i = 0; i < out.size(); ++i) {
+    if (out[i].seed < 0) out[i].seed = static_cast<int64_t>((train_seed + i) & 0xffffffffu);
+  }
+  return out;
+}
+
+}  // namespace ls::train
