@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <thread>
 
@@ -30,23 +31,26 @@ void write_static_review(const ReviewOptions& o) {
               o.static_out.c_str(), store.sheet().cells.size(), store.selections().size());
 }
 
-// SIGINT/SIGTERM are blocked in every thread (httplib's workers inherit the mask) and taken by
-// one watcher with sigtimedwait, so stopping the server never runs inside a signal handler.
+// A process-wide handler only raises a flag (async-signal-safe, whichever thread the signal lands
+// on: libtorch and OpenMP may have started threads before this command runs, so blocking the
+// signals in this thread would not cover them); a watcher thread turns the flag into stop().
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
+
 void serve_review(const ReviewOptions& o) {
   sheet::ReviewServer server(o.sheet_dir);
   server.bind(o.port);
-  sigset_t stop_signals, previous;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, &previous);
+  struct sigaction action {}, old_int {}, old_term {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, &old_int);
+  sigaction(SIGTERM, &action, &old_term);
   std::atomic<bool> done{false};
   std::thread watcher([&] {
-    timespec tick{0, 100 * 1000 * 1000};
-    bool stopping = false;
     while (!done) {
-      if (sigtimedwait(&stop_signals, nullptr, &tick) > 0) stopping = true;
-      if (stopping) server.stop();  // repeated: a signal may come before the accept loop runs
+      if (g_stop_requested.load()) server.stop();  // repeated: a signal may come before the accept loop runs
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   });
   std::printf("%s\n", server.url().c_str());
@@ -55,7 +59,8 @@ void serve_review(const ReviewOptions& o) {
   server.serve();
   done = true;
   watcher.join();
-  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  sigaction(SIGINT, &old_int, nullptr);
+  sigaction(SIGTERM, &old_term, nullptr);
 }
 
 }  // namespace

@@ -27,7 +27,11 @@ std::string format_double(double v) {
   return std::string(buf, r.ptr);
 }
 
-bool parse_double(std::string_view text, double& out) {
+namespace {
+
+/// from_chars over the whole trimmed text; a leading '+' is accepted as in Python.
+template <class T>
+bool parse_whole(std::string_view text, T& out) {
   const std::string t = trim(text);
   if (t.empty()) return false;
   const char* b = t.data();
@@ -36,13 +40,10 @@ bool parse_double(std::string_view text, double& out) {
   return r.ec == std::errc() && r.ptr == t.data() + t.size();
 }
 
-bool parse_int64(std::string_view text, int64_t& out) {
-  const std::string t = trim(text);
-  if (t.empty()) return false;
-  const char* b = t.data();
-  if (*b == '+') ++b;
-  const auto r = std::from_chars(b, t.data() + t.size(), out);
-  return r.ec == std::errc() && r.ptr == t.data() + t.size();
-}
+}  // namespace
+
+bool parse_double(std::string_view text, double& out) { return parse_whole(text, out); }
+
+bool parse_int64(std::string_view text, int64_t& out) { return parse_whole(text, out); }
 
 }  // namespace ls::core

@@ -17,7 +17,9 @@ TEST(Runtime, ParsesDtypesAndDevices) {
   EXPECT_THROW(ls::core::parse_dtype("fp8"), ls::Error);
   EXPECT_TRUE(ls::core::parse_device("cpu").is_cpu());
   EXPECT_THROW(ls::core::parse_device("tpu"), ls::Error);
-  if (!torch::cuda::is_available()) EXPECT_THROW(ls::core::parse_device("cuda"), ls::Error);
+  if (!torch::cuda::is_available()) {
+    EXPECT_THROW(ls::core::parse_device("cuda"), ls::Error);
+  }
 }
 
 // With the reference BLAS a full-size UNet forward is ~25x slower: scripts/setup must have

@@ -1,0 +1,107 @@
+// Sheet definitions: TOML (paths relative to the file, globs, axes tables), flags, the cell plan
+// (order, what each axis sets, strength acting on the lora axis' file) and the errors.
+#include <filesystem>
+
+#include "core/atomic_file.h"
+#include "sheet/sheet_spec.h"
+#include "support/support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using ls::sheet::AxisKind;
+using ls::sheet::AxisRole;
+
+class SheetSpecTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    fs::create_directories(dir_.path() / "out");
+    for (const char* f : {"out/dog-000002.safetensors", "out/dog-000001.safetensors", "out/dog.safetensors", "base.safetensors"}) {
+      ls::core::write_file_atomic(dir_.path() / f, "x");
+    }
+  }
+  std::string path(const std::string& name) const { return (dir_.path() / name).string(); }
+  ls::test::TempDir dir_;
+};
+
+TEST_F(SheetSpecTest, TomlWithRelativePathsGlobsAndAxes) {
+  const std::string toml = path("sheet.toml");
+  ls::core::write_file_atomic(toml,
+                              "title = \"dog\"\n"
+                              "output_dir = \"sheets/dog\"\n"
+                              "model = \"base.safetensors\"\n"
+                              "tokenizer = \"vocab.txt.gz\"\n"
+                              "prompt = \"photo of sks dog\"\n"
+                              "steps = 12\n"
+                              "cfg_scale = 6.5\n"
+                              "[x]\nkind = \"lora\"\nvalues = [\"out/dog-*.safetensors\"]\n"
+                              "[y]\nkind = \"strength\"\nvalues = [0.5, 1]\n"
+                              "[page]\nkind = \"prompt\"\nvalues = [\"a dog, red\", \"a dog, blue\"]\n");
+  const auto spec = ls::sheet::load_sheet_toml(toml);
+  EXPECT_EQ(spec.output_dir, path("sheets/dog"));
+  EXPECT_EQ(spec.model.checkpoint, path("base.safetensors"));
+  EXPECT_EQ(spec.request.steps, 12);
+  EXPECT_EQ(spec.request.cfg_scale, 6.5);
+  ASSERT_EQ(spec.axes.size(), 3u);
+  EXPECT_EQ(spec.axes[0].values, (std::vector<std::string>{path("out/dog-000001.safetensors"), path("out/dog-000002.safetensors")}));
+  EXPECT_EQ(spec.axes[0].labels, (std::vector<std::string>{"dog-000001", "dog-000002"}));
+  EXPECT_EQ(spec.axes[1].labels, (std::vector<std::string>{"0.5", "1"}));
+  EXPECT_EQ(spec.axes[2].role, AxisRole::kPage);
+
+  const auto cells = ls::sheet::plan_cells(spec);
+  ASSERT_EQ(cells.size(), 8u);
+  // Pages outermost, then rows, then columns.
+  EXPECT_EQ(cells[0].request.prompt, "a dog, red");
+  EXPECT_EQ(cells[4].request.prompt, "a dog, blue");
+  EXPECT_EQ(cells[1].request.loras.size(), 1u);
+  EXPECT_EQ(cells[1].request.loras[0].path, path("out/dog-000002.safetensors"));
+  EXPECT_EQ(cells[1].request.loras[0].strength, 0.5);
+  EXPECT_EQ(cells[3].request.loras[0].strength, 1.0);
+  EXPECT_EQ(cells[3].coords.at(AxisRole::kX), 1);
+  EXPECT_EQ(cells[3].coords.at(AxisRole::kY), 1);
+  EXPECT_EQ(cells[3].coords.at(AxisRole::kPage), 0);
+  EXPECT_EQ(ls::sheet::epoch_of(cells[3].request.loras[0].path), 2);
+  EXPECT_EQ(ls::sheet::epoch_of(path("out/dog.safetensors")), -1);
+}
+
+TEST_F(SheetSpecTest, FlagsStrengthWithoutLoraAxisActsOnEveryLora) {
+  ls::sheet::SheetSpec spec;
+  ls::sheet::set_sheet_key(spec, "output_dir", path("s"), "--out");
+  ls::sheet::set_sheet_key(spec, "model", path("base.safetensors"), "--model");
+  ls::sheet::set_sheet_key(spec, "loras", path("out/dog.safetensors") + ":0.3|" + path("out/dog-000001.safetensors"), "--lora");
+  ls::sheet::set_axis_flag(spec, AxisRole::kX, "strength=0.25,0.75");
+  ls::sheet::set_axis_flag(spec, AxisRole::kY, "sampler=Euler a|DPM++ 2M Karras");
+  ls::sheet::set_axis_flag(spec, AxisRole::kZ, "seed=1,2,3");
+  const auto cells = ls::sheet::plan_cells(spec);
+  ASSERT_EQ(cells.size(), 12u);
+  for (const auto& l : cells[1].request.loras) EXPECT_EQ(l.strength, 0.75);
+  EXPECT_EQ(cells[2].request.sampler, "DPM++ 2M Karras");
+  EXPECT_EQ(cells[2].request.schedule_type, "");
+  EXPECT_EQ(cells[11].request.seed, 3);
+}
+
+TEST_F(SheetSpecTest, ErrorsNameThePlace) {
+  const std::string toml = path("bad.toml");
+  ls::core::write_file_atomic(toml, "output_dir = \"s\"\nstpes = 3\n");
+  std::string e = ls::test::error_of([&] { ls::sheet::load_sheet_toml(toml); });
+  EXPECT_NE(e.find(toml + ":2"), std::string::npos) << e;
+  EXPECT_NE(e.find("did you mean 'steps'"), std::string::npos) << e;
+
+  ls::sheet::SheetSpec spec;
+  e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed=1,x"); });
+  EXPECT_NE(e.find("'x' is not a whole number"), std::string::npos) << e;
+  e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed"); });
+  EXPECT_NE(e.find("KIND=VALUES"), std::string::npos) << e;
+  e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed=1,1"); });
+  EXPECT_NE(e.find("twice"), std::string::npos) << e;
+  e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "lora=" + path("out/cat.safetensors")); });
+  EXPECT_NE(e.find("file not found"), std::string::npos) << e;
+  ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed=1,2");
+  ls::sheet::set_axis_flag(spec, AxisRole::kY, "seed=3");
+  ls::sheet::set_sheet_key(spec, "output_dir", path("s"), "--out");
+  ls::sheet::set_sheet_key(spec, "model", path("base.safetensors"), "--model");
+  e = ls::test::error_of([&] { ls::sheet::plan_cells(spec); });
+  EXPECT_NE(e.find("two axes vary seed"), std::string::npos) << e;
+}
+
+}  // namespace
