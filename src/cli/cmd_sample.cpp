@@ -108,8 +108,8 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
 
   sample::ModelSource source{o.model, o.model_config, o.tokenizer, core::parse_device(o.device),
                              core::parse_dtype(o.dtype)};
+  sample::validate_request(request);
   sample::Pipeline pipeline(source);
-  pipeline.validate(request);
   sample::FileHashCache hashes(sample::user_cache_dir());
 
   const fs::path out(o.out);

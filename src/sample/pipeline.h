@@ -45,6 +45,10 @@ struct ModelSource {
   c10::ScalarType dtype = c10::kFloat;
 };
 
+/// Checks a request without a model (sizes, steps, sampler name, LoRA files present): call it
+/// before loading a checkpoint, so that a typo costs no 10 GB load.
+void validate_request(const ImageRequest& request);
+
 /// Per sampling step: step (1-based) of steps.
 using StepFn = std::function<void(int64_t step, int64_t steps)>;
 
@@ -58,9 +62,6 @@ class Pipeline {
   /// One image, 8-bit RGB. Same request, device and dtype -> same pixels. LoRAs of the request are
   /// attached for the call (files loaded once and kept), other loaded LoRAs are detached.
   cv::Mat generate(const ImageRequest& request, const StepFn& on_step = {});
-
-  /// Checks a request without running it (sizes, steps, sampler name, LoRA files readable).
-  void validate(const ImageRequest& request) const;
 
   models::SdxlModel& model() { return model_; }
   const text::ClipTokenizer& tokenizer() const { return tokenizer_; }

@@ -186,6 +186,7 @@ std::string axis_title(AxisKind kind) {
 SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
   const double t0 = now_seconds();
   const auto plans = plan_cells(spec);
+  for (const auto& plan : plans) sample::validate_request(plan.request);
   const fs::path dir(spec.output_dir);
   fs::create_directories(dir / "cells");
   sample::FileHashCache hashes(spec.cache_dir.empty() ? sample::user_cache_dir() : spec.cache_dir);
