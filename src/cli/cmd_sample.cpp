@@ -27,7 +27,7 @@ struct SampleOptions {
   sample::ImageRequest request;
   std::vector<std::string> loras, lora_dirs;
   int64_t batch = 1;
-  bool quiet = false;
+  bool quiet = false, no_paths = false;
 };
 
 double now_seconds() {
@@ -40,6 +40,15 @@ int64_t random_seed() {
   return static_cast<int64_t>((static_cast<uint64_t>(ns) * 6364136223846793005ULL ^ static_cast<uint64_t>(getpid())) >> 32);
 }
 
+std::vector<sample::LoraSpec> lora_specs(const std::vector<std::string>& args) {
+  std::vector<sample::LoraSpec> out;
+  for (const auto& arg : args) {
+    const auto [path, strength] = lora::parse_lora_arg(arg);
+    out.push_back({path, strength});
+  }
+  return out;
+}
+
 /// The request a PNG's parameters describe, with the options given on this command line on top.
 sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
   const auto texts = io::read_png_text_file(o.from_png);
@@ -47,6 +56,16 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
   LS_CHECK(it != texts.end(), o.from_png, ": no `parameters` text in this PNG; only images written by lorastudio, ",
            "A1111 or tools that keep its text can be re-rendered");
   const auto params = sample::parse_infotext(it->second, o.from_png);
+  if (o.model.empty()) {
+    LS_CHECK(!params.model_path.empty() && fs::is_regular_file(params.model_path), o.from_png, ": the model ",
+             params.model.empty() ? std::string("(not named)") : "'" + params.model + "'",
+             params.model_path.empty() ? "" : " at " + params.model_path, " is not here; pass --model FILE");
+    o.model = params.model_path;
+    sample::FileHashCache hashes(sample::user_cache_dir());
+    LS_CHECK(params.model_hash.empty() || sample::model_hash(o.model, hashes) == params.model_hash, o.model,
+             ": its hash is not the image's Model hash ", params.model_hash,
+             " (the file changed); pass --model FILE to render with it anyway");
+  }
   std::vector<std::string> dirs = o.lora_dirs;
   dirs.push_back(fs::path(o.from_png).parent_path().string());
   sample::ImageRequest r = sample::request_from_params(params, dirs, o.from_png);
@@ -60,16 +79,7 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
   if (given("--seed")) r.seed = o.request.seed;
   if (given("--width")) r.width = o.request.width;
   if (given("--height")) r.height = o.request.height;
-  if (o.model.empty()) {
-    LS_CHECK(!params.model_path.empty() && fs::is_regular_file(params.model_path), o.from_png, ": the model ",
-             params.model.empty() ? std::string("(not named)") : "'" + params.model + "'",
-             params.model_path.empty() ? "" : " at " + params.model_path, " is not here; pass --model FILE");
-    o.model = params.model_path;
-    sample::FileHashCache hashes(sample::user_cache_dir());
-    LS_CHECK(params.model_hash.empty() || sample::model_hash(o.model, hashes) == params.model_hash, o.model,
-             ": its hash is not the image's Model hash ", params.model_hash,
-             " (the file changed); pass --model FILE to render with it anyway");
-  }
+  if (given("--lora")) r.loras = lora_specs(o.loras);  // replaces the stored ones (e.g. another epoch)
   return r;
 }
 
@@ -97,10 +107,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     request = request_from_png(o, cmd);
   } else {
     request = o.request;
-    for (const auto& arg : o.loras) {
-      const auto [path, strength] = lora::parse_lora_arg(arg);
-      request.loras.push_back({path, strength});
-    }
+    request.loras = lora_specs(o.loras);
   }
   LS_CHECK(!o.model.empty(), "sample: no model; pass --model FILE (an SDXL .safetensors checkpoint)");
   LS_CHECK(o.batch >= 1, "sample: --batch must be at least 1");
@@ -123,7 +130,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     core::Progress progress("image " + std::to_string(i + 1) + "/" + std::to_string(o.batch), r.steps, "step", !o.quiet);
     const auto image = pipeline.generate(r, [&](int64_t, int64_t) { progress.advance(); });
     progress.finish();
-    const std::string infotext = sample::format_infotext(sample::generation_params(r, o.model, hashes));
+    const std::string infotext = sample::format_infotext(sample::generation_params(r, o.model, hashes, !o.no_paths));
     const fs::path path = output_path(o, r.seed, o.batch);
     io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
     const double seconds = now_seconds() - start;
@@ -159,6 +166,8 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--from-png", o->from_png, "Render the image described by this PNG's parameters again");
   cmd->add_option("--device", o->device, "cpu, cuda, cuda:1, ...")->capture_default_str();
   cmd->add_option("--dtype", o->dtype, "fp32, fp16, bf16")->capture_default_str();
+  cmd->add_flag("--no-paths", o->no_paths,
+                 "Leave the model and LoRA file paths out of the PNG text (re-render with --model and --lora-dir)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
   o->request.seed = -1;
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });

@@ -16,7 +16,7 @@ struct SheetOptions {
   std::map<std::string, std::string> keys;  // flag name -> value, only when given
   std::string x, y, z, page;
   std::vector<std::string> loras;
-  bool quiet = false;
+  bool quiet = false, no_paths = false;
 };
 
 void run_sheet_command(SheetOptions& o, const CLI::App& cmd) {
@@ -26,6 +26,7 @@ void run_sheet_command(SheetOptions& o, const CLI::App& cmd) {
     const bool given = cmd.count("--" + key) > 0 || (key == "output_dir" && cmd.count("--out") > 0);
     if (given) sheet::set_sheet_key(spec, key, value, "--" + key);
   }
+  if (o.no_paths) spec.paths = false;
   if (!o.loras.empty()) {
     std::string joined;
     for (const auto& l : o.loras) joined += (joined.empty() ? "" : "|") + l;
@@ -73,6 +74,7 @@ void register_sheet(CLI::App& app) {
   cmd->add_option("--y", o->y, "Rows: KIND=VALUES, e.g. strength=0.5,0.75,1");
   cmd->add_option("--z", o->z, "Blocks: KIND=VALUES, e.g. seed=1,2");
   cmd->add_option("--page", o->page, "One grid per value: KIND=VALUES, e.g. \"prompt=a dog|a cat\"");
+  cmd->add_flag("--no-paths", o->no_paths, "Leave model and LoRA file paths out of the cells' PNG text");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
   cmd->callback([o, cmd] { run_sheet_command(*o, *cmd); });
 }

@@ -17,7 +17,8 @@ std::string user_cache_dir() {
   return ".lorastudio-cache";
 }
 
-GenerationParams generation_params(const ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes) {
+GenerationParams generation_params(const ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes,
+                                   bool paths) {
   GenerationParams p;
   p.prompt = r.prompt;
   p.negative_prompt = r.negative_prompt;
@@ -31,12 +32,12 @@ GenerationParams generation_params(const ImageRequest& r, const std::string& che
   if (!checkpoint.empty()) {
     p.model = fs::path(checkpoint).stem().string();
     p.model_hash = model_hash(checkpoint, hashes);
-    p.model_path = fs::absolute(checkpoint).lexically_normal().string();
+    if (paths) p.model_path = fs::absolute(checkpoint).lexically_normal().string();
   }
   for (const auto& l : r.loras) {
     InfotextLora lora;
     lora.name = fs::path(l.path).stem().string();
-    lora.path = fs::absolute(l.path).lexically_normal().string();
+    if (paths) lora.path = fs::absolute(l.path).lexically_normal().string();
     lora.hash = lora_hash(l.path, hashes);
     lora.strength = l.strength;
     p.loras.push_back(lora);

@@ -15,9 +15,11 @@ namespace ls::sample {
 /// $XDG_CACHE_HOME/lorastudio, else ~/.cache/lorastudio.
 std::string user_cache_dir();
 
-/// The parameters of a request rendered with `checkpoint` (name, A1111 model hash, path; LoRA
-/// names = file stems, hashes, absolute paths).
-GenerationParams generation_params(const ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes);
+/// The parameters of a request rendered with `checkpoint` (name, A1111 model hash; LoRA names =
+/// file stems, hashes). With `paths`, also lorastudio's "Model path" / "Lora paths" (absolute), which
+/// let `--from-png` find the files but show local folder names to whoever gets the image.
+GenerationParams generation_params(const ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes,
+                                   bool paths = true);
 
 /// The request the parameters describe. A LoRA's file is its "Lora paths" entry when that file
 /// exists, else <dir>/<name>.safetensors in the first of lora_dirs that has it; ls::Error naming

@@ -199,7 +199,7 @@ SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
   std::vector<CellRecord> cells;
   SheetRunStats stats;
   for (const auto& plan : plans) {
-    CellRecord c{plan, cell_id(plan, who, hashes), sample::generation_params(plan.request, plan.checkpoint, hashes), "", false};
+    CellRecord c{plan, cell_id(plan, who, hashes), sample::generation_params(plan.request, plan.checkpoint, hashes, spec.paths), "", false};
     c.infotext = sample::format_infotext(c.params);
     c.present = fs::is_regular_file(dir / cell_image(c.id));
     stats.reused += c.present;

@@ -23,7 +23,7 @@ const std::vector<std::string>& top_keys() {
   static const std::vector<std::string> keys = {
       "title",  "output_dir", "model",         "model_config", "tokenizer", "device", "dtype",
       "prompt", "negative_prompt", "steps",    "sampler",      "schedule_type", "cfg_scale", "seed",
-      "width",  "height",     "loras",         "cache_dir"};
+      "width",  "height",     "loras",         "cache_dir", "no_paths"};
   return keys;
 }
 
@@ -146,6 +146,11 @@ void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& v
   else if (key == "width") r.width = to_int(value, key, where);
   else if (key == "height") r.height = to_int(value, key, where);
   else if (key == "cache_dir") spec.cache_dir = value;
+  else if (key == "no_paths") {
+    const std::string v = core::ascii_lower(core::trim(value));
+    LS_CHECK(v == "true" || v == "false", where, ": no_paths must be true or false, got '", value, "'");
+    spec.paths = v == "false";
+  }
   else if (key == "loras") {
     r.loras.clear();
     for (const auto& item : split_values(value, AxisKind::kLora)) {

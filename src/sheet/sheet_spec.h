@@ -32,7 +32,8 @@ struct SheetSpec {
   sample::ModelSource model;    // checkpoint = the base model unless a model axis varies it
   sample::ImageRequest request; // loras: on every cell (a lora axis adds one more)
   std::vector<Axis> axes;       // sorted by role, at most one per role
-  std::string cache_dir;        // file-hash cache; empty = data::default_cache_dir()
+  std::string cache_dir;        // file-hash cache; empty = sample::user_cache_dir()
+  bool paths = true;            // model/LoRA paths in the cells' PNG text (no_paths = true drops them)
 };
 
 /// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with

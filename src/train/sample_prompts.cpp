@@ -93,7 +93,16 @@ std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, c
         const toml::table t = toml::parse_file(path);
         std::ostringstream s;
         s << toml::json_formatter(t);
-        list = nlohmann::json::parse(s.str())["prompt"];
+        // kohya: [prompt] holds shared keys and [[prompt.subset]] one table per image.
+        const nlohmann::json prompt = nlohmann::json::parse(s.str())["prompt"];
+        LS_CHECK(prompt.is_object() && prompt.contains("subset") && prompt["subset"].is_array(), path,
+                 ": expected a [prompt] table with [[prompt.subset]] entries (kohya's TOML prompt file)");
+        for (const auto& subset : prompt["subset"]) {
+          nlohmann::json merged = prompt;
+          merged.erase("subset");
+          if (subset.is_object()) merged.update(subset);
+          list.push_back(subset.is_object() ? merged : subset);
+        }
       } catch (const toml::parse_error& e) {
         LS_FAIL(path, ":", e.source().begin.line, ": ", e.description());
       }

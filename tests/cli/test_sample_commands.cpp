@@ -92,6 +92,31 @@ TEST_F(SampleCommands, PngCarriesParametersAndFromPngIsBitExact) {
   EXPECT_FALSE(same_pixels(a, path("d.png")));
 }
 
+TEST_F(SampleCommands, NoPathsKeepsFoldersOutAndReRendersWithModelAndLoraDir) {
+  const std::string a = path("private.png"), b = path("private-again.png");
+  auto r = run_lorastudio("sample" + common() + " --prompt cube --steps 3 --sampler Heun --seed 3 --no-paths --lora " +
+                          path("loras/dog-000002.safetensors") + ":0.6 -o " + a);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string text = parameters_of(a);
+  EXPECT_EQ(text.find(dir_->path().string()), std::string::npos) << text;
+  EXPECT_EQ(text.find("Model path"), std::string::npos) << text;
+  EXPECT_NE(text.find("cube <lora:dog-000002:0.6>"), std::string::npos) << text;
+  EXPECT_NE(text.find("Lora hashes: \"dog-000002: "), std::string::npos) << text;
+
+  const std::string vocab = " --tokenizer " + std::string(ls::test::kClipVocab) + " -q";
+  r = run_lorastudio("sample" + vocab + " --from-png " + a + " -o " + b);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("pass --model"), std::string::npos) << r.out;
+  r = run_lorastudio("sample" + vocab + " --from-png " + a + " --model " + model_ + " -o " + b);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("--lora-dir"), std::string::npos) << r.out;
+  r = run_lorastudio("sample" + vocab + " --from-png " + a + " --model " + model_ + " --lora-dir " + path("loras") +
+                     " --no-paths -o " + b);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(same_pixels(a, b));
+  EXPECT_EQ(parameters_of(b), text);
+}
+
 TEST_F(SampleCommands, BatchTakesConsecutiveSeedsAndNamesFilesLikeA1111) {
   auto r = run_lorastudio("sample" + common() + " --prompt cube --steps 2 --sampler DDIM --seed 40 --batch 2 -o " +
                           path("batch"));

@@ -44,7 +44,7 @@ TEST(SamplePrompts, KohyaTextLinesWithOptionsAndDefaults) {
   EXPECT_EQ(r[1].seed, 101);
 }
 
-TEST(SamplePrompts, JsonListAndErrors) {
+TEST(SamplePrompts, JsonAndTomlListsAndErrors) {
   test::TempDir dir;
   const std::string json = (dir.path() / "p.json").string();
   core::write_file_atomic(json, R"([{"prompt": "a dog", "width": 640, "sample_steps": 8, "seed": 3, "scale": 6}])");
@@ -55,6 +55,22 @@ TEST(SamplePrompts, JsonListAndErrors) {
   EXPECT_EQ(r[0].seed, 3);
   EXPECT_EQ(r[0].cfg_scale, 6);
   EXPECT_EQ(r[0].sampler, "DPM2");
+
+  const std::string toml = (dir.path() / "p.toml").string();
+  core::write_file_atomic(toml, "[prompt]\nnegative_prompt = \"blurry\"\nsample_steps = 5\n"
+                                "[[prompt.subset]]\nprompt = \"a dog\"\nseed = 1\n"
+                                "[[prompt.subset]]\nprompt = \"a cat\"\nsample_steps = 7\nwidth = 768\n");
+  const auto t = train::read_sample_prompts(toml, "euler", 50);
+  ASSERT_EQ(t.size(), 2u);
+  EXPECT_EQ(t[0].prompt, "a dog");
+  EXPECT_EQ(t[0].negative_prompt, "blurry");
+  EXPECT_EQ(t[0].steps, 5);
+  EXPECT_EQ(t[0].seed, 1);
+  EXPECT_EQ(t[1].prompt, "a cat");
+  EXPECT_EQ(t[1].negative_prompt, "blurry");
+  EXPECT_EQ(t[1].steps, 7);
+  EXPECT_EQ(t[1].width, 768);
+  EXPECT_EQ(t[1].seed, 51);
 
   const std::string bad = (dir.path() / "bad.txt").string();
   core::write_file_atomic(bad, "ok\na dog --q 3\n");
