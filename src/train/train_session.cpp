@@ -147,21 +147,19 @@ void count_steps(TrainSession& s) {
 
 void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
   data::require_latent_cacheable(s.data);
-  // The VAE runs in float32 unless bf16 was asked for (SDXL's VAE overflows in fp16).
-  const c10::ScalarType vae_dtype = s.base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat;
   std::string vae_id;
   {
     io::SafetensorsReader reader(s.config.pretrained_model_name_or_path);
     vae_id = models::part_fingerprint(reader, models::kVaePrefix);
   }
   s.latent_cache = std::make_unique<data::LatentCache>(cache_dir + "/latents",
-                                                       data::vae_cache_id(vae_id, core::dtype_name(vae_dtype)));
+                                                       data::vae_cache_id(vae_id, core::dtype_name(s.vae_dtype)));
   auto vae = s.model.vae;
-  vae->to(s.device, vae_dtype);
+  vae->to(s.device, s.vae_dtype);
   torch::manual_seed(static_cast<int64_t>(s.seed & 0x7fffffffffffffffULL));
   const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
     torch::NoGradGuard no_grad;
-    const models::VaeMoments m = vae->encode(pixels.to(s.device, vae_dtype));
+    const models::VaeMoments m = vae->encode(pixels.to(s.device, s.vae_dtype));
     return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32).cpu();
   };
   const data::CacheStats st = s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size);
@@ -224,6 +222,7 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   TrainConfig& c = s->config;
   s->device = core::parse_device(c.device);
   s->base_dtype = c.mixed_precision == "no" ? c10::kFloat : core::parse_dtype(c.mixed_precision);
+  s->vae_dtype = s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat;
   s->lora_dtype = c.full_bf16 ? c10::kBFloat16 : c.full_fp16 ? c10::kHalf : c10::kFloat;
   s->save_dtype = save_dtype_of(c.save_precision, s->lora_dtype);
   if (!c.seed) {
@@ -265,7 +264,7 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     }
     s->model.vae = models::AutoencoderKL(nullptr);  // every latent now comes from the cache
   } else {
-    s->model.vae->to(s->device, s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat);
+    s->model.vae->to(s->device, s->vae_dtype);
   }
   if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) {
     fill_text_cache(*s, cache_dir);

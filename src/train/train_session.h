@@ -28,6 +28,7 @@ struct TrainSession {
   c10::Device device{c10::kCPU};
   c10::ScalarType base_dtype = c10::kFloat;  // frozen UNet / text encoders
   c10::ScalarType lora_dtype = c10::kFloat;  // float32 unless full_bf16 / full_fp16
+  c10::ScalarType vae_dtype = c10::kFloat;   // float32 unless bf16 (SDXL's VAE overflows in fp16)
   c10::ScalarType save_dtype = c10::kFloat;
   uint64_t seed = 0;
 
