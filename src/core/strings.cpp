@@ -2,6 +2,7 @@
 #include "core/strings.h"
 
 #include <charconv>
+#include <cstdio>
 #include <cmath>
 
 namespace ls::core {
@@ -45,5 +46,30 @@ bool parse_whole(std::string_view text, T& out) {
 bool parse_double(std::string_view text, double& out) { return parse_whole(text, out); }
 
 bool parse_int64(std::string_view text, int64_t& out) { return parse_whole(text, out); }
+
+std::string toml_quote(const std::string& text) {
+  std::string out = "\"";
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\t': out += "\\t"; break;
+      case '\n': out += "\\n"; break;
+      case '\f': out += "\\f"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7F) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out += ch;  // UTF-8 passes through
+        }
+    }
+  }
+  return out + "\"";
+}
 
 }  // namespace ls::core

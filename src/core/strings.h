@@ -17,5 +17,7 @@ std::string format_double(double v);
 /// Whole-text number parsing (surrounding blanks allowed); false on anything else.
 bool parse_double(std::string_view text, double& out);
 bool parse_int64(std::string_view text, int64_t& out);
+/// A TOML basic string: quoted, with \\ \" and control characters escaped (UTF-8 passes through).
+std::string toml_quote(const std::string& text);
 
 }  // namespace ls::core

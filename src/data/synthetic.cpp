@@ -14,6 +14,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/strings.h"
 #include "core/rng.h"
 #include "io/image.h"
 
@@ -197,7 +198,7 @@ std::string dataset_toml(const SyntheticOptions& o, const std::string& train_dir
   std::ostringstream t;
   t << "# Synthetic lorastudio dataset (kohya sd-scripts dataset config format).\n"
     << "[general]\n"
-    << "caption_extension = " << toml_quote(o.caption_extension) << "\n\n"
+    << "caption_extension = " << core::toml_quote(o.caption_extension) << "\n\n"
     << "[[datasets]]\n"
     << "resolution = " << o.resolution << "\n"
     << "batch_size = " << o.batch_size << "\n"
@@ -206,12 +207,12 @@ std::string dataset_toml(const SyntheticOptions& o, const std::string& train_dir
     << "max_bucket_reso = " << std::max(1024, o.resolution) << "\n"
     << "bucket_reso_steps = 64\n\n"
     << "  [[datasets.subsets]]\n"
-    << "  image_dir = " << toml_quote(train_dir) << "\n"
+    << "  image_dir = " << core::toml_quote(train_dir) << "\n"
     << "  num_repeats = " << o.repeats << "\n"
-    << "  class_tokens = " << toml_quote(o.class_tokens) << "\n";
+    << "  class_tokens = " << core::toml_quote(o.class_tokens) << "\n";
   if (!reg_dir.empty())
     t << "\n  [[datasets.subsets]]\n"
-      << "  image_dir = " << toml_quote(reg_dir) << "\n"
+      << "  image_dir = " << core::toml_quote(reg_dir) << "\n"
       << "  is_reg = true\n"
       << "  num_repeats = " << o.reg_repeats << "\n";
   return t.str();
@@ -266,31 +267,6 @@ SyntheticDataset make_synthetic_dataset(const std::string& out_dir, const Synthe
   out.config_toml = (root / "dataset.toml").string();
   core::write_file_atomic(out.config_toml, dataset_toml(o, out.train_dir, out.reg_dir));
   return out;
-}
-
-std::string toml_quote(const std::string& text) {
-  std::string out = "\"";
-  for (const char ch : text) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\t': out += "\\t"; break;
-      case '\n': out += "\\n"; break;
-      case '\f': out += "\\f"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7F) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04X", c);
-          out += buf;
-        } else {
-          out += ch;  // UTF-8 passes through
-        }
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace ls::data

@@ -73,7 +73,4 @@ cv::Mat render_synthetic_image(const SyntheticImage& image);
 /// re-run with other options cannot leave a mixed dataset behind.
 SyntheticDataset make_synthetic_dataset(const std::string& out_dir, const SyntheticOptions& options);
 
-/// A TOML basic string: quoted, with \\ \" and control characters escaped.
-std::string toml_quote(const std::string& text);
-
 }  // namespace ls::data

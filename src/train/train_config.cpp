@@ -22,7 +22,6 @@
 #include "core/error.h"
 #include "core/strings.h"
 #include "core/nearest_name.h"
-#include "data/synthetic.h"  // toml_quote
 #include "train/train_config_kohya.h"
 
 namespace fs = std::filesystem;
@@ -161,7 +160,7 @@ std::string did_you_mean(const std::string& name, const char* open, const char* 
   return best.empty() ? std::string() : str_cat(" (did you mean ", open, best, close, "?)");
 }
 
-std::string quote(const std::string& s) { return data::toml_quote(s); }
+std::string quote(const std::string& s) { return core::toml_quote(s); }
 
 // A TOML value as written in a config, for messages.
 std::string render(const toml::node& n) {

@@ -1,6 +1,8 @@
 // core: dtype/device parsing, the BLAS check, atomic files.
 #include <fstream>
 
+#include <toml++/toml.h>
+
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/runtime.h"
@@ -121,6 +123,21 @@ TEST(Strings, ParseNumbersWholeTextOnly) {
   EXPECT_EQ(i, -12);
   EXPECT_FALSE(ls::core::parse_int64("1.5", i));
   EXPECT_FALSE(ls::core::parse_int64("99999999999999999999", i));
+}
+
+}  // namespace
+
+namespace {
+
+TEST(Strings, TomlQuoteEscapes) {
+  using ls::core::toml_quote;
+  EXPECT_EQ(toml_quote("plain"), "\"plain\"");
+  EXPECT_EQ(toml_quote("a\"b\\c\nd\te"), "\"a\\\"b\\\\c\\nd\\te\"");
+  EXPECT_EQ(toml_quote(std::string("\x01\x7F", 2)), "\"\\u0001\\u007F\"");
+  EXPECT_EQ(toml_quote("caf\xC3\xA9"), "\"caf\xC3\xA9\"");
+  const std::string tricky = std::string("q\"\\\b\f\r\x1F end\xC3\xA9", 14);
+  const toml::table t = toml::parse("k = " + toml_quote(tricky));
+  EXPECT_EQ(t["k"].value<std::string>(), tricky);
 }
 
 }  // namespace

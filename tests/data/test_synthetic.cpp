@@ -171,17 +171,6 @@ TEST(SyntheticDataset, KohyaTomlReadsBack) {
   EXPECT_FALSE(p["datasets"][0]["subsets"][1]);
 }
 
-TEST(SyntheticDataset, TomlQuoteEscapes) {
-  using ls::data::toml_quote;
-  EXPECT_EQ(toml_quote("plain"), "\"plain\"");
-  EXPECT_EQ(toml_quote("a\"b\\c\nd\te"), "\"a\\\"b\\\\c\\nd\\te\"");
-  EXPECT_EQ(toml_quote(std::string("\x01\x7F", 2)), "\"\\u0001\\u007F\"");
-  EXPECT_EQ(toml_quote("caf\xC3\xA9"), "\"caf\xC3\xA9\"");
-  const std::string tricky = std::string("q\"\\\b\f\r\x1F end\xC3\xA9", 14);
-  const toml::table t = toml::parse("k = " + toml_quote(tricky));
-  EXPECT_EQ(t["k"].value<std::string>(), tricky);
-}
-
 TEST(SyntheticDataset, RefusesForeignFilesAndBadOptions) {
   TempDir dir;
   SyntheticOptions o;
