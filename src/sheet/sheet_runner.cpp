@@ -13,8 +13,10 @@
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "core/sha256.h"
+#include "core/strings.h"
 #include "io/image.h"
 #include "io/png_text.h"
+#include "io/safetensors.h"
 #include "sample/request_params.h"
 #include "sheet/grid_render.h"
 
@@ -58,11 +60,23 @@ std::string cell_id(const CellPlan& cell, const Identity& who, sample::FileHashC
   return core::sha256_hex(key.dump()).substr(0, 16);
 }
 
-json params_json(const sample::GenerationParams& p) {
+/// The training epoch of a LoRA file: kohya's "-NNNNNN" name suffix, else the ss_epoch of its
+/// metadata (the final file of a run has no suffix), else -1.
+int64_t lora_epoch(const std::string& path) {
+  if (const int64_t e = epoch_of(path); e >= 0) return e;
+  const io::SafetensorsReader reader(path);
+  const auto& meta = reader.metadata();
+  const auto it = meta.find("ss_epoch");
+  int64_t e = -1;
+  return it != meta.end() && core::parse_int64(it->second, e) ? e : -1;
+}
+
+json params_json(const sample::GenerationParams& p, const std::vector<sample::LoraSpec>& files) {
   json loras = json::array();
-  for (const auto& l : p.loras) {
+  for (size_t i = 0; i < p.loras.size(); ++i) {
+    const auto& l = p.loras[i];
     json j = {{"name", l.name}, {"path", l.path}, {"strength", l.strength}, {"hash", l.hash}};
-    const int64_t epoch = epoch_of(l.path);
+    const int64_t epoch = lora_epoch(files[i].path);
     if (epoch >= 0) j["epoch"] = epoch;
     loras.push_back(j);
   }
@@ -129,7 +143,7 @@ void write_manifest(const SheetSpec& spec, const std::vector<CellRecord>& cells,
                     {"image", cell_image(c.id)},
                     {"width", c.plan.request.width},
                     {"height", c.plan.request.height},
-                    {"params", params_json(c.params)},
+                    {"params", params_json(c.params, c.plan.request.loras)},
                     {"infotext", c.infotext}});
   }
   const json doc = {{"format", "lorastudio-sheet"}, {"version", 1}, {"title", spec.title},

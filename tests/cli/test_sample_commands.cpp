@@ -30,11 +30,12 @@ class SampleCommands : public ::testing::Test {
     fs::create_directories(path("loras"));
     make_lora(1, path("loras/dog-000001.safetensors"));
     make_lora(2, path("loras/dog-000002.safetensors"));
+    make_lora(3, path("final/dog.safetensors"), {{"ss_epoch", "3"}});
   }
   static void TearDownTestSuite() { delete dir_; }
   static std::string path(const std::string& name) { return (*dir_ / name).string(); }
 
-  static void make_lora(int64_t seed, const std::string& file) {
+  static void make_lora(int64_t seed, const std::string& file, std::map<std::string, std::string> extra = {}) {
     auto model = ls::models::load_sdxl_checkpoint(model_, "", {true, true, false}, torch::kCPU, torch::kFloat);
     ls::lora::LoraNetworkOptions o;
     o.rank = 4;
@@ -45,7 +46,10 @@ class SampleCommands : public ::testing::Test {
       torch::NoGradGuard no_grad;
       for (auto& p : net->parameters()) p.normal_(0, 0.2);
     }
-    ls::lora::save_lora(file, *net, torch::kFloat, ls::lora::network_metadata(o, "test", 64, 64));
+    auto meta = ls::lora::network_metadata(o, "test", 64, 64);
+    for (const auto& [k, v] : extra) meta[k] = v;
+    fs::create_directories(fs::path(file).parent_path());
+    ls::lora::save_lora(file, *net, torch::kFloat, meta);
   }
 
   static std::string common() {
@@ -166,6 +170,7 @@ TEST_F(SampleCommands, SheetRendersOnlyNewCells) {
   EXPECT_EQ(manifest["axes"][1]["values"], nlohmann::json({"0.5", "0.75", "1"}));
   EXPECT_EQ(manifest["axes"][2]["kind"], "seed");
   std::set<std::string> ids;
+  EXPECT_EQ(manifest["cells"][1]["params"]["loras"][0]["epoch"], 2);  // from the name's -000002
   for (const auto& c : manifest["cells"]) {
     ids.insert(c["id"].get<std::string>());
     EXPECT_TRUE(fs::is_regular_file(sheet + "/" + c["image"].get<std::string>()));
@@ -192,6 +197,14 @@ TEST_F(SampleCommands, SheetRendersOnlyNewCells) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(count_of(r.out, "rendered"), 8);
   EXPECT_EQ(count_of(r.out, "reused"), 16);
+}
+
+TEST_F(SampleCommands, SheetTakesTheEpochOfAFinalFileFromItsMetadata) {
+  auto r = run_lorastudio("sheet" + common() + " --prompt cube --steps 2 --sampler Euler --x \"lora=" +
+                          path("final/dog.safetensors") + "\" -o " + path("final-sheet"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const auto manifest = nlohmann::json::parse(ls::core::read_file(path("final-sheet/sheet.json")));
+  EXPECT_EQ(manifest["cells"][0]["params"]["loras"][0]["epoch"], 3);
 }
 
 TEST_F(SampleCommands, SheetRefusesBadAxes) {
