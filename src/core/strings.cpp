@@ -1,6 +1,8 @@
 // ASCII string helpers; see strings.h.
 #include "core/strings.h"
 
+#include "core/error.h"
+
 #include <charconv>
 #include <cstdio>
 #include <cmath>
@@ -46,6 +48,18 @@ bool parse_whole(std::string_view text, T& out) {
 bool parse_double(std::string_view text, double& out) { return parse_whole(text, out); }
 
 bool parse_int64(std::string_view text, int64_t& out) { return parse_whole(text, out); }
+
+int64_t int64_or_fail(std::string_view text, const std::string& where) {
+  int64_t v = 0;
+  LS_CHECK(parse_int64(text, v), where, ": '", text, "' is not a whole number");
+  return v;
+}
+
+double number_or_fail(std::string_view text, const std::string& where) {
+  double v = 0;
+  LS_CHECK(parse_double(text, v) && std::isfinite(v), where, ": '", text, "' is not a number");
+  return v;
+}
 
 std::string toml_quote(const std::string& text) {
   std::string out = "\"";

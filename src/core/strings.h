@@ -17,6 +17,10 @@ std::string format_double(double v);
 /// Whole-text number parsing (surrounding blanks allowed); false on anything else.
 bool parse_double(std::string_view text, double& out);
 bool parse_int64(std::string_view text, int64_t& out);
+/// The same, throwing ls::Error "<where>: '<text>' is not a whole number" (or "... a number"; a
+/// number must also be finite) for anything else.
+int64_t int64_or_fail(std::string_view text, const std::string& where);
+double number_or_fail(std::string_view text, const std::string& where);
 /// A TOML basic string: quoted, with \\ \" and control characters escaped (UTF-8 passes through).
 std::string toml_quote(const std::string& text);
 

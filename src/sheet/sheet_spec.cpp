@@ -33,18 +33,6 @@ const std::vector<std::string>& kind_names() {
   return names;
 }
 
-int64_t to_int(const std::string& text, const std::string& what, const std::string& where) {
-  int64_t v = 0;
-  LS_CHECK(core::parse_int64(text, v), where, ": ", what, " '", text, "' is not a whole number");
-  return v;
-}
-
-double to_double(const std::string& text, const std::string& what, const std::string& where) {
-  double v = 0;
-  LS_CHECK(core::parse_double(text, v) && std::isfinite(v), where, ": ", what, " '", text, "' is not a number");
-  return v;
-}
-
 bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
 
 /// Files matching a pattern whose wildcards are in the file name only, sorted by name.
@@ -138,13 +126,13 @@ void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& v
   else if (key == "dtype") spec.model.dtype = core::parse_dtype(value);
   else if (key == "prompt") r.prompt = value;
   else if (key == "negative_prompt") r.negative_prompt = value;
-  else if (key == "steps") r.steps = to_int(value, key, where);
+  else if (key == "steps") r.steps = core::int64_or_fail(value, where + ": " + key);
   else if (key == "sampler") r.sampler = value;
   else if (key == "schedule_type") r.schedule_type = value;
-  else if (key == "cfg_scale") r.cfg_scale = to_double(value, key, where);
-  else if (key == "seed") r.seed = to_int(value, key, where);
-  else if (key == "width") r.width = to_int(value, key, where);
-  else if (key == "height") r.height = to_int(value, key, where);
+  else if (key == "cfg_scale") r.cfg_scale = core::number_or_fail(value, where + ": " + key);
+  else if (key == "seed") r.seed = core::int64_or_fail(value, where + ": " + key);
+  else if (key == "width") r.width = core::int64_or_fail(value, where + ": " + key);
+  else if (key == "height") r.height = core::int64_or_fail(value, where + ": " + key);
   else if (key == "cache_dir") spec.cache_dir = value;
   else if (key == "no_paths") {
     const std::string v = core::ascii_lower(core::trim(value));
@@ -183,11 +171,11 @@ void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::st
         break;
       case AxisKind::kStrength:
       case AxisKind::kCfg:
-        axis.labels.push_back(core::format_double(to_double(v, kind_name(kind), where)));
+        axis.labels.push_back(core::format_double(core::number_or_fail(v, where + ": " + kind_name(kind))));
         break;
       case AxisKind::kSeed:
       case AxisKind::kSteps:
-        axis.labels.push_back(std::to_string(to_int(v, kind_name(kind), where)));
+        axis.labels.push_back(std::to_string(core::int64_or_fail(v, where + ": " + kind_name(kind))));
         break;
       case AxisKind::kPrompt:
       case AxisKind::kSampler:
@@ -290,6 +278,13 @@ std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
     const Axis* a = by_role[static_cast<size_t>(r)];
     return a ? static_cast<int64_t>(a->values.size()) : int64_t{1};
   };
+  // LoRA files first, so that a strength axis finds the LoRA it acts on.
+  std::vector<const Axis*> order(by_role.begin(), by_role.end());
+  std::stable_sort(order.begin(), order.end(), [](const Axis* a, const Axis* b) {
+    return (a && a->kind == AxisKind::kLora) > (b && b->kind == AxisKind::kLora);
+  });
+  const bool lora_axis = std::any_of(spec.axes.begin(), spec.axes.end(),
+                                     [](const Axis& ax) { return ax.kind == AxisKind::kLora; });
   std::vector<CellPlan> cells;
   for (int64_t p = 0; p < size(AxisRole::kPage); ++p)
     for (int64_t z = 0; z < size(AxisRole::kZ); ++z)
@@ -297,11 +292,6 @@ std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
         for (int64_t x = 0; x < size(AxisRole::kX); ++x) {
           CellPlan cell{{}, spec.request, spec.model.checkpoint};
           const int64_t index[4] = {x, y, z, p};
-          // LoRA files first, so that a strength axis finds the LoRA it acts on.
-          std::vector<const Axis*> order(by_role.begin(), by_role.end());
-          std::stable_sort(order.begin(), order.end(), [](const Axis* a, const Axis* b) {
-            return (a && a->kind == AxisKind::kLora) > (b && b->kind == AxisKind::kLora);
-          });
           for (const Axis* a : order) {
             if (!a) continue;
             const int64_t i = index[static_cast<size_t>(a->role)];
@@ -311,9 +301,7 @@ std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
             switch (a->kind) {
               case AxisKind::kLora: r.loras.push_back({v, 1.0}); break;
               case AxisKind::kStrength: {
-                const double s = to_double(v, "strength", "sheet");
-                const bool lora_axis = std::any_of(spec.axes.begin(), spec.axes.end(),
-                                                   [](const Axis& ax) { return ax.kind == AxisKind::kLora; });
+                const double s = core::number_or_fail(v, "sheet: strength");
                 if (lora_axis) {
                   r.loras.back().strength = s;
                 } else {
@@ -322,10 +310,10 @@ std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
                 break;
               }
               case AxisKind::kPrompt: r.prompt = v; break;
-              case AxisKind::kSeed: r.seed = to_int(v, "seed", "sheet"); break;
+              case AxisKind::kSeed: r.seed = core::int64_or_fail(v, "sheet: seed"); break;
               case AxisKind::kSampler: r.sampler = v; r.schedule_type.clear(); break;
-              case AxisKind::kSteps: r.steps = to_int(v, "steps", "sheet"); break;
-              case AxisKind::kCfg: r.cfg_scale = to_double(v, "cfg", "sheet"); break;
+              case AxisKind::kSteps: r.steps = core::int64_or_fail(v, "sheet: steps"); break;
+              case AxisKind::kCfg: r.cfg_scale = core::number_or_fail(v, "sheet: cfg"); break;
               case AxisKind::kModel: cell.checkpoint = v; break;
             }
           }

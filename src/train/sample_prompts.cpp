@@ -17,28 +17,16 @@ namespace ls::train {
 
 namespace {
 
-int64_t to_int(const std::string& text, const std::string& where) {
-  int64_t v = 0;
-  LS_CHECK(core::parse_int64(text, v), where, ": '", text, "' is not a whole number");
-  return v;
-}
-
-double to_double(const std::string& text, const std::string& where) {
-  double v = 0;
-  LS_CHECK(core::parse_double(text, v) && std::isfinite(v), where, ": '", text, "' is not a number");
-  return v;
-}
-
 int64_t round_size(int64_t v) { return std::max<int64_t>(64, v - v % 64); }
 
 /// kohya's option letters (and the long names its .json/.toml files use) onto a request.
 void set_option(sample::ImageRequest& r, const std::string& key, const std::string& value, const std::string& where) {
   if (key == "n" || key == "negative_prompt") r.negative_prompt = value;
-  else if (key == "w" || key == "width") r.width = round_size(to_int(value, where + " (--w)"));
-  else if (key == "h" || key == "height") r.height = round_size(to_int(value, where + " (--h)"));
-  else if (key == "d" || key == "seed") r.seed = to_int(value, where + " (--d)");
-  else if (key == "l" || key == "scale") r.cfg_scale = to_double(value, where + " (--l)");
-  else if (key == "s" || key == "sample_steps") r.steps = to_int(value, where + " (--s)");
+  else if (key == "w" || key == "width") r.width = round_size(core::int64_or_fail(value, where + " (--w)"));
+  else if (key == "h" || key == "height") r.height = round_size(core::int64_or_fail(value, where + " (--h)"));
+  else if (key == "d" || key == "seed") r.seed = core::int64_or_fail(value, where + " (--d)");
+  else if (key == "l" || key == "scale") r.cfg_scale = core::number_or_fail(value, where + " (--l)");
+  else if (key == "s" || key == "sample_steps") r.steps = core::int64_or_fail(value, where + " (--s)");
   else if (key == "ss" || key == "sample_sampler") r.sampler = sampler_from_kohya(value, where);
   else if (key == "prompt") r.prompt = value;
   else LS_FAIL(where, ": unknown sample prompt option '", key, "'; use --n --w --h --d --l --s --ss");

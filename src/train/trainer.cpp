@@ -19,7 +19,7 @@
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
 #include "models/sdxl_conditioner.h"
-#include "sample/infotext.h"
+#include "sample/request_params.h"
 #include "train/loss.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
@@ -186,10 +186,10 @@ void Trainer::sample_images(const std::string& suffix) {
   for (size_t i = 0; i < s.sample_requests.size(); ++i) {
     const sample::ImageRequest& r = s.sample_requests[i];
     const cv::Mat image = sampler_->generate(r);
-    sample::GenerationParams p;
-    p.prompt = r.prompt, p.negative_prompt = r.negative_prompt, p.steps = r.steps, p.sampler = r.sampler;
-    p.schedule_type = r.schedule_type, p.cfg_scale = r.cfg_scale, p.seed = r.seed, p.width = r.width;
-    p.height = r.height, p.model = fs::path(s.config.pretrained_model_name_or_path).stem().string();
+    // No checkpoint and no LoRA files: nothing is hashed (the LoRA under training is no file yet).
+    sample::FileHashCache no_files("");
+    sample::GenerationParams p = sample::generation_params(r, "", no_files, false);
+    p.model = fs::path(s.config.pretrained_model_name_or_path).stem().string();
     p.extra["Training"] = s.config.output_name + " " + suffix;
     char name[64];
     std::snprintf(name, sizeof name, "_%02zu_%lld.png", i, static_cast<long long>(r.seed));
