@@ -17,7 +17,8 @@ if(LS_PCH)
   target_precompile_headers(ls_test_support REUSE_FROM lorastudio_lib)
 endif()
 
-foreach(folder ${LS_FOLDERS} cli)
+# tests/cuda: the CUDA suite (label cuda; each test skips with one line without a GPU).
+foreach(folder ${LS_FOLDERS} cli cuda)
   file(GLOB test_sources CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/${folder}/*.cpp)
   ls_filter_sources(test_sources)
   if(NOT test_sources)
@@ -37,9 +38,10 @@ foreach(folder ${LS_FOLDERS} cli)
   add_dependencies(${target} lorastudio)
   # Test names carry their label: Full* suites need LS_FULL_TESTS, Golden* use ../shared.
   gtest_discover_tests(${target}
-    TEST_FILTER "-Full*"
+    TEST_FILTER "-Full*:Cuda*"
     DISCOVERY_TIMEOUT 60
     PROPERTIES LABELS unit)
+  gtest_discover_tests(${target} TEST_FILTER "Cuda*" DISCOVERY_TIMEOUT 60 PROPERTIES LABELS cuda)
   if(LS_FULL_TESTS)
     gtest_discover_tests(${target} TEST_FILTER "Full*" TEST_PREFIX "full." DISCOVERY_TIMEOUT 60
       PROPERTIES LABELS full TIMEOUT 7200)

@@ -73,8 +73,9 @@ void run_cache(CacheCommand& o) {
   // kohya caches one sample of the latent distribution (unscaled); the trainer scales it.
   const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
     torch::NoGradGuard no_grad;
-    const models::VaeMoments m = model.vae->encode(pixels.to(device, dtype));
-    return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32);
+    const torch::Tensor latents = models::sample_latent(model.vae->encode(pixels.to(device, dtype)));
+    models::require_finite_latents(latents, dtype);
+    return latents;
   };
   const std::string dir = o.cache_dir.empty() ? data::default_cache_dir(o.source.path) : o.cache_dir;
   const data::LatentCache cache(dir + "/latents", model_id);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "cli/commands.h"
+#include "cli/debug_inputs.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
@@ -40,29 +41,15 @@ std::vector<lora::LoraNetwork> apply_loras(const std::vector<std::string>& args,
   return networks;
 }
 
+// Inputs of `debug forward` (the message names the command).
 class Inputs {
  public:
-  Inputs(const std::string& path, c10::Device device, c10::ScalarType dtype)
-      : reader_(path), device_(device), dtype_(dtype) {}
-  /// Floating inputs are converted to the compute dtype; integer ones (t, tokens) keep theirs.
-  torch::Tensor get(const std::string& name) const {
-    LS_CHECK(reader_.contains(name), reader_.path().string(), ": input '", name,
-             "' is missing; see `lorastudio debug forward --help` for each component's inputs");
-    auto t = reader_.load(name);
-    return t.is_floating_point() ? t.to(device_, dtype_) : t.to(device_);
-  }
+  Inputs(const std::string& path, c10::Device device, c10::ScalarType dtype) : in_(path, device, dtype) {}
+  torch::Tensor get(const std::string& name) const { return in_.get(name, "debug forward"); }
 
  private:
-  io::SafetensorsReader reader_;
-  c10::Device device_;
-  c10::ScalarType dtype_;
+  DebugInputs in_;
 };
-
-std::string shape_text(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 using Outputs = std::vector<std::pair<std::string, torch::Tensor>>;
 

@@ -5,11 +5,12 @@
 
 namespace ls::cli {
 
-/// `lorastudio debug ...` (cmd_debug.cpp), which calls the three below.
+/// `lorastudio debug ...` (cmd_debug.cpp), which calls the four below.
 void register_debug(CLI::App& app);
 void register_debug_tokenize(CLI::App& debug);    // cmd_debug_tokenize.cpp
 void register_debug_forward(CLI::App& debug);     // cmd_debug_forward.cpp
 void register_debug_make_model(CLI::App& debug);  // cmd_debug_make_model.cpp
+void register_debug_train_step(CLI::App& debug);  // cmd_debug_train_step.cpp
 
 /// `lorastudio lora info` (cmd_lora.cpp), `plan` (cmd_plan.cpp), `merge` (cmd_merge.cpp).
 void register_lora(CLI::App& app);
@@ -26,5 +27,8 @@ void register_train(CLI::App& app);
 void register_sample(CLI::App& app);
 void register_sheet(CLI::App& app);
 void register_review(CLI::App& app);
+
+/// `lorastudio version` and `--version` (cmd_version.cpp).
+void register_version(CLI::App& app);
 
 }  // namespace ls::cli

@@ -11,7 +11,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"lorastudio: caption, train, sample and review SDXL LoRAs"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "lorastudio 0.1.0");
+  ls::cli::register_version(app);
   ls::cli::register_dataset(app);
   ls::cli::register_train(app);
   ls::cli::register_sample(app);

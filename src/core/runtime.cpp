@@ -8,6 +8,7 @@
 #include <thread>
 
 #include <ATen/Parallel.h>
+#include <ATen/Version.h>
 #include <torch/cuda.h>
 
 #include "core/error.h"
@@ -67,9 +68,19 @@ int collect_blas(dl_phdr_info* info, size_t, void* out) {
 }  // namespace
 
 std::string loaded_blas() {
+  // The PyPI wheel links MKL statically (its build config says so); a shared libblas.so.3 loaded
+  // by another library (OpenCV's LAPACK pulls Debian's reference BLAS) is not torch's then.
+  const std::string config = at::show_config();
+  const size_t at = config.find("BLAS_INFO=");
+  std::string built;
+  if (at != std::string::npos) {
+    const size_t begin = at + 10, end = config.find_first_of(", \n", begin);
+    built = config.substr(begin, end - begin);
+  }
+  if (built == "mkl") return "mkl (built into libtorch)";
   std::string path;
   dl_iterate_phdr(collect_blas, &path);
-  return path;
+  return path.empty() ? built : path;
 }
 
 bool blas_is_reference(const std::string& path) {

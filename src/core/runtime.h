@@ -15,11 +15,11 @@ std::string dtype_name(c10::ScalarType dtype);
 /// "cpu", "cuda", "cuda:1"; fails with a clear message when CUDA is not available.
 c10::Device parse_device(const std::string& name);
 
-/// Uses OMP_NUM_THREADS when set, else every core (Debian's libtorch defaults to half).
+/// Uses OMP_NUM_THREADS when set, else every core.
 void init_threads();
 
-/// Real path of the BLAS library libtorch has loaded (e.g. ".../openblas-openmp/libblas.so.3"),
-/// or "" when none is loaded yet.
+/// The BLAS libtorch computes with: "mkl (built into libtorch)" for the PyPI wheel, else the real
+/// path of the shared BLAS loaded (e.g. ".../openblas-openmp/libblas.so.3"), else "".
 std::string loaded_blas();
 /// True when the loaded BLAS is the slow reference implementation.
 bool blas_is_reference(const std::string& path);

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/version.h"
 #include "io/safetensors.h"
 #include "io/safetensors_header.h"
 #include "models/checkpoint_kind.h"
@@ -76,7 +77,7 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o,
   m["modelspec.sai_model_spec"] = "1.0.1";
   m["modelspec.architecture"] = "stable-diffusion-xl-v1-base/lora";
   m["modelspec.implementation"] = "https://github.com/Stability-AI/generative-models";
-  m["modelspec.implementation_version"] = "lorastudio/0.1.0";
+  m["modelspec.implementation_version"] = std::string("lorastudio/") + core::kVersion;
   m["modelspec.title"] = title;
   m["modelspec.date"] = now_iso();
   m["modelspec.resolution"] = std::to_string(resolution_w) + "x" + std::to_string(resolution_h);
@@ -84,15 +85,31 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o,
   return m;
 }
 
-std::vector<std::pair<std::string, torch::Tensor>> lora_state(const LoraNetworkImpl& network) {
+namespace {
+// Every module's alpha, down and up tensors under their kohya keys (the live tensors), by name.
+std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const LoraNetworkImpl& network) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& [slot, module] : network.modules()) {
     bool conv = slot.target.is_conv();
-    out.emplace_back(slot.name + kAlpha, module->alpha_.detach());
-    out.emplace_back(slot.name + kDown, (conv ? module->lora_down_conv->weight : module->lora_down_linear->weight).detach());
-    out.emplace_back(slot.name + kUp, (conv ? module->lora_up_conv->weight : module->lora_up_linear->weight).detach());
+    out.emplace_back(slot.name + kAlpha, module->alpha_);
+    out.emplace_back(slot.name + kDown, conv ? module->lora_down_conv->weight : module->lora_down_linear->weight);
+    out.emplace_back(slot.name + kUp, conv ? module->lora_up_conv->weight : module->lora_up_linear->weight);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  return out;
+}
+}  // namespace
+
+std::vector<std::pair<std::string, torch::Tensor>> lora_state(const LoraNetworkImpl& network) {
+  auto out = named_tensors(network);
+  for (auto& [name, t] : out) t = t.detach();
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> lora_gradients(const LoraNetworkImpl& network) {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, t] : named_tensors(network))
+    if (t.grad().defined()) out.emplace_back(name, t.grad());
   return out;
 }
 

@@ -19,6 +19,8 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& op
 
 /// The tensors of a network under kohya's keys, sorted by name (the order safetensors' writer uses).
 std::vector<std::pair<std::string, torch::Tensor>> lora_state(const LoraNetworkImpl& network);
+/// The gradients of the tensors that have one, under their kohya keys, sorted by name.
+std::vector<std::pair<std::string, torch::Tensor>> lora_gradients(const LoraNetworkImpl& network);
 
 /// Saves atomically in save_dtype (alpha too, as kohya), adding sshs_model_hash (SHA-256 of the
 /// data section) and sshs_legacy_hash (kohya's 64 KiB at 1 MiB of the ss_*-only file).

@@ -207,4 +207,15 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latent) {
   return decoder(post_quant_conv(z));  // [B, out, h * ds, w * ds]
 }
 
+torch::Tensor sample_latent(const VaeMoments& m) {
+  return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32);
+}
+
+void require_finite_latents(const torch::Tensor& latents, c10::ScalarType vae_dtype) {
+  if (latents.isfinite().all().item<bool>()) return;
+  LS_CHECK(vae_dtype != c10::kHalf, "the VAE gave NaN/inf latents in fp16 (SDXL's VAE overflows in fp16); encode in ",
+           "fp32 or bf16 (--dtype fp32)");
+  LS_FAIL("the VAE gave NaN/inf latents in ", c10::toString(vae_dtype), "; check the images and the checkpoint's VAE");
+}
+
 }  // namespace ls::models

@@ -44,6 +44,14 @@ struct VaeMoments {
   torch::Tensor logvar;  // clamped to [-30, 20] as DiagonalGaussianDistribution does
 };
 
+/// One draw of the posterior, mean + exp(logvar / 2) * randn, in float32 (randn from the default
+/// generator of the moments' device): what kohya caches and trains on (unscaled).
+torch::Tensor sample_latent(const VaeMoments& m);
+
+/// Throws when `latents` holds NaN/inf, naming the VAE dtype: SDXL's VAE overflows in fp16.
+/// One device-to-host read: for caches, not for every training step.
+void require_finite_latents(const torch::Tensor& latents, c10::ScalarType vae_dtype);
+
 /// One encoder resolution level: `block` (num_res_blocks) and, except at the last level, `downsample`.
 class VaeDownLevelImpl : public torch::nn::Module {
  public:

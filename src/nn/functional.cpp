@@ -3,7 +3,6 @@
 #include <cmath>
 
 #include <torch/torch.h>
-#include <torch/version.h>
 
 namespace ls::nn {
 
@@ -48,13 +47,12 @@ at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Te
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                      bool causal) {
-#if TORCH_VERSION_MAJOR >= 2
+  TORCH_CHECK(q.size(2) % heads == 0, "attention: channels ", q.size(2), " not divisible by heads ", heads);
+  // ATen picks the kernel: flash / memory-efficient / cuDNN on CUDA, its blocked flash kernel or
+  // the math path on CPU; the scale defaults to 1/sqrt(D), the mask is the causal triangle.
   auto out = at::scaled_dot_product_attention(split_heads(q, heads), split_heads(k, heads),
                                               split_heads(v, heads), {}, 0.0, causal);
   return merge_heads(out);
-#else
-  return attention_math(q, k, v, heads, causal);
-#endif
 }
 
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period) {

@@ -7,12 +7,13 @@ namespace ls::nn {
 
 /// Multi-head scaled dot-product attention.
 /// q [B, N, H*D], k/v [B, M, H*D] -> [B, N, H*D]; softmax(q kᵀ / sqrt(D)) v per head.
-/// causal: position i attends to j <= i only (CLIP text). Uses at::scaled_dot_product_attention
-/// on libtorch >= 2, else an explicit matmul + softmax (chunked over heads to bound memory).
+/// causal: position i attends to j <= i only (CLIP text). Through at::scaled_dot_product_attention
+/// (fused kernels on CUDA).
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t heads,
                      bool causal = false);
 
-/// The explicit formula, always (the reference the fast path is tested against).
+/// The explicit formula, matmul + softmax chunked over heads to bound memory (the reference the
+/// fused path is tested against).
 at::Tensor attention_math(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                           int64_t heads, bool causal = false);
 

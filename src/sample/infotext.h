@@ -11,10 +11,12 @@
 #include <string>
 #include <vector>
 
+#include "core/version.h"
+
 namespace ls::sample {
 
 /// What "Version" says when lorastudio writes the text.
-inline constexpr const char* kInfotextVersion = "lorastudio 0.1.0";
+inline constexpr const char* kInfotextVersion = core::kProducer;
 
 /// One LoRA of a generation: the tag <lora:name:strength> (or <lora:name:strength:unet_strength>)
 /// in the prompt, its A1111 short hash ("Lora hashes") and, lorastudio only, its file ("Lora paths").

@@ -81,7 +81,8 @@ std::unique_ptr<AdafactorParamState> init_state(const at::Tensor& grad, bool fac
   return s;
 }
 
-std::string state_key(const at::Tensor& p) { return c10::guts::to_string(p.unsafeGetTensorImpl()); }
+// torch 2.x keys optimizer state by the parameter's TensorImpl (as its own optimizers do).
+void* state_key(const at::Tensor& p) { return p.unsafeGetTensorImpl(); }
 
 // The checks that do not involve the lr (which kohya's args never carry).
 void check_ranges(const AdafactorOptions& o) {

@@ -26,6 +26,8 @@ StepRecord record_from_json(const nlohmann::json& j) {
   r.loss_avg = j.value("loss_avg", r.loss);
   if (j.contains("lr")) r.lrs = j.at("lr").get<std::vector<double>>();
   r.seconds = j.value("seconds", 0.0);
+  r.loss_scale = j.value("loss_scale", 0.0);
+  r.skipped = j.value("skipped", false);
   return r;
 }
 
@@ -52,6 +54,8 @@ TrainLog::TrainLog(std::string path, int64_t keep_through_step) : path_(std::mov
 void TrainLog::append(const StepRecord& r) {
   nlohmann::json j{{"step", r.step}, {"epoch", r.epoch}, {"loss", r.loss}, {"loss_avg", r.loss_avg},
                    {"lr", r.lrs}, {"seconds", r.seconds}};
+  if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
+  if (r.skipped) j["skipped"] = true;
   if (!std::isfinite(r.loss)) j["loss"] = nullptr;  // JSON has no NaN
   out_ << j.dump() << "\n";
   out_.flush();  // a killed run keeps every finished step

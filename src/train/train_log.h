@@ -18,6 +18,8 @@ struct StepRecord {
   double loss_avg = 0;  // running mean over the current epoch (kohya's "avr_loss")
   std::vector<double> lrs;  // per parameter group
   double seconds = 0;       // wall time of the step
+  double loss_scale = 0;    // fp16 loss scaling: the scale the step's backward used (0: off)
+  bool skipped = false;     // fp16: the optimizer step was skipped (non-finite gradients)
 };
 
 class TrainLog {

@@ -159,8 +159,9 @@ void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
   torch::manual_seed(static_cast<int64_t>(s.seed & 0x7fffffffffffffffULL));
   const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
     torch::NoGradGuard no_grad;
-    const models::VaeMoments m = vae->encode(pixels.to(s.device, s.vae_dtype));
-    return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32).cpu();
+    const torch::Tensor latents = models::sample_latent(vae->encode(pixels.to(s.device, s.vae_dtype)));
+    models::require_finite_latents(latents, s.vae_dtype);
+    return latents.cpu();
   };
   const data::CacheStats st = s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size);
   std::printf("latent cache %s/latents: %lld cached, %lld encoded\n", cache_dir.c_str(),
@@ -225,6 +226,9 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   s->vae_dtype = s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat;
   s->lora_dtype = c.full_bf16 ? c10::kBFloat16 : c.full_fp16 ? c10::kHalf : c10::kFloat;
   s->save_dtype = save_dtype_of(c.save_precision, s->lora_dtype);
+  // fp16's five exponent bits lose small gradients: accelerate scales the loss whenever
+  // mixed_precision is fp16 (full_fp16 included); bf16 has float32's range and needs none.
+  s->scaler = LossScaler(c.mixed_precision == "fp16");
   if (!c.seed) {
     // kohya draws a random seed when none is given; it is written to the effective config.
     std::random_device rd;

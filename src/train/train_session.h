@@ -16,6 +16,7 @@
 #include "lora/network.h"
 #include "models/sdxl_model.h"
 #include "text/clip_tokenizer.h"
+#include "train/loss_scaler.h"
 #include "train/lr_schedule.h"
 #include "sample/noise_schedule.h"
 #include "sample/pipeline.h"
@@ -54,6 +55,7 @@ struct TrainSession {
 
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   std::unique_ptr<LrScheduler> scheduler;
+  LossScaler scaler;  // enabled for mixed_precision fp16 (GradScaler semantics)
   std::vector<std::string> group_names;  // "text_encoder", "unet" (kohya's order)
   std::vector<torch::Tensor> trainable;  // every LoRA parameter
   sample::NoiseSchedule noise = sample::NoiseSchedule::sdxl();

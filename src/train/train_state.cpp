@@ -44,6 +44,9 @@ void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& netwo
                          {"seed", info.seed},
                          {"epoch_loss_sum", info.epoch_loss_sum},
                          {"epoch_loss_count", info.epoch_loss_count},
+                         {"loss_scaler", {{"scale", info.loss_scaler.scale},
+                                          {"growth_tracker", info.loss_scaler.growth_tracker},
+                                          {"skipped_steps", info.loss_scaler.skipped_steps}}},
                          {"config", info.config_toml}};
   core::write_file_atomic(tmp / kInfoFile, j.dump(2) + "\n");
   // Swap in: the old state stays complete until the new one has its name.
@@ -75,6 +78,12 @@ TrainStateInfo read_train_state_info(const std::string& dir) {
   info.epoch_loss_sum = j.value("epoch_loss_sum", 0.0);
   info.epoch_loss_count = j.value("epoch_loss_count", int64_t{0});
   info.config_toml = j.value("config", std::string());
+  if (j.contains("loss_scaler")) {  // states written before fp16 loss scaling have none
+    const nlohmann::json& scaler = j.at("loss_scaler");
+    info.loss_scaler.scale = scaler.at("scale").get<double>();
+    info.loss_scaler.growth_tracker = scaler.at("growth_tracker").get<int64_t>();
+    info.loss_scaler.skipped_steps = scaler.at("skipped_steps").get<int64_t>();
+  }
   return info;
 }
 

@@ -11,6 +11,8 @@
 
 #include <torch/torch.h>
 
+#include "train/loss_scaler.h"
+
 namespace ls::lora {
 class LoraNetworkImpl;
 }
@@ -29,6 +31,7 @@ struct TrainStateInfo {
   std::string config_toml;      // the effective config of the run that wrote the state
   double epoch_loss_sum = 0;    // running loss of the current epoch (the progress average)
   int64_t epoch_loss_count = 0;
+  LossScalerState loss_scaler;  // fp16's dynamic loss scale (unused otherwise)
 };
 
 void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,

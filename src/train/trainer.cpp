@@ -25,6 +25,7 @@
 #include "train/train_log.h"
 #include "train/train_session.h"
 #include "train/train_state.h"
+#include "train/train_step.h"
 
 namespace fs = std::filesystem;
 
@@ -61,6 +62,13 @@ void seed_generators(c10::Device device, uint64_t seed) {
     std::lock_guard<std::mutex> lock(gen.mutex());
     gen.set_current_seed(seed);
   }
+}
+
+// Cached tensors come from the CPU: on CUDA they are staged in pinned memory so the copy runs
+// asynchronously with the host (the stream orders it before the kernels that read it).
+torch::Tensor to_device(const torch::Tensor& t, c10::Device device) {
+  if (!device.is_cuda()) return t.to(device);
+  return t.pin_memory().to(device, /*non_blocking=*/true);
 }
 
 // Keys whose change alters what a resumed run computes; the rest (outputs, cadence, device...)
@@ -152,7 +160,8 @@ class Trainer {
 
  private:
   double micro_step(const data::Batch& batch, int epoch, int64_t batch_index);
-  void optimizer_step();
+  /// false: fp16 loss scaling found non-finite gradients and skipped the step.
+  bool optimizer_step();
   void save_lora_file(const std::string& name, int epoch);
   std::string save_state(const std::string& name);
   void sample_images(const std::string& suffix);
@@ -208,18 +217,17 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
   at::Generator gen = at::globalContext().defaultGenerator(s.device);
   torch::Tensor latents;  // [B, 4, h, w] float32, scaled
   if (batch.latents.defined()) {
-    latents = batch.latents.to(s.device) * s.vae_scale;
+    latents = to_device(batch.latents, s.device) * s.vae_scale;
   } else {
     torch::NoGradGuard no_grad;
     const auto dtype = s.model.vae->parameters().front().scalar_type();
-    const models::VaeMoments m = s.model.vae->encode(batch.pixels.to(s.device, dtype));
-    latents = (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32) * s.vae_scale;
+    latents = models::sample_latent(s.model.vae->encode(batch.pixels.to(s.device, dtype))) * s.vae_scale;
   }
   const int64_t b = latents.size(0);
-  torch::Tensor noise = torch::randn(latents.sizes(), gen, latents.options());
-  noise = apply_noise_offset(latents, noise, c.noise_offset, 0.0, gen);
-  const torch::Tensor t = s.noise.sample_timesteps(b, c.min_timestep, c.max_timestep, gen);
-  const torch::Tensor noisy = s.noise.add_noise(latents, noise, t);
+  StepInputs in;
+  in.latents = latents;
+  in.noise = apply_noise_offset(latents, torch::randn(latents.sizes(), gen, latents.options()), c.noise_offset, 0.0, gen);
+  in.timesteps = s.noise.sample_timesteps(b, c.min_timestep, c.max_timestep, gen);
 
   torch::Tensor context, pooled;
   if (s.text_cache) {
@@ -229,8 +237,8 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
       ctx.push_back(m.at("context"));
       pool.push_back(m.at("pooled"));
     }
-    context = torch::stack(ctx).to(s.device, s.base_dtype);
-    pooled = torch::stack(pool).to(s.device, s.base_dtype);
+    context = to_device(torch::stack(ctx), s.device).to(s.base_dtype);
+    pooled = to_device(torch::stack(pool), s.device).to(s.base_dtype);
   } else {
     models::SdxlConditioner cond(s.model.te1, s.model.te2);
     const TextIds ids = tokenize_captions(*s.tokenizer, batch.captions, s.n_windows, s.device);
@@ -242,22 +250,29 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
     pooled = e.pooled_g;
   }
   const SizeTensors sizes = size_tensors(batch.sizes, s.device);
-  const torch::Tensor y = models::size_embedding(pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
-  const torch::Tensor pred = s.model.unet->forward(noisy.to(s.base_dtype), t, context.to(s.base_dtype), y);
-  const LossParts loss = diffusion_loss(pred.to(torch::kFloat32), noise, batch.loss_weights.to(s.device), t, s.noise,
-                                        c.min_snr_gamma);
-  const double value = loss.loss.item<double>();
+  in.context = context;
+  in.y = models::size_embedding(pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
+  in.loss_weights = batch.loss_weights.to(s.device);
+  const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, c.min_snr_gamma);
+  const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
   if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good
-  (loss.loss / static_cast<double>(c.gradient_accumulation_steps)).backward();
+  (loss.loss * (s.scaler.scale() / static_cast<double>(c.gradient_accumulation_steps))).backward();
+  if (hooks_.after_backward) hooks_.after_backward(in, value, *s.network);
   return value;
 }
 
-void Trainer::optimizer_step() {
+bool Trainer::optimizer_step() {
   TrainSession& s = *s_;
-  if (s.config.max_grad_norm > 0) torch::nn::utils::clip_grad_norm_(s.trainable, s.config.max_grad_norm);
-  s.optimizer->step();
-  s.scheduler->step();
+  // fp16: gradients back to their true size before clipping; a non-finite one skips the step.
+  const bool finite = s.scaler.unscale(s.trainable);
+  if (finite) {
+    if (s.config.max_grad_norm > 0) clip_grad_norm(s.trainable, s.config.max_grad_norm);
+    s.optimizer->step();
+    s.scheduler->step();  // accelerate skips the scheduler with a skipped optimizer step
+  }
+  s.scaler.update(finite);
   for (torch::Tensor& p : s.trainable) p.mutable_grad() = torch::Tensor();  // set_to_none, as torch 2 does
+  return finite;
 }
 
 void Trainer::save_lora_file(const std::string& name, int epoch) {
@@ -271,6 +286,7 @@ std::string Trainer::save_state(const std::string& name) {
   info.config_toml = train_config_toml(s_->config);
   info.epoch_loss_sum = epoch_loss_sum_;
   info.epoch_loss_count = epoch_loss_count_;
+  info.loss_scaler = s_->scaler.state();
   const std::string dir = out(name);
   save_train_state(dir, *s_->network, *s_->optimizer, info);
   result_.last_state = dir;
@@ -284,7 +300,8 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
     position_ = resumed->position;
     epoch_loss_sum_ = resumed->epoch_loss_sum;
     epoch_loss_count_ = resumed->epoch_loss_count;
-    s.scheduler->set_last_step(position_.global_step);
+    s.scaler = LossScaler(s.scaler.enabled(), resumed->loss_scaler);
+    s.scheduler->set_last_step(position_.global_step - s.scaler.state().skipped_steps);
   }
   result_.max_steps = s.max_steps;
   if (!resumed) fs::remove(out(c.output_name + "-log.jsonl"));  // a new run starts a new log
@@ -327,7 +344,8 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
       step_loss += loss;
       ++micro;
       if ((bi + 1) % accum != 0 && bi + 1 != static_cast<int64_t>(plan.size())) continue;
-      optimizer_step();
+      const double scale = s.scaler.scale();
+      const bool taken = optimizer_step();
       ++position_.global_step;
       position_.epoch = epoch;
       position_.batch_in_epoch = bi + 1;
@@ -336,7 +354,8 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
       ++epoch_loss_count_;
       const auto now = std::chrono::steady_clock::now();
       log.append({position_.global_step, epoch + 1, mean, epoch_loss_sum_ / epoch_loss_count_,
-                  s.scheduler->last_lrs(), std::chrono::duration<double>(now - step_start).count()});
+                  s.scheduler->last_lrs(), std::chrono::duration<double>(now - step_start).count(),
+                  s.scaler.enabled() ? scale : 0.0, !taken});
       step_start = now;
       step_loss = 0, micro = 0;
       char suffix[96];

@@ -7,8 +7,10 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "train/train_config.h"
+#include "train/train_step.h"
 
 namespace ls::models {
 struct SdxlModel;
@@ -34,6 +36,11 @@ struct TrainHooks {
   std::function<void(models::SdxlModel&, lora::LoraNetworkImpl&)> after_training;
   /// Called after every optimizer step; returning true stops as SIGINT would (tests).
   std::function<bool(int64_t global_step)> stop_after_step;
+  /// Called after each micro-batch's backward with its inputs, its loss and the network (its
+  /// gradients filled, not yet unscaled or clipped): parity tests read them and may change the
+  /// gradients (injected faults).
+  std::function<void(const StepInputs& inputs, double loss, lora::LoraNetworkImpl& network)>
+      after_backward;
 };
 
 /// Runs (or resumes, with config.resume) a training. Throws ls::Error for bad input and for a

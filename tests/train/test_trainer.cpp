@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <thread>
 
 #include "core/atomic_file.h"
@@ -19,6 +21,8 @@
 #include "data/loader.h"
 #include "data/synthetic.h"
 #include "io/image.h"
+#include "io/safetensors.h"
+#include "lora/kohya_format.h"
 #include "lora/network.h"
 #include "models/checkpoint.h"
 #include "models/sdxl_conditioner.h"
@@ -198,6 +202,53 @@ TEST_F(TrainerTest, InterruptedThenResumedEqualsUninterrupted) {
   }
 }
 
+pid_t spawn(std::vector<std::string> argv) {
+  std::fflush(stdout);  // or the child inherits the buffer and prints it again
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    std::vector<char*> p;
+    for (auto& s : argv) p.push_back(s.data());
+    p.push_back(nullptr);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
+    execv(p[0], p.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+using ArgsFor = std::function<std::vector<std::string>(const fs::path& out)>;
+
+// Trains `args` to the end in `full`, and again in `killed`, SIGKILLed once its step-4 state is
+// written and resumed from it by a new process: both LoRA files must be byte-identical.
+void expect_kill_nine_resume_identical(const ArgsFor& args, const fs::path& full, const fs::path& killed) {
+  int status = 0;
+  pid_t pid = spawn(args(full));
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+  pid = spawn(args(killed));
+  const fs::path state = killed / "tiny-step00000004-state";
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(fs::exists(state));
+  const bool killed_mid_run = WIFSIGNALED(status);
+  std::vector<std::string> resume = args(killed);
+  resume.insert(resume.end(), {"--resume", state.string()});
+  pid = spawn(resume);
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((killed / "tiny.safetensors").string()))
+      << "final LoRA files differ";
+  EXPECT_TRUE(file_bytes((full / "tiny-step00000004.safetensors").string()) ==
+              file_bytes((killed / "tiny-step00000004.safetensors").string()))
+      << "step-4 LoRA files differ";
+  std::printf("[train] killed mid-run: %s\n", killed_mid_run ? "yes" : "no (it had finished)");
+}
+
 // A real process killed with SIGKILL after its step-4 state, or stopped with SIGINT, resumed by a
 // new process.
 TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
@@ -210,45 +261,11 @@ TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
                                     "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
                                     "--save_state"};
   };
-  auto spawn = [](std::vector<std::string> argv) {
-    std::fflush(stdout);  // or the child inherits the buffer and prints it again
-    const pid_t pid = fork();
-    if (pid == 0) {
-      setenv("OMP_NUM_THREADS", "1", 1);
-      std::vector<char*> p;
-      for (auto& s : argv) p.push_back(s.data());
-      p.push_back(nullptr);
-      if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
-      execv(p[0], p.data());
-      _exit(127);
-    }
-    return pid;
-  };
+  expect_kill_nine_resume_identical(args, full.path(), killed.path());
   int status = 0;
-  pid_t pid = spawn(args(full.path()));
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-
-  pid = spawn(args(killed.path()));
-  const fs::path state = killed / "tiny-step00000004-state";
+  pid_t pid = 0;
+  std::vector<std::string> resume;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
-  while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  kill(pid, SIGKILL);
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(fs::exists(state));
-  const bool killed_mid_run = WIFSIGNALED(status);
-  std::vector<std::string> resume = args(killed.path());
-  resume.insert(resume.end(), {"--resume", state.string()});
-  pid = spawn(resume);
-  waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-  EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((killed / "tiny.safetensors").string()))
-      << "final LoRA files differ";
-  EXPECT_TRUE(file_bytes((full / "tiny-step00000004.safetensors").string()) ==
-              file_bytes((killed / "tiny-step00000004.safetensors").string()))
-      << "step-4 LoRA files differ";
-  std::printf("[train] killed mid-run: %s\n", killed_mid_run ? "yes" : "no (it had finished)");
 
   // Ctrl-C: the run finishes its step, saves <name>-state, exits 130; the resume completes it.
   test::TempDir stopped;
@@ -279,6 +296,24 @@ TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
       << "LoRA after SIGINT + resume differs";
 }
 
+// fp16 with dynamic loss scaling: the scale, its growth count and the skipped steps are part of
+// the state, so a killed and resumed run still equals the uninterrupted one.
+TEST_F(TrainerTest, Fp16KillNineThenResumeIsBitIdentical) {
+  test::TempDir full, killed;
+  auto args = [&](const fs::path& out) {
+    return std::vector<std::string>{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
+                                    (*dir_ / "tiny.safetensors").string(), "--dataset_config", toml_,
+                                    "--tokenizer", test::kClipVocab, "--output_dir", out.string(),
+                                    "--output_name", "tiny", "--network_dim", "4", "--learning_rate", "1e-3",
+                                    "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
+                                    "--save_state", "--mixed_precision", "fp16", "--network_train_unet_only"};
+  };
+  expect_kill_nine_resume_identical(args, full.path(), killed.path());
+  const auto log = train::read_step_records((killed / "tiny-log.jsonl").string());
+  ASSERT_EQ(log.size(), 8u);
+  for (const auto& r : log) EXPECT_GT(r.loss_scale, 0) << "step " << r.step << " logged no loss scale";
+}
+
 TEST_F(TrainerTest, NonFiniteLossStopsWithLastGoodState) {
   test::TempDir out;
   train::TrainConfig c = base_config(out.path().string());
@@ -300,6 +335,95 @@ TEST_F(TrainerTest, NonFiniteLossStopsWithLastGoodState) {
     if (entry.path().filename().string().find("-state") != std::string::npos) state_found = true;
   EXPECT_TRUE(state_found);
   EXPECT_FALSE(fs::exists(out / "tiny.safetensors"));
+}
+
+// `debug train-step` on the inputs of the trainer's first step, from the LoRA it started with,
+// gives the trainer's loss, gradients and updated LoRA. Both run the same float32 kernels on one
+// thread; another process may still pick other kernel blocking, so the bounds allow float32
+// rounding over the model's reductions (u = 6e-8 times a few hundred terms): 1e-5 relative.
+TEST_F(TrainerTest, DebugTrainStepEqualsTheTrainersFirstStep) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.network_train_unet_only = true;  // train-step takes the context as given: a UNet LoRA
+  c.max_train_steps = 1;
+  c.min_snr_gamma = 5;
+  c.max_grad_norm = 0.01;  // small enough to clip, so clipping is compared too
+  const fs::path init = out / "init.safetensors", inputs = out / "inputs.safetensors";
+  double trainer_loss = 0;
+  std::vector<std::pair<std::string, torch::Tensor>> trainer_grads;
+  train::TrainHooks hooks;
+  hooks.after_backward = [&](const train::StepInputs& in, double loss, lora::LoraNetworkImpl& network) {
+    trainer_loss = loss;
+    for (const auto& [k, g] : lora::lora_gradients(network)) trainer_grads.emplace_back(k, g.clone());
+    lora::save_lora(init.string(), network, torch::kFloat, {});
+    io::save_safetensors(inputs, {{"latents", in.latents}, {"context", in.context}, {"y", in.y},
+                                  {"noise", in.noise}, {"timesteps", in.timesteps}}, {});
+  };
+  const train::TrainResult r = train::run_training(c, hooks);
+  ASSERT_FALSE(trainer_grads.empty());
+
+  setenv("OMP_NUM_THREADS", "1", 1);
+  const auto cmd = test::run_lorastudio(str_cat("debug train-step --model ", (*dir_ / "tiny.safetensors").string(),
+                                                " --lora-init ", init.string(), " --inputs ", inputs.string(),
+                                                " --output ", (out / "step.safetensors").string(),
+                                                " --learning_rate 1e-3 --max_grad_norm 0.01 --min_snr_gamma 5"));
+  unsetenv("OMP_NUM_THREADS");
+  ASSERT_EQ(cmd.exit_code, 0) << cmd.out;
+  io::SafetensorsReader step((out / "step.safetensors").string());
+  EXPECT_NEAR(step.load("loss").item<double>(), trainer_loss, 1e-5 * std::abs(trainer_loss));
+  // lora_down's gradients are exactly 0 at the start (lora_up is 0): relative to the largest one.
+  double largest = 0;
+  for (const auto& [k, g] : trainer_grads) largest = std::max(largest, g.abs().max().item<double>());
+  ASSERT_GT(largest, 0);
+  for (const auto& [k, g] : trainer_grads)
+    EXPECT_LE((step.load("grad." + k) - g).abs().max().item<double>(), 1e-5 * largest) << k;
+  const auto after = lora::load_lora(r.final_lora, models::load_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), "",
+                                                                               {true, false, false}, torch::kCPU, torch::kFloat));
+  int compared = 0;
+  for (const auto& [k, t] : lora::lora_state(*after.network)) {
+    // AdamW's first step moves each weight by about lr * sign(g): 1e-3 * 1e-5 absolute is far
+    // below one step and above float32 rounding of weights of size ~0.1.
+    EXPECT_TRUE(test::all_close(step.load(k), t, 1e-5, 1e-8)) << k;
+    ++compared;
+  }
+  EXPECT_GT(compared, 0);
+}
+
+// fp16: an injected inf gradient skips the optimizer step, halves the loss scale and leaves the
+// LoRA as it was; the next step trains at the halved scale.
+TEST_F(TrainerTest, Fp16InfGradientSkipsTheStepAndHalvesTheScale) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.network_train_unet_only = true;
+  c.mixed_precision = "fp16";
+  c.max_train_steps = 2;
+  // The LoRA before step 1 (read at its backward) and after it (read at step 2's backward).
+  std::vector<std::pair<std::string, torch::Tensor>> before, after_first;
+  int backwards = 0;
+  train::TrainHooks hooks;
+  hooks.after_backward = [&](const train::StepInputs&, double, lora::LoraNetworkImpl& network) {
+    auto& into = backwards++ == 0 ? before : after_first;
+    if (!into.empty()) return;
+    for (const auto& [k, t] : lora::lora_state(network)) into.emplace_back(k, t.clone());
+    if (&into == &before) network.parameters().front().mutable_grad().view(-1)[0] = std::numeric_limits<float>::infinity();
+  };
+  const train::TrainResult r = train::run_training(c, hooks);
+  ASSERT_EQ(before.size(), after_first.size());
+  for (size_t i = 0; i < before.size(); ++i)
+    EXPECT_TRUE(torch::equal(before[i].second, after_first[i].second)) << before[i].first << " changed by a skipped step";
+  const auto log = train::read_step_records(r.log_path);
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_EQ(log[0].loss_scale, 65536.0);
+  EXPECT_TRUE(log[0].skipped);
+  EXPECT_EQ(log[1].loss_scale, 32768.0);
+  EXPECT_FALSE(log[1].skipped);
+  // Step 2 was taken: the final LoRA differs from the start.
+  const auto final_lora = lora::load_lora(r.final_lora, models::load_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), "",
+                                                                                  {true, false, false}, torch::kCPU, torch::kFloat));
+  bool changed = false;
+  const auto end_state = lora::lora_state(*final_lora.network);
+  for (size_t i = 0; i < end_state.size(); ++i) changed = changed || !torch::equal(end_state[i].second, before[i].second);
+  EXPECT_TRUE(changed);
 }
 
 TEST(TrainLog, ResumeDropsLinesPastTheStateAndCurveIsDrawn) {

@@ -1,0 +1,40 @@
+// One training step's objective, shared by the trainer and `lorastudio debug train-step` (the
+// parity interface against kohya): noisy latents from the DDPM forward process, the UNet's
+// epsilon prediction in the base dtype, kohya's loss (train_network.py: MSE in float32, per-sample
+// weights, min-SNR-gamma).
+#pragma once
+
+#include <vector>
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/ScalarType.h>
+
+#include "models/sdxl_unet.h"
+#include "sample/noise_schedule.h"
+#include "train/loss.h"
+
+namespace ls::train {
+
+struct StepInputs {
+  at::Tensor latents;       // [B, 4, h, w] float32, already multiplied by the VAE scale factor
+  at::Tensor noise;         // [B, 4, h, w] float32 (noise offset, if any, already added)
+  at::Tensor timesteps;     // [B] int64
+  at::Tensor context;       // [B, 77*k, 2048]
+  at::Tensor y;             // [B, 2816] pooled text embedding + size embeddings
+  at::Tensor loss_weights;  // [B] 1, or prior_loss_weight for regularisation images
+};
+
+/// Forward and loss, no backward. The UNet runs in `base_dtype`; the loss is float32.
+LossParts step_loss(models::SdxlUnet& unet, const sample::NoiseSchedule& schedule, const StepInputs& in,
+                    c10::ScalarType base_dtype, double min_snr_gamma);
+
+/// The 2-norm of all defined gradients of `params` (the norm of the per-tensor norms, as
+/// torch.nn.utils.clip_grad_norm_), a 0-d tensor on their device: no host read.
+at::Tensor grad_norm(const std::vector<at::Tensor>& params);
+
+/// clip_grad_norm_: every gradient times min(1, max_norm / (norm + 1e-6)); returns the norm
+/// before clipping as a 0-d tensor, without the host read of libtorch's version (which returns a
+/// double and so waits for the device every step).
+at::Tensor clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+}  // namespace ls::train
