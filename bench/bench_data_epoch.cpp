@@ -8,6 +8,7 @@
 
 #include <torch/torch.h>
 
+#include "bench_common.h"
 #include "core/runtime.h"
 #include "data/dataset.h"
 #include "data/latent_cache.h"
@@ -19,9 +20,7 @@
 
 namespace {
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
+double ms_since(ls::bench::Clock::time_point t0) { return 1e3 * ls::bench::seconds_since(t0); }
 
 }  // namespace
 

@@ -1,95 +1,186 @@
-// One LoRA training step of the SDXL UNet on CPU, fp32, batch 1, rank 8 (default kohya targets),
-// with and without gradient checkpointing: seconds per step (median of 3 after 1 warm-up) and the
-// process's peak RSS. Each variant runs in its own child process so the peaks do not mix.
-// `bench_train_step` = full-size SDXL at a 32x32 latent (needs ~16 GB); `bench_train_step tiny`
-// = the tiny test model at 16x16 (seconds).
-#include <sys/resource.h>
+// One LoRA training step of the SDXL UNet as the trainer takes it (train/train_step: objective and
+// gradient clipping; default kohya targets, AdamW; no text encoders or VAE: cached latents and
+// text-encoder outputs, as with network_train_unet_only), with and without gradient checkpointing:
+// seconds per step (median of the timed steps after warm-up) and the peak memory. Each (variant,
+// batch) runs in its own child process so the peaks do not mix (the parent never touches CUDA: a
+// CUDA context does not survive fork()).
+//   bench_train_step        full-size SDXL, CPU fp32, batch 1, rank 8, 32x32 latent (needs ~16 GB)
+//   bench_train_step tiny   the tiny test model at 16x16 (seconds)
+// Options (any of them also prints it/s and images/s; defaults are the two modes above):
+//   --device cpu|cuda[:N]  --dtype fp32|bf16|fp16   the frozen base's dtype, as `train
+//                          --mixed_precision` sets it; the LoRA stays float32 (TrainSession)
+//   --side N (latent side; 128 = a 1024x1024 image)  --rank N  --batch 1,8
+//   --checkpointing | --plain   only that variant    --warmup N (1)  --steps N (3)
+// e.g. bench_train_step --device cuda --dtype bf16 --side 128 --rank 32 --batch 1,8
+// On CUDA the memory figures are the caching allocator's peaks (allocated and reserved) over the
+// timed steps, model included (a variant out of GPU memory prints <prefix>_oom 1); on the CPU the
+// process's peak RSS.
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
+#include "bench_common.h"
 #include "core/runtime.h"
 #include "lora/network.h"
 #include "models/sdxl_model.h"
-#include "nn/layers.h"
+#include "sample/noise_schedule.h"
+#include "train/train_step.h"
 
 namespace {
 
-long peak_rss_kb() {
-  rusage u{};
-  getrusage(RUSAGE_SELF, &u);
-  return u.ru_maxrss;
+using ls::bench::print_figure;
+
+struct Options {
+  bool tiny = false;
+  bool extended = false;         // any option given: the rate figures too
+  std::string device = "cpu";    // parsed in the child (parse_device initialises CUDA)
+  c10::ScalarType dtype = c10::kFloat;
+  int64_t side = 32, rank = 8;
+  std::vector<int64_t> batches{1};
+  std::vector<bool> checkpointing{false, true};
+  int64_t warmup = 1, steps = 3;
+};
+
+Options parse_options(int argc, char** argv) {
+  const ls::bench::Args a(argc, argv, {"device", "dtype", "side", "rank", "batch", "warmup", "steps"},
+                          {"checkpointing", "plain"}, {"tiny"});
+  Options o;
+  o.tiny = a.word("tiny");
+  o.extended = a.any();
+  o.device = a.text("device", "cpu");
+  try {
+    (void)c10::Device(o.device);  // a spelling check only; availability is the child's to check
+  } catch (const c10::Error&) {
+    LS_FAIL("bench: unknown device '", o.device, "'; use cpu, cuda or cuda:N");
+  }
+  o.dtype = ls::core::parse_dtype(a.text("dtype", "fp32"));
+  o.side = a.integer("side", o.tiny ? 16 : 32);
+  o.rank = a.integer("rank", 8);
+  o.batches = a.integers("batch", {1});
+  if (a.has("checkpointing") != a.has("plain")) o.checkpointing = {a.has("checkpointing")};
+  o.warmup = a.integer("warmup", 1, 0);
+  o.steps = a.integer("steps", 3);
+  return o;
 }
 
-void run_variant(bool tiny, bool checkpointing) {
+/// train_step_sdxl32_plain (the old names) for the defaults; the options that differ are added:
+/// train_step_sdxl128_cuda_bf16_r32_b8_checkpointing.
+std::string figure_prefix(const Options& o, bool checkpointing, int64_t batch) {
+  std::string p = ls::str_cat("train_step_", o.tiny ? "tiny" : "sdxl", o.side);
+  if (o.device != "cpu") p += "_" + o.device.substr(0, o.device.find(':'));  // cuda:1 -> cuda
+  if (o.dtype != c10::kFloat) p += "_" + ls::core::dtype_name(o.dtype);
+  if (o.rank != 8) p += ls::str_cat("_r", o.rank);
+  if (batch != 1) p += ls::str_cat("_b", batch);
+  return p + (checkpointing ? "_checkpointing" : "_plain");
+}
+
+/// The session the trainer builds (train_session.cpp build_session), without files: frozen base in
+/// the mixed-precision dtype, LoRA made beside it and moved to float32, then applied.
+int run_variant(const Options& o, bool checkpointing, int64_t batch) {
   ls::core::init_threads();
+  const c10::Device device = ls::core::parse_device(o.device);
   torch::manual_seed(0);
-  const ls::models::SdxlConfig config = tiny ? ls::models::SdxlConfig::tiny() : ls::models::SdxlConfig{};
-  ls::models::SdxlModel model;
-  {
-    ls::nn::SkipInitGuard skip;  // random values below, without 2.6e9 Kaiming draws
-    model = ls::models::SdxlModel::create(config, {true, false, false});
-  }
-  {
-    torch::NoGradGuard ng;
-    for (auto& p : model.unet->parameters()) p.normal_(0, 0.02);
-  }
-  for (auto& p : model.unet->parameters()) p.set_requires_grad(false);
-  const long model_rss = peak_rss_kb();
-  ls::lora::LoraNetworkOptions o;
-  o.rank = 8;
-  o.alpha = 1;
-  o.text_encoders = false;
-  ls::lora::LoraNetwork net(model, o);
+  const ls::models::SdxlConfig config = o.tiny ? ls::models::SdxlConfig::tiny() : ls::models::SdxlConfig{};
+  ls::models::SdxlModel model = ls::bench::random_sdxl(config, {true, false, false}, device, o.dtype);
+  const long model_rss = ls::bench::peak_rss_kb();
+  ls::lora::LoraNetworkOptions lo;
+  lo.rank = o.rank;
+  lo.alpha = 1;
+  lo.text_encoders = false;
+  ls::lora::LoraNetwork net(model, lo);
+  net->to(device, torch::kFloat);
   net->apply();
+  net->train();
+  for (auto& p : net->parameters()) p.set_requires_grad(true);
   model.unet->set_gradient_checkpointing(checkpointing);
   torch::optim::AdamW opt(net->parameters(), torch::optim::AdamWOptions(1e-4));
-  const int64_t side = tiny ? 16 : 32;
-  const torch::Tensor x = torch::randn({1, 4, side, side});
-  const torch::Tensor ctx = torch::randn({1, 77, config.unet.context_dim});
-  const torch::Tensor y = torch::randn({1, config.unet.adm_in_channels});
-  const torch::Tensor t = torch::tensor({500}, torch::kLong);
-  const torch::Tensor target = torch::randn({1, 4, side, side});
+
+  const auto f32 = torch::TensorOptions().device(device).dtype(torch::kFloat);
+  ls::train::StepInputs in;  // cached latents and text-encoder outputs, as the trainer loads them
+  in.latents = torch::randn({batch, 4, o.side, o.side}, f32);
+  in.noise = torch::randn({batch, 4, o.side, o.side}, f32);
+  in.timesteps = torch::full({batch}, 500, f32.dtype(torch::kLong));
+  in.context = torch::randn({batch, 77, config.unet.context_dim}, f32).to(o.dtype);
+  in.y = torch::randn({batch, config.unet.adm_in_channels}, f32).to(o.dtype);
+  in.loss_weights = torch::ones({batch}, f32);
+  const auto schedule = ls::sample::NoiseSchedule::sdxl();
+  std::vector<torch::Tensor> trainable = net->parameters();
+  ls::bench::sync(device);
+  const ls::bench::GpuMemory held = ls::bench::gpu_memory(device);
+  ls::bench::reset_gpu_peaks(device);
+
+  // The trainer's micro_step + optimizer_step (trainer.cpp) with its defaults: one host read of
+  // the loss, max_grad_norm 1, gradients set to none. fp16 runs without the loss scaler.
   std::vector<double> seconds;
-  for (int i = 0; i < 4; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const torch::Tensor loss = torch::mse_loss(model.unet->forward(x, t, ctx, y), target);
-    opt.zero_grad();
-    loss.backward();
-    opt.step();
-    if (i > 0) seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
+    const double s = ls::bench::timed(device, [&] {
+      const ls::train::LossParts loss = ls::train::step_loss(model.unet, schedule, in, o.dtype, 0.0);
+      (void)loss.loss.item<double>();
+      loss.loss.backward();
+      ls::train::clip_grad_norm(trainable, 1.0);
+      opt.step();
+      for (torch::Tensor& p : trainable) p.mutable_grad() = torch::Tensor();
+    });
+    if (i >= o.warmup) seconds.push_back(s);
   }
-  std::sort(seconds.begin(), seconds.end());
-  const char* name = checkpointing ? "checkpointing" : "plain";
-  std::printf("train_step_%s_%s_s %.2f\n", tiny ? "tiny16" : "sdxl32", name, seconds[1]);
-  std::printf("train_step_%s_%s_peak_rss_mb %.0f (model alone %.0f)\n", tiny ? "tiny16" : "sdxl32", name,
-              static_cast<double>(peak_rss_kb()) / 1024.0, static_cast<double>(model_rss) / 1024.0);
+  const double step_s = ls::bench::median(seconds);
+  const std::string p = figure_prefix(o, checkpointing, batch);
+  print_figure(p + "_s", step_s, o.extended ? 4 : 2);
+  if (o.extended) {
+    print_figure(p + "_it_s", 1.0 / step_s, 3);
+    print_figure(p + "_images_s", static_cast<double>(batch) / step_s, 3);
+  }
+  if (device.is_cuda()) {
+    const ls::bench::GpuMemory m = ls::bench::gpu_memory(device);
+    print_figure(p + "_model_gpu_mb", held.allocated_mb, 0);
+    print_figure(p + "_peak_gpu_mb", m.peak_allocated_mb, 0);
+    print_figure(p + "_peak_gpu_reserved_mb", m.peak_reserved_mb, 0);
+  } else {
+    std::printf("%s_peak_rss_mb %.0f (model alone %.0f)\n", p.c_str(),
+                static_cast<double>(ls::bench::peak_rss_kb()) / 1024.0, static_cast<double>(model_rss) / 1024.0);
+  }
   std::fflush(stdout);
+  return 0;
+}
+
+/// A variant that does not fit in GPU memory is a figure too: `<prefix>_oom 1`.
+int run_variant_or_oom(const Options& o, bool checkpointing, int64_t batch) {
+  try {
+    return run_variant(o, checkpointing, batch);
+  } catch (const c10::OutOfMemoryError& e) {
+    std::fprintf(stderr, "%s\n", e.what_without_backtrace());
+    print_figure(figure_prefix(o, checkpointing, batch) + "_oom", 1, 0);
+    std::fflush(stdout);
+    return 0;
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool tiny = argc > 1 && std::strcmp(argv[1], "tiny") == 0;
-  for (bool checkpointing : {false, true}) {
-    const pid_t pid = fork();
-    if (pid == 0) {
-      run_variant(tiny, checkpointing);
-      _exit(0);
+  return ls::bench::run_main([&] {
+    const Options o = parse_options(argc, argv);
+    int failed = 0;
+    for (const bool checkpointing : o.checkpointing) {
+      for (const int64_t batch : o.batches) {
+        std::fflush(stdout);
+        const pid_t pid = fork();
+        if (pid == 0) _exit(ls::bench::run_main([&] { return run_variant_or_oom(o, checkpointing, batch); }));
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+          // e.g. out of GPU memory at a large batch without checkpointing: the other variants still run.
+          std::fprintf(stderr, "variant %s failed (status %d)\n", figure_prefix(o, checkpointing, batch).c_str(),
+                       status);
+          ++failed;
+        }
+      }
     }
-    int status = 0;
-    waitpid(pid, &status, 0);
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      std::fprintf(stderr, "variant %s failed (status %d)\n", checkpointing ? "checkpointing" : "plain", status);
-      return 1;
-    }
-  }
-  return 0;
+    return failed ? 1 : 0;
+  });
 }

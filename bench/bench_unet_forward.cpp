@@ -3,9 +3,6 @@
 // 16x16 latent (B=1, context [1,77,2048], y [1,2816], float32; again with denormals flushed),
 // and the process's peak RSS.
 // `bench_unet_forward --tiny-only` skips the full-size part (~10 GB of weights).
-#include <sys/resource.h>
-
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <thread>
@@ -13,13 +10,12 @@
 
 #include <torch/torch.h>
 
+#include "bench_common.h"
 #include "models/sdxl_unet.h"
 
 namespace {
 
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
+using ls::bench::seconds_since;
 
 // Returns {first call, mean of the next `repeats`} in seconds.
 std::pair<double, double> forward_seconds(ls::models::SdxlUnet& unet, int64_t side, int repeats) {
@@ -61,8 +57,6 @@ int main(int argc, char** argv) {
   // only below 1e-38.
   at::globalContext().setFlushDenormal(true);
   std::printf("unet_forward_16x16_fp32_flush_denormal_s %.2f\n", forward_seconds(unet, 16, 1).second);
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  std::printf("unet_peak_rss_gb %.2f\n", static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0));
+  std::printf("unet_peak_rss_gb %.2f\n", static_cast<double>(ls::bench::peak_rss_kb()) / (1024.0 * 1024.0));
   return 0;
 }
