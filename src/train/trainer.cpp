@@ -256,7 +256,9 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
   const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, c.min_snr_gamma);
   const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
   if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good
-  (loss.loss * (s.scaler.scale() / static_cast<double>(c.gradient_accumulation_steps))).backward();
+  // Divide first, then scale: the scale is a power of two (exact), so without fp16 the gradients are
+  // the unscaled run's bit for bit (x * (1/3) and x / 3 round differently).
+  (loss.loss / static_cast<double>(c.gradient_accumulation_steps) * s.scaler.scale()).backward();
   if (hooks_.after_backward) hooks_.after_backward(in, value, *s.network);
   return value;
 }
