@@ -1,12 +1,15 @@
-// `lorastudio debug make-model` / `make-inputs`: a random model of a given architecture in the SDXL
-// single-file layout and seeded inputs for `debug forward`, for tests, benchmarks and the quickstart
-// (no real weights can be downloaded here).
+// `lorastudio debug make-model` / `make-inputs` / `make-lora`: a random model of a given architecture
+// in the SDXL single-file layout, seeded inputs for `debug forward` and `debug train-step`, and a
+// LoRA for a model, for tests, benchmarks, parity checks and the quickstart (no real weights can be
+// downloaded here).
 #include <torch/torch.h>
 
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "io/safetensors.h"
+#include "lora/kohya_format.h"
+#include "lora/network.h"
 #include "models/checkpoint.h"
 #include "text/clip_tokenizer.h"
 #include "text/prompt_windows.h"
@@ -70,14 +73,58 @@ void run_make_inputs(const MakeInputsOptions& o) {
   } else if (o.component == "text") {
     out = {{"tokens_l", make_tokens(o, config.te1, text::ClipTokenizer::kEnd, gen)},
            {"tokens_g", make_tokens(o, config.te2, 0, gen)}};
+  } else if (o.component == "train-step") {
+    // Scaled latents are about unit-variance, as the trainer's cached ones.
+    out = {{"latents", torch::randn({o.batch, config.unet.in_channels, h, w}, gen, f32)},
+           {"context", torch::randn({o.batch, 77, config.unet.context_dim}, gen, f32)},
+           {"y", torch::randn({o.batch, config.unet.adm_in_channels}, gen, f32)},
+           {"noise", torch::randn({o.batch, config.unet.in_channels, h, w}, gen, f32)},
+           {"timesteps", torch::randint(0, 1000, {o.batch}, gen, torch::kLong)}};
   } else if (o.component == "vae-encode") {
     out = {{"image", torch::rand({o.batch, 3, o.height, o.width}, gen, f32) * 2 - 1}};
   } else if (o.component == "vae-decode") {
     out = {{"latent", torch::randn({o.batch, config.vae.embed_dim, h, w}, gen, f32)}};
   } else {
-    LS_FAIL("--component '", o.component, "' is unknown; use unet, text, vae-encode or vae-decode");
+    LS_FAIL("--component '", o.component, "' is unknown; use unet, text, vae-encode, vae-decode or train-step");
   }
   io::save_safetensors(o.output, out, {{"component", o.component}});
+}
+
+struct MakeLoraOptions {
+  std::string model, config, output;
+  int64_t seed = 0;
+  lora::LoraNetworkOptions network;
+  double up_std = 0;  // 0: kohya's zero lora_up
+};
+
+// A LoRA for the parts the checkpoint has, kohya-initialised; with --up-std the up weights are drawn
+// too, so every gradient of a parity check is non-zero (kohya's init makes lora_down's exactly 0).
+// The parts a checkpoint holds, from its key prefixes (a `make-model --unet-only` file has no TEs).
+models::Components parts_in(const std::string& path) {
+  const io::SafetensorsReader reader(path);
+  models::Components parts;
+  for (const auto& t : reader.tensors()) {
+    parts.unet |= t.name.rfind(models::kUnetPrefix, 0) == 0;
+    parts.text |= t.name.rfind(models::kTe1Prefix, 0) == 0;
+  }
+  return parts;
+}
+
+void run_make_lora(const MakeLoraOptions& o) {
+  const models::Components parts = parts_in(o.model);
+  models::SdxlModel model = models::load_sdxl_checkpoint(o.model, o.config, parts, torch::kCPU, torch::kFloat);
+  lora::LoraNetworkOptions options = o.network;
+  options.unet = parts.unet;
+  options.text_encoders = parts.text;
+  LS_CHECK(options.unet || options.text_encoders, o.model, ": has neither a UNet nor text encoders to put a LoRA on");
+  torch::manual_seed(static_cast<uint64_t>(o.seed));
+  lora::LoraNetwork network(model, options);
+  if (o.up_std > 0) {
+    torch::NoGradGuard no_grad;
+    for (auto& item : network->named_parameters())
+      if (item.key().find("lora_up") != std::string::npos) item.value().normal_(0, o.up_std);
+  }
+  lora::save_lora(o.output, *network, torch::kFloat, {{"lorastudio.seed", std::to_string(o.seed)}});
 }
 
 }  // namespace
@@ -93,8 +140,8 @@ void register_debug_make_model(CLI::App& debug) {
   cmd->callback([opts] { run_make_model(*opts); });
 
   auto in = std::make_shared<MakeInputsOptions>();
-  auto* inputs = debug.add_subcommand("make-inputs", "Write seeded inputs for `debug forward --component C`");
-  inputs->add_option("--component", in->component, "unet | text | vae-encode | vae-decode")->required();
+  auto* inputs = debug.add_subcommand("make-inputs", "Write seeded inputs for `debug forward --component C` (or `debug train-step`)");
+  inputs->add_option("--component", in->component, "unet | text | vae-encode | vae-decode | train-step")->required();
   inputs->add_option("--output", in->output, "Output .safetensors")->required();
   inputs->add_option("--config", in->config, "Architecture JSON (absent: full-size SDXL)")->check(CLI::ExistingFile);
   inputs->add_option("--seed", in->seed, "Seed")->capture_default_str();
@@ -104,6 +151,20 @@ void register_debug_make_model(CLI::App& debug) {
   inputs->add_option("--vocab", in->vocab, "CLIP vocabulary: tokenize --prompt instead of random ids");
   inputs->add_option("--prompt", in->prompt, "Prompt for the text component (with --vocab)");
   inputs->callback([in] { run_make_inputs(*in); });
+
+  auto lo = std::make_shared<MakeLoraOptions>();
+  auto* make_lora = debug.add_subcommand("make-lora", "Write a kohya-initialised LoRA for a model (e.g. --lora-init of train-step)");
+  make_lora->add_option("--model", lo->model, "SDXL single-file checkpoint: the LoRA covers the parts it has")
+      ->required()->check(CLI::ExistingFile);
+  make_lora->add_option("--config", lo->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
+  make_lora->add_option("--output", lo->output, "Output .safetensors (float32)")->required();
+  make_lora->add_option("--seed", lo->seed, "Seed")->capture_default_str();
+  make_lora->add_option("--network_dim", lo->network.rank, "Rank")->capture_default_str();
+  make_lora->add_option("--network_alpha", lo->network.alpha, "Alpha")->capture_default_str();
+  make_lora->add_option("--conv_dim", lo->network.conv_rank, "Rank of the 3x3 convs (0: none)")->capture_default_str();
+  make_lora->add_option("--conv_alpha", lo->network.conv_alpha, "Alpha of the 3x3 convs")->capture_default_str();
+  make_lora->add_option("--up-std", lo->up_std, "Draw lora_up from N(0, S) instead of kohya's zeros")->capture_default_str();
+  make_lora->callback([lo] { run_make_lora(*lo); });
 }
 
 }  // namespace ls::cli

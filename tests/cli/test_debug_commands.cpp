@@ -1,5 +1,6 @@
 // The debug commands end to end through the built executable: outputs equal the in-process
 // computation, and every kind of bad input gives one `error:` line naming the file, exit code != 0.
+#include <cmath>
 #include <fstream>
 
 #include "io/safetensors.h"
@@ -161,6 +162,57 @@ TEST_F(DebugCommands, Fp16AndBf16RunClose) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   ls::io::SafetensorsReader a(out), b(half_out);
   EXPECT_LT(ls::test::norm_rel_error(b.load("out"), a.load("out")), 0.05);
+}
+
+// make-lora + make-inputs --component train-step feed train-step: with random lora_up every gradient
+// is non-zero (kohya's zero init leaves lora_down's at exactly 0); the same seed writes the same file.
+TEST_F(DebugCommands, MakeLoraAndInputsFeedTrainStep) {
+  const auto lora = path("made_lora.safetensors"), again = path("made_lora2.safetensors");
+  const auto in = path("step_in.safetensors"), out = path("step_out.safetensors");
+  for (const auto& file : {lora, again}) {
+    auto r = run_lorastudio("debug make-lora --model " + model_ + " --network_dim 4 --network_alpha 2 --up-std 0.01 "
+                            "--seed 2 --output " + file);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  ls::io::SafetensorsReader a(lora), b(again);
+  EXPECT_EQ(a.data_bytes(), b.data_bytes());
+  int ups = 0, unet_modules = 0, te_modules = 0;
+  for (const auto& t : a.tensors()) {
+    if (t.name.find(".alpha") != std::string::npos) {
+      EXPECT_EQ(a.load(t.name).item<double>(), 2.0) << t.name;
+      (t.name.rfind("lora_unet_", 0) == 0 ? unet_modules : te_modules) += 1;
+    }
+    if (t.name.find("lora_up") != std::string::npos) {
+      EXPECT_GT(a.load(t.name).abs().max().item<double>(), 0) << t.name;
+      ++ups;
+    }
+  }
+  EXPECT_GT(unet_modules, 0);
+  EXPECT_GT(te_modules, 0);  // the tiny checkpoint has both text encoders
+  EXPECT_EQ(ups, unet_modules + te_modules);
+
+  auto r = run_lorastudio("debug make-inputs --config " + config_ + " --component train-step --batch 2 --height 64 "
+                          "--width 32 --seed 1 --output " + in);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ls::io::SafetensorsReader inputs(in);
+  EXPECT_EQ(inputs.load("latents").sizes(), inputs.load("noise").sizes());
+  EXPECT_EQ(inputs.load("timesteps").scalar_type(), torch::kLong);
+  r = run_lorastudio("debug train-step --model " + model_ + " --lora-init " + lora + " --inputs " + in + " --output " +
+                     out + " --max_grad_norm 0");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ls::io::SafetensorsReader step(out);
+  EXPECT_TRUE(std::isfinite(step.load("loss").item<double>()));
+  int grads = 0;
+  for (const auto& t : step.tensors()) {
+    if (t.name.rfind("grad.", 0) != 0) continue;
+    const auto g = step.load(t.name);
+    EXPECT_TRUE(g.isfinite().all().item<bool>()) << t.name;
+    if (t.name.find(".alpha") == std::string::npos) EXPECT_GT(g.abs().max().item<double>(), 0) << t.name;
+    ++grads;
+  }
+  EXPECT_EQ(grads, 2 * unet_modules);  // down and up of every UNet module; the text encoders' are not trained
+  expect_error("debug make-lora --model " + lora + " --output " + path("never.safetensors"),
+               "this is a LoRA, not a base model");
 }
 
 }  // namespace
