@@ -9,9 +9,9 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
-#include "sheet/review_page.h"
-#include "sheet/review_server.h"
-#include "sheet/review_store.h"
+#include "review/review_page.h"
+#include "review/review_server.h"
+#include "review/review_store.h"
 
 namespace ls::cli {
 
@@ -24,8 +24,8 @@ struct ReviewOptions {
 };
 
 void write_static_review(const ReviewOptions& o) {
-  sheet::ReviewStore store(o.sheet_dir);
-  sheet::write_static_review_page(store, o.static_out);
+  review::ReviewStore store(o.sheet_dir);
+  review::write_static_review_page(store, o.static_out);
   std::printf("wrote %s: %zu cells, %zu with a choice; open it in a browser, changes stay in that browser"
               " until you download selections.json\n",
               o.static_out.c_str(), store.sheet().cells.size(), store.selections().size());
@@ -39,7 +39,7 @@ std::atomic<bool> g_stop_requested{false};
 extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
 
 void serve_review(const ReviewOptions& o) {
-  sheet::ReviewServer server(o.sheet_dir);
+  review::ReviewServer server(o.sheet_dir);
   server.bind(o.port);
   struct sigaction action {}, old_int {}, old_term {};
   action.sa_handler = on_stop_signal;

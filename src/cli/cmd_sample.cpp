@@ -8,13 +8,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "a1111/request_params.h"
 #include "cli/commands.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
-#include "sample/request_params.h"
 
 namespace fs = std::filesystem;
 
@@ -29,10 +30,6 @@ struct SampleOptions {
   int64_t batch = 1;
   bool quiet = false, no_paths = false;
 };
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 /// A1111's -1: a fresh seed in [0, 2^32) for every run (the one place lorastudio wants chance).
 int64_t random_seed() {
@@ -55,20 +52,20 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
   const auto it = texts.find("parameters");
   LS_CHECK(it != texts.end(), o.from_png, ": no `parameters` text in this PNG; only images written by lorastudio, ",
            "A1111 or tools that keep its text can be re-rendered");
-  const auto params = sample::parse_infotext(it->second, o.from_png);
+  const auto params = a1111::parse_infotext(it->second, o.from_png);
   if (o.model.empty()) {
     LS_CHECK(!params.model_path.empty() && fs::is_regular_file(params.model_path), o.from_png, ": the model ",
              params.model.empty() ? std::string("(not named)") : "'" + params.model + "'",
              params.model_path.empty() ? "" : " at " + params.model_path, " is not here; pass --model FILE");
     o.model = params.model_path;
-    sample::FileHashCache hashes(sample::user_cache_dir());
-    LS_CHECK(params.model_hash.empty() || sample::model_hash(o.model, hashes) == params.model_hash, o.model,
+    a1111::FileHashCache hashes(a1111::user_cache_dir());
+    LS_CHECK(params.model_hash.empty() || a1111::model_hash(o.model, hashes) == params.model_hash, o.model,
              ": its hash is not the image's Model hash ", params.model_hash,
              " (the file changed); pass --model FILE to render with it anyway");
   }
   std::vector<std::string> dirs = o.lora_dirs;
   dirs.push_back(fs::path(o.from_png).parent_path().string());
-  sample::ImageRequest r = sample::request_from_params(params, dirs, o.from_png);
+  sample::ImageRequest r = a1111::request_from_params(params, dirs, o.from_png);
   const auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
   if (given("--prompt")) r.prompt = o.request.prompt;
   if (given("--negative")) r.negative_prompt = o.request.negative_prompt;
@@ -117,7 +114,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
                              core::parse_dtype(o.dtype)};
   sample::validate_request(request);
   sample::Pipeline pipeline(source);
-  sample::FileHashCache hashes(sample::user_cache_dir());
+  a1111::FileHashCache hashes(a1111::user_cache_dir());
 
   const fs::path out(o.out);
   const fs::path dir = (out.extension() == ".png" && o.batch == 1) ? out.parent_path() : out;
@@ -126,14 +123,14 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
   for (int64_t i = 0; i < o.batch; ++i) {
     sample::ImageRequest r = request;
     r.seed = request.seed + i;  // A1111: the images of a batch take consecutive seeds
-    const double start = now_seconds();
+    const double start = core::monotonic_seconds();
     core::Progress progress("image " + std::to_string(i + 1) + "/" + std::to_string(o.batch), r.steps, "step", !o.quiet);
     const auto image = pipeline.generate(r, [&](int64_t, int64_t) { progress.advance(); });
     progress.finish();
-    const std::string infotext = sample::format_infotext(sample::generation_params(r, o.model, hashes, !o.no_paths));
+    const std::string infotext = a1111::format_infotext(a1111::generation_params(r, o.model, hashes, !o.no_paths));
     const fs::path path = output_path(o, r.seed, o.batch);
     io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
-    const double seconds = now_seconds() - start;
+    const double seconds = core::monotonic_seconds() - start;
     log << nlohmann::json{{"event", "image"}, {"path", path.string()}, {"seed", r.seed}, {"seconds", seconds},
                           {"parameters", infotext}}.dump()
         << std::endl;

@@ -21,7 +21,7 @@ struct SheetOptions {
 
 void run_sheet_command(SheetOptions& o, const CLI::App& cmd) {
   core::init_threads();
-  sheet::SheetSpec spec = o.toml.empty() ? sheet::SheetSpec{} : sheet::load_sheet_toml(o.toml);
+  sheet::SheetDefinition spec = o.toml.empty() ? sheet::SheetDefinition{} : sheet::load_sheet_toml(o.toml);
   for (const auto& [key, value] : o.keys) {
     const bool given = cmd.count("--" + key) > 0 || (key == "output_dir" && cmd.count("--out") > 0);
     if (given) sheet::set_sheet_key(spec, key, value, "--" + key);

@@ -48,7 +48,12 @@ void run_train(TrainCommand& o, CLI::App& cmd) {
   }
   for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
   std::fflush(stdout);
-  const train::TrainResult r = train::run_training(config);
+  train::TrainHooks hooks;
+  hooks.print = [](const std::string& line) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);  // before the progress lines on stderr
+  };
+  const train::TrainResult r = train::run_training(config, hooks);
   if (r.interrupted) {
     std::fflush(stdout);
     std::exit(130);  // the shell's code for a run stopped by SIGINT; the state is saved

@@ -61,7 +61,12 @@ double number_or_fail(std::string_view text, const std::string& where) {
   return v;
 }
 
-std::string toml_quote(const std::string& text) {
+namespace {
+
+// JSON's escapes (\" \\ \b \t \n \f \r, \u00xx for other control characters); UTF-8 passes through.
+// TOML basic strings take the same escapes and forbid a raw DEL as well (written \u007F: lorastudio's
+// TOML has always used upper-case hex; json.dumps writes lower case).
+std::string quote_escaped(std::string_view text, bool toml) {
   std::string out = "\"";
   for (const char ch : text) {
     const auto c = static_cast<unsigned char>(ch);
@@ -74,16 +79,21 @@ std::string toml_quote(const std::string& text) {
       case '\f': out += "\\f"; break;
       case '\r': out += "\\r"; break;
       default:
-        if (c < 0x20 || c == 0x7F) {
+        if (c < 0x20 || (toml && c == 0x7F)) {
           char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          std::snprintf(buf, sizeof buf, toml ? "\\u%04X" : "\\u%04x", c);
           out += buf;
         } else {
-          out += ch;  // UTF-8 passes through
+          out += ch;
         }
     }
   }
   return out + "\"";
 }
+
+}  // namespace
+
+std::string json_quote(std::string_view text) { return quote_escaped(text, false); }
+std::string toml_quote(const std::string& text) { return quote_escaped(text, true); }
 
 }  // namespace ls::core

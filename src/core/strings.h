@@ -1,5 +1,5 @@
-// Small ASCII string helpers shared by the config readers (one definition each, so unity builds
-// and readers agree on what "case-insensitive" and "blank" mean).
+// Small ASCII string helpers shared by the config readers and writers (one definition each, so
+// unity builds and readers agree on what "case-insensitive", "blank" and "quoted" mean).
 #pragma once
 
 #include <cstdint>
@@ -21,7 +21,11 @@ bool parse_int64(std::string_view text, int64_t& out);
 /// number must also be finite) for anything else.
 int64_t int64_or_fail(std::string_view text, const std::string& where);
 double number_or_fail(std::string_view text, const std::string& where);
-/// A TOML basic string: quoted, with \\ \" and control characters escaped (UTF-8 passes through).
+/// Python's json.dumps(text, ensure_ascii=False): quoted, \\ \" and control characters escaped,
+/// UTF-8 passed through.
+std::string json_quote(std::string_view text);
+/// A TOML basic string: json_quote's escapes with upper-case hex, and DEL escaped too (TOML
+/// forbids it raw).
 std::string toml_quote(const std::string& text);
 
 }  // namespace ls::core

@@ -16,37 +16,7 @@
 namespace ls::data {
 namespace {
 
-// Byte length of the UTF-8 sequence starting with lead byte b (1 for ASCII and invalid bytes).
-size_t sequence_length(unsigned char b) {
-  if (b >= 0xF0) return 4;
-  if (b >= 0xE0) return 3;
-  if (b >= 0xC0) return 2;
-  return 1;
-}
-
-// True when bytes are exactly one valid code point for which Python's str.isspace() holds.
-bool is_space_char(std::string_view bytes) {
-  const std::u32string cp = text::utf8_to_u32(bytes);
-  return cp.size() == 1 && text::py_isspace(cp[0]) && text::u32_to_utf8(cp) == bytes;
-}
-
-// Python str.strip(): removes leading and trailing Unicode whitespace (U+3000, U+00A0 ... too),
-// leaving any invalid bytes alone.
-std::string py_strip(std::string_view s) {
-  size_t begin = 0, end = s.size();
-  while (begin < end) {
-    const size_t len = sequence_length(static_cast<unsigned char>(s[begin]));
-    if (begin + len > end || !is_space_char(s.substr(begin, len))) break;
-    begin += len;
-  }
-  while (end > begin) {
-    size_t start = end - 1;  // back over continuation bytes to the start of the last character
-    while (start > begin && end - start < 4 && (static_cast<unsigned char>(s[start]) & 0xC0) == 0x80) --start;
-    if (!is_space_char(s.substr(start, end - start))) break;
-    end = start;
-  }
-  return std::string(s.substr(begin, end - begin));
-}
+using text::py_strip;
 
 // Python str.split(sep): every piece, empty ones included ("a,,b" -> "a", "", "b").
 std::vector<std::string> py_split(std::string_view s, std::string_view sep) {

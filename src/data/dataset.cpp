@@ -11,6 +11,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/sha256.h"
+#include "core/strings.h"
 
 namespace fs = std::filesystem;
 
@@ -19,8 +20,7 @@ namespace ls::data {
 namespace {
 
 bool has_image_extension(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string ext = core::ascii_lower(p.extension().string());
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".webp" || ext == ".bmp";
 }
 

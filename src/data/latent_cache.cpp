@@ -9,7 +9,7 @@
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/sha256.h"
-#include "data/loader.h"
+#include "data/bucket_image.h"
 #include "io/safetensors.h"
 
 namespace fs = std::filesystem;

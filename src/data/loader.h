@@ -1,7 +1,6 @@
-// From a batch plan to tensors: decode, resize to the bucket (area when shrinking, Lanczos when
-// enlarging), crop (center or random), flip, and SDXL's size conditioning; or latents from the
-// cache. Every random draw comes from (seed, epoch, step, slot), so a resumed run loads the
-// same batches.
+// From a batch plan to tensors: each image brought to its bucket (data/bucket_image) with its
+// drawn crop and flip, or its latents from the cache; processed captions and loss weights. Every
+// random draw comes from (seed, epoch, step, slot), so a resumed run loads the same batches.
 #pragma once
 
 #include <cstdint>
@@ -10,27 +9,12 @@
 
 #include <torch/torch.h>
 
+#include "data/bucket_image.h"
 #include "data/dataset.h"
 
 namespace ls::data {
 
 class LatentCache;
-
-/// SDXL's micro-conditioning of one image, in SGM's convention: sizes as (height, width), the
-/// crop as (top, left) pixels cut from the resized image (mirrored when flipped).
-struct SizeConditioning {
-  int original_height = 0, original_width = 0;
-  int crop_top = 0, crop_left = 0;
-  int target_height = 0, target_width = 0;
-};
-
-/// One image brought to its bucket: [3,H,W] float32 in [-1,1].
-struct PreparedImage {
-  torch::Tensor pixels;
-  SizeConditioning size;
-};
-PreparedImage prepare_image(const ImageRecord& record, CropOffset crop, bool flipped);
-SizeConditioning size_conditioning(const ImageRecord& record, CropOffset crop, bool flipped);
 
 /// The crop and flip of one sample; flip_aug and random_crop draw from `rng` (flip first, as kohya).
 struct Augmentation {

@@ -11,8 +11,8 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/utf8.h"
 #include "io/image.h"
-#include "io/safetensors_header.h"
 
 namespace ls::io {
 namespace png_text_detail {
@@ -172,7 +172,7 @@ std::pair<std::string, std::string> decode_text_chunk(const Chunk& c, const std:
   }
   std::string text = compressed ? inflate_text(p, end - p, where)
                                 : std::string(reinterpret_cast<const char*>(p), end - p);
-  LS_CHECK(is_valid_utf8(text), where, ": iTXt text is not valid UTF-8; ", kBrokenAdvice);
+  LS_CHECK(core::is_valid_utf8(text), where, ": iTXt text is not valid UTF-8; ", kBrokenAdvice);
   return {key_utf8, std::move(text)};
 }
 
@@ -188,7 +188,7 @@ void append_chunk(std::vector<uint8_t>& out, const char* type, const std::string
 /// The keyword as Latin-1, checked against the PNG rules (§11.3.3.2).
 std::string png_keyword(const std::string& key) {
   std::string latin1;
-  LS_CHECK(is_valid_utf8(key) && utf8_to_latin1(key, latin1), "PNG text key '", key,
+  LS_CHECK(core::is_valid_utf8(key) && utf8_to_latin1(key, latin1), "PNG text key '", key,
            "': only Latin-1 characters are allowed in PNG keywords; use a plain ASCII key");
   LS_CHECK(!latin1.empty() && latin1.size() <= 79, "PNG text key '", key, "': must be 1 to 79 characters, got ",
            latin1.size());
@@ -213,7 +213,7 @@ std::vector<uint8_t> png_with_text(std::vector<uint8_t> png, const PngTextEntrie
   for (const auto& [key, value] : entries) {
     const std::string keyword = png_keyword(key);
     LS_CHECK(keys.insert(keyword).second, "PNG text key '", key, "' is given twice; give each key once");
-    LS_CHECK(is_valid_utf8(value), "PNG text '", key, "': the value is not valid UTF-8");
+    LS_CHECK(core::is_valid_utf8(value), "PNG text '", key, "': the value is not valid UTF-8");
     LS_CHECK(value.find('\0') == std::string::npos, "PNG text '", key,
              "': the value contains a NUL character, which PNG text cannot hold");
     std::string latin1;

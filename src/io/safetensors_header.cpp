@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/utf8.h"
 
 namespace ls::io {
 namespace {
@@ -268,41 +269,8 @@ int64_t TensorInfo::numel() const {
   return n;
 }
 
-bool is_valid_utf8(std::string_view text) {
-  size_t i = 0;
-  const size_t n = text.size();
-  while (i < n) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len;
-    uint32_t cp;
-    if ((c & 0xE0) == 0xC0) {
-      len = 2, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      len = 3, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      len = 4, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (n - i < len) return false;
-    for (size_t k = 1; k < len; ++k) {
-      const auto cc = static_cast<unsigned char>(text[i + k]);
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
-    if (cp < kMinForLength[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += len;
-  }
-  return true;
-}
-
 Header parse_header(std::string_view json_text, uint64_t data_size, const std::string& label) {
-  LS_CHECK(is_valid_utf8(json_text), label, ": header is not valid UTF-8; ", kCorruptHint);
+  LS_CHECK(core::is_valid_utf8(json_text), label, ": header is not valid UTF-8; ", kCorruptHint);
   HeaderScan scan;
   json::sax_parse(json_text.begin(), json_text.end(), &scan);
   LS_CHECK(scan.error.empty(), label, ": ", scan.error, "; ", kCorruptHint);
@@ -344,7 +312,7 @@ std::string serialize_header(const std::vector<TensorInfo>& tensors,
   if (!metadata.empty()) {
     json meta = json::object();
     for (const auto& [key, value] : metadata) {
-      LS_CHECK(is_valid_utf8(key) && is_valid_utf8(value), label, ": metadata ", printable(key),
+      LS_CHECK(core::is_valid_utf8(key) && core::is_valid_utf8(value), label, ": metadata ", printable(key),
                " is not valid UTF-8; pass UTF-8 text");
       meta[key] = value;
     }
@@ -352,7 +320,7 @@ std::string serialize_header(const std::vector<TensorInfo>& tensors,
   }
   std::unordered_set<std::string_view> seen;
   for (const auto& t : tensors) {
-    LS_CHECK(is_valid_utf8(t.name), label, ": tensor name ", printable(t.name),
+    LS_CHECK(core::is_valid_utf8(t.name), label, ": tensor name ", printable(t.name),
              " is not valid UTF-8; rename it");
     LS_CHECK(t.name != kMetadataKey, label, ": a tensor cannot be named \"__metadata__\"; rename it");
     LS_CHECK(seen.insert(t.name).second, label, ": tensor ", printable(t.name),

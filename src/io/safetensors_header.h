@@ -68,6 +68,4 @@ uint64_t lay_out(std::vector<TensorInfo>& tensors);
 /// The 8-byte little-endian header length that opens a file.
 std::string header_length_bytes(uint64_t header_size);
 
-bool is_valid_utf8(std::string_view text);
-
 }  // namespace ls::io

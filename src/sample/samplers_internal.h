@@ -6,10 +6,11 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <ATen/ATen.h>
 
-#include "sample/samplers.h"
+#include "sample/denoise_fn.h"
 
 namespace ls::sample::samplers_detail {
 

@@ -8,7 +8,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "a1111/request_params.h"
 #include "core/atomic_file.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/runtime.h"
@@ -17,7 +19,6 @@
 #include "io/image.h"
 #include "io/png_text.h"
 #include "io/safetensors.h"
-#include "sample/request_params.h"
 #include "sheet/grid_render.h"
 
 namespace fs = std::filesystem;
@@ -28,10 +29,6 @@ namespace ls::sheet {
 namespace {
 
 constexpr int kCellFormat = 1;  // bump when the same parameters would give other pixels
-
-double now_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string tokenizer_sha256(const std::string& path) {
   if (fs::is_directory(path)) {
@@ -45,7 +42,7 @@ struct Identity {
 };
 
 /// The first 16 hex of the SHA-256 of everything that decides a cell's pixels.
-std::string cell_id(const CellPlan& cell, const Identity& who, sample::FileHashCache& hashes) {
+std::string cell_id(const CellPlan& cell, const Identity& who, a1111::FileHashCache& hashes) {
   const auto& r = cell.request;
   json loras = json::array();
   for (const auto& l : r.loras) loras.push_back({hashes.sha256(l.path), l.strength});
@@ -71,7 +68,7 @@ int64_t lora_epoch(const std::string& path) {
   return it != meta.end() && core::parse_int64(it->second, e) ? e : -1;
 }
 
-json params_json(const sample::GenerationParams& p, const std::vector<sample::LoraSpec>& files) {
+json params_json(const a1111::GenerationParams& p, const std::vector<sample::LoraSpec>& files) {
   json loras = json::array();
   for (size_t i = 0; i < p.loras.size(); ++i) {
     const auto& l = p.loras[i];
@@ -91,7 +88,7 @@ json params_json(const sample::GenerationParams& p, const std::vector<sample::Lo
 struct CellRecord {
   CellPlan plan;
   std::string id;
-  sample::GenerationParams params;
+  a1111::GenerationParams params;
   std::string infotext;
   bool present = false;
 };
@@ -104,14 +101,14 @@ std::string grid_name(int64_t page) {
   return buf;
 }
 
-const Axis* axis_for(const SheetSpec& spec, AxisRole role) {
+const Axis* axis_for(const SheetDefinition& spec, AxisRole role) {
   for (const auto& a : spec.axes) {
     if (a.role == role) return &a;
   }
   return nullptr;
 }
 
-int64_t axis_size(const SheetSpec& spec, AxisRole role) {
+int64_t axis_size(const SheetDefinition& spec, AxisRole role) {
   const Axis* a = axis_for(spec, role);
   return a ? static_cast<int64_t>(a->values.size()) : 1;
 }
@@ -121,7 +118,7 @@ int64_t coord(const CellPlan& c, AxisRole role) {
   return it == c.coords.end() ? 0 : it->second;
 }
 
-void write_manifest(const SheetSpec& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
+void write_manifest(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
   json axes = json::array();
   for (const auto& a : spec.axes) {
     axes.push_back({{"role", role_name(a.role)}, {"kind", kind_name(a.kind)}, {"title", axis_title(a.kind)},
@@ -151,7 +148,7 @@ void write_manifest(const SheetSpec& spec, const std::vector<CellRecord>& cells,
   core::write_file_atomic(dir / "sheet.json", doc.dump(1) + "\n");
 }
 
-void write_grids(const SheetSpec& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
+void write_grids(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
   const auto labels = [&](AxisRole role) {
     GridAxis g;
     if (const Axis* a = axis_for(spec, role)) g = {axis_title(a->kind), a->labels};
@@ -197,13 +194,13 @@ std::string axis_title(AxisKind kind) {
   return "?";
 }
 
-SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
-  const double t0 = now_seconds();
+SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& options) {
+  const double t0 = core::monotonic_seconds();
   const auto plans = plan_cells(spec);
   for (const auto& plan : plans) sample::validate_request(plan.request);
   const fs::path dir(spec.output_dir);
   fs::create_directories(dir / "cells");
-  sample::FileHashCache hashes(spec.cache_dir.empty() ? sample::user_cache_dir() : spec.cache_dir);
+  a1111::FileHashCache hashes(spec.cache_dir.empty() ? a1111::user_cache_dir() : spec.cache_dir);
 
   LS_CHECK(!spec.model.tokenizer.empty(), "sheet: no CLIP vocabulary given; pass --tokenizer PATH");
   const Identity who{tokenizer_sha256(spec.model.tokenizer),
@@ -213,8 +210,8 @@ SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
   std::vector<CellRecord> cells;
   SheetRunStats stats;
   for (const auto& plan : plans) {
-    CellRecord c{plan, cell_id(plan, who, hashes), sample::generation_params(plan.request, plan.checkpoint, hashes, spec.paths), "", false};
-    c.infotext = sample::format_infotext(c.params);
+    CellRecord c{plan, cell_id(plan, who, hashes), a1111::generation_params(plan.request, plan.checkpoint, hashes, spec.paths), "", false};
+    c.infotext = a1111::format_infotext(c.params);
     c.present = fs::is_regular_file(dir / cell_image(c.id));
     stats.reused += c.present;
     cells.push_back(std::move(c));
@@ -241,7 +238,7 @@ SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
     auto pipeline = std::make_unique<sample::Pipeline>(source);
     for (auto& c : cells) {
       if (c.present || c.plan.checkpoint != checkpoint) continue;
-      const double start = now_seconds();
+      const double start = core::monotonic_seconds();
       const auto image = pipeline->generate(c.plan.request, [&](int64_t step, int64_t steps) {
         progress.set_suffix("step " + std::to_string(step) + "/" + std::to_string(steps));
       });
@@ -251,14 +248,14 @@ SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options) {
       progress.advance();
       json coords = json::object();
       for (const auto& [role, i] : c.plan.coords) coords[role_name(role)] = i;
-      log << json{{"event", "cell"}, {"id", c.id}, {"coords", coords}, {"seconds", now_seconds() - start}}.dump()
+      log << json{{"event", "cell"}, {"id", c.id}, {"coords", coords}, {"seconds", core::monotonic_seconds() - start}}.dump()
           << std::endl;
       write_manifest(spec, cells, dir);
     }
   }
   progress.finish();
   write_grids(spec, cells, dir);
-  stats.seconds = now_seconds() - t0;
+  stats.seconds = core::monotonic_seconds() - t0;
   log << json{{"event", "end"}, {"rendered", stats.rendered}, {"reused", stats.reused}, {"seconds", stats.seconds}}.dump()
       << std::endl;
   return stats;

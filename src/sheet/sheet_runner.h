@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "sheet/sheet_spec.h"
+#include "sheet/sheet_definition.h"
 
 namespace ls::sheet {
 
@@ -22,7 +22,7 @@ struct SheetRunOptions {
   bool progress = true;  // progress bar on stderr
 };
 
-SheetRunStats run_sheet(const SheetSpec& spec, const SheetRunOptions& options = {});
+SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& options = {});
 
 /// Axis title shown on the grid and the page for a kind ("LoRA file", "LoRA strength", ...).
 std::string axis_title(AxisKind kind);

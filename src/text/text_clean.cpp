@@ -175,13 +175,6 @@ std::u32string ftfy_fix_text(std::u32string_view text) {
   return out;
 }
 
-std::u32string py_strip(std::u32string_view text) {
-  size_t b = 0, e = text.size();
-  while (b < e && py_isspace(text[b])) ++b;
-  while (e > b && py_isspace(text[e - 1])) --e;
-  return std::u32string(text.substr(b, e - b));
-}
-
 std::u32string clip_clean(std::string_view utf8) {
   std::u32string text = ftfy_fix_text(utf8_to_u32(utf8));
   text = py_strip(html_unescape(html_unescape(text)));

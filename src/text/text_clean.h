@@ -27,9 +27,6 @@ std::u32string fix_line_breaks(std::u32string_view text);
 std::u32string remove_terminal_escapes(std::u32string_view text);
 std::u32string remove_control_chars(std::u32string_view text);
 
-/// Python `str.strip()`.
-std::u32string py_strip(std::u32string_view text);
-
 /// `whitespace_clean(basic_clean(text)).lower()`: the exact string CLIP's regex splits.
 std::u32string clip_clean(std::string_view utf8);
 

@@ -166,6 +166,47 @@ bool is_white_space(char32_t c) {
 
 bool py_isspace(char32_t c) { return is_white_space(c) || (c >= 0x1C && c <= 0x1F); }
 
+int32_t utf8_code_point_at(std::string_view s, size_t i, size_t& len) {
+  len = 1;
+  const auto b = static_cast<uint8_t>(s[i]);
+  if (b < 0x80) return b;
+  const size_t n = b >= 0xF8 ? 0 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC2 ? 2 : 0;
+  if (n == 0 || i + n > s.size()) return -1;
+  int32_t cp = b & (0x7F >> n);
+  for (size_t k = 1; k < n; ++k) {
+    const auto c = static_cast<uint8_t>(s[i + k]);
+    if ((c & 0xC0) != 0x80) return -1;
+    cp = cp << 6 | (c & 0x3F);
+  }
+  static constexpr int32_t kMinForLength[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMinForLength[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return -1;
+  len = n;
+  return cp;
+}
+
+std::u32string py_strip(std::u32string_view text) {
+  size_t b = 0, e = text.size();
+  while (b < e && py_isspace(text[b])) ++b;
+  while (e > b && py_isspace(text[e - 1])) --e;
+  return std::u32string(text.substr(b, e - b));
+}
+
+std::string py_strip(std::string_view s) {
+  size_t begin = 0, end = s.size(), len = 1;
+  auto space_at = [&](size_t i) {
+    const int32_t cp = utf8_code_point_at(s, i, len);
+    return cp >= 0 && py_isspace(static_cast<char32_t>(cp));
+  };
+  while (begin < end && space_at(begin)) begin += len;
+  while (end > begin) {
+    size_t start = end - 1;  // back over continuation bytes to the start of the last character
+    while (start > begin && end - start < 4 && (static_cast<uint8_t>(s[start]) & 0xC0) == 0x80) --start;
+    if (!space_at(start) || start + len != end) break;
+    end = start;
+  }
+  return std::string(s.substr(begin, end - begin));
+}
+
 bool is_letter(char32_t c) {
   return (U_GET_GC_MASK(static_cast<UChar32>(c)) & U_GC_L_MASK) != 0;
 }

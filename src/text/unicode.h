@@ -3,6 +3,8 @@
 // module's \s, \p{L}, \p{N}, and unicodedata.normalize. Character data comes from ICU.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -25,6 +27,13 @@ std::u32string nfkc(std::u32string_view text);
 
 /// Python `str.isspace()` for one character (White_Space plus U+001C..U+001F).
 bool py_isspace(char32_t c);
+/// Python `str.strip()`: leading and trailing characters for which py_isspace holds. On UTF-8,
+/// only well-formed characters count as whitespace; invalid bytes stay where they are.
+std::u32string py_strip(std::u32string_view text);
+std::string py_strip(std::string_view utf8);
+/// The well-formed UTF-8 character starting at s[i]: its code point, and its byte count in len;
+/// -1 (len 1) when the bytes there are not one (truncated, overlong, surrogate, stray byte).
+int32_t utf8_code_point_at(std::string_view s, size_t i, size_t& len);
 /// `\s` of the `regex` module on str patterns: the White_Space property.
 bool is_white_space(char32_t c);
 /// General category L* (Lu, Ll, Lt, Lm, Lo): `\p{L}`.

@@ -103,9 +103,6 @@ struct TrainKeyInfo {
 
 /// Every key TrainConfig takes, in the order the effective config is written.
 const std::vector<TrainKeyInfo>& train_keys();
-/// kohya keys taken and ignored because they change nothing here (xformers, sdpa,
-/// max_data_loader_n_workers, ...), each with the reason printed once as a note.
-const std::vector<std::pair<std::string, std::string>>& ignored_kohya_keys();
 
 /// Reads a kohya-style training TOML. Errors name file:line, the key and, for a misspelt key, the
 /// nearest valid one. Relative paths are resolved against the file's folder.

@@ -9,7 +9,6 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "train/train_config.h"
 
 namespace ls::train {
 

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace ls::train {
 
@@ -19,6 +21,9 @@ struct KohyaValue {
 };
 KohyaValue kohya_text_value(const std::string& text);
 
+/// kohya keys taken and ignored because they change nothing here (xformers, sdpa,
+/// max_data_loader_n_workers, ...), each with the reason printed once as a note.
+const std::vector<std::pair<std::string, std::string>>& ignored_kohya_keys();
 /// The reason `key` is ignored, or nullptr when it is not an ignored kohya key.
 const std::string* ignored_kohya_reason(const std::string& key);
 

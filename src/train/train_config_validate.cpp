@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "core/strings.h"
 #include "text/prompt_windows.h"
 #include "train/lr_schedule.h"
 #include "train/train_config.h"
@@ -37,8 +38,7 @@ void validate(const TrainConfig& c) {
   const std::string& sp = c.save_precision;
   LS_CHECK(sp.empty() || sp == "float" || sp == "fp16" || sp == "bf16",
            "save_precision must be float, fp16 or bf16 (or unset), got '", sp, "'");
-  std::string opt = c.optimizer_type;
-  std::transform(opt.begin(), opt.end(), opt.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  const std::string opt = core::ascii_lower(c.optimizer_type);
   LS_CHECK(opt == "adamw" || opt == "adafactor", "optimizer_type '", c.optimizer_type,
            "' is not supported; lorastudio has AdamW and Adafactor");
   parse_lr_schedule(c.lr_scheduler);  // its error names lr_scheduler and lists the valid ones

@@ -164,8 +164,7 @@ void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
     return latents.cpu();
   };
   const data::CacheStats st = s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size);
-  std::printf("latent cache %s/latents: %lld cached, %lld encoded\n", cache_dir.c_str(),
-              static_cast<long long>(st.hits), static_cast<long long>(st.encoded));
+  s.cache_reports.push_back(str_cat("latent cache ", cache_dir, "/latents: ", st.hits, " cached, ", st.encoded, " encoded"));
 }
 
 void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
@@ -189,8 +188,8 @@ void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
     return out;
   };
   const data::CacheStats st = s.text_cache->fill(data::static_captions(s.datasets), encode, 8);
-  std::printf("text-encoder cache %s/text: %lld cached, %lld encoded\n", cache_dir.c_str(),
-              static_cast<long long>(st.hits), static_cast<long long>(st.encoded));
+  s.cache_reports.push_back(
+      str_cat("text-encoder cache ", cache_dir, "/text: ", st.hits, " cached, ", st.encoded, " encoded"));
 }
 
 }  // namespace

@@ -15,11 +15,11 @@
 #include "data/latent_cache.h"
 #include "lora/network.h"
 #include "models/sdxl_model.h"
+#include "sample/noise_schedule.h"
+#include "sample/pipeline.h"
 #include "text/clip_tokenizer.h"
 #include "train/loss_scaler.h"
 #include "train/lr_schedule.h"
-#include "sample/noise_schedule.h"
-#include "sample/pipeline.h"
 #include "train/train_config.h"
 
 namespace ls::train {
@@ -32,6 +32,7 @@ struct TrainSession {
   c10::ScalarType vae_dtype = c10::kFloat;   // float32 unless bf16 (SDXL's VAE overflows in fp16)
   c10::ScalarType save_dtype = c10::kFloat;
   uint64_t seed = 0;
+  std::vector<std::string> cache_reports;  // what each cache held and encoded, a line each, for the user
 
   data::DataConfig data;
   std::vector<data::DatasetIndex> datasets;

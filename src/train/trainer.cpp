@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <atomic>
-#include <chrono>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -12,14 +11,15 @@
 #include <ATen/Context.h>
 #include <nlohmann/json.hpp>
 
+#include "a1111/request_params.h"
 #include "core/atomic_file.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
 #include "models/sdxl_conditioner.h"
-#include "sample/request_params.h"
 #include "train/loss.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
@@ -152,6 +152,13 @@ std::map<std::string, std::string> lora_metadata(const TrainSession& s, int epoc
   return m;
 }
 
+// kohya's six-digit counters in sample image names (000100, e000005).
+std::string zero_padded(int64_t n) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(n));
+  return buf;
+}
+
 class Trainer {
  public:
   Trainer(std::unique_ptr<TrainSession> session, const TrainHooks& hooks) : s_(std::move(session)), hooks_(hooks) {}
@@ -159,19 +166,55 @@ class Trainer {
   TrainResult run(const TrainStateInfo* resumed);
 
  private:
+  /// A point where kohya's save_every_n_* / sample_every_n_* may fire: optimizer step n, or the end
+  /// of epoch n. One rule for both: save when n is a multiple of the save cadence (the final save
+  /// covers the last point), sample when it is a multiple of the sample cadence.
+  struct Milestone {
+    int64_t n;
+    std::optional<int> save_every, sample_every;
+    std::string file_stem;      // <name>-000005 or <name>-step00000100
+    std::string sample_suffix;  // e000005 or 000100
+  };
+  enum class EpochEnd { kDone, kInterrupted };
+
+  /// Restores the position of a resumed run, opens the log and says what will run.
+  void start(const TrainStateInfo* resumed);
+  EpochEnd run_epoch(int epoch, const data::BatchLoader& loader, core::Progress& progress);
+  /// One micro-batch: its draws, forward and backward; returns its loss (not finite: nothing back-propagated).
   double micro_step(const data::Batch& batch, int epoch, int64_t batch_index);
+  /// The batch's latents, scaled: from the cache, or through the VAE (a posterior sample).
+  torch::Tensor scaled_latents(const data::Batch& batch);
+  /// The UNet's text conditioning: from the text-encoder cache, or through the encoders.
+  struct Conditioning {
+    torch::Tensor context, pooled;
+  };
+  Conditioning text_conditioning(const data::Batch& batch);
+  /// The optimizer step closing batches up to `batch_index`, its log record and progress.
+  void take_step(int epoch, int64_t batch_index, double mean_loss, core::Progress& progress);
   /// false: fp16 loss scaling found non-finite gradients and skipped the step.
   bool optimizer_step();
+  void reach(const Milestone& m, int epoch_number, bool last);
+  bool stop_requested() const;
+  /// Saves the state the run continues from and ends the run as interrupted.
+  void interrupt(core::Progress& progress);
+  [[noreturn]] void stop_on_nonfinite(double loss, int epoch, const data::Batch& batch);
+  /// The final LoRA, state, log event and loss curve.
+  void finish(core::Progress& progress);
   void save_lora_file(const std::string& name, int epoch);
   std::string save_state(const std::string& name);
   void sample_images(const std::string& suffix);
   std::string out(const std::string& name) const { return (fs::path(s_->config.output_dir) / name).string(); }
+  void say(const std::string& line) const {
+    if (hooks_.print) hooks_.print(line);
+  }
 
   std::unique_ptr<TrainSession> s_;
   const TrainHooks& hooks_;
+  std::unique_ptr<TrainLog> log_;
   TrainPosition position_;  // after the last optimizer step
   double epoch_loss_sum_ = 0;
   int64_t epoch_loss_count_ = 0;
+  double step_start_ = 0;  // core::monotonic_seconds() when the current optimizer step began
   TrainResult result_;
   std::unique_ptr<sample::Pipeline> sampler_;
 };
@@ -196,17 +239,45 @@ void Trainer::sample_images(const std::string& suffix) {
     const sample::ImageRequest& r = s.sample_requests[i];
     const cv::Mat image = sampler_->generate(r);
     // No checkpoint and no LoRA files: nothing is hashed (the LoRA under training is no file yet).
-    sample::FileHashCache no_files("");
-    sample::GenerationParams p = sample::generation_params(r, "", no_files, false);
+    a1111::FileHashCache no_files("");
+    a1111::GenerationParams p = a1111::generation_params(r, "", no_files, false);
     p.model = fs::path(s.config.pretrained_model_name_or_path).stem().string();
     p.extra["Training"] = s.config.output_name + " " + suffix;
     char name[64];
     std::snprintf(name, sizeof name, "_%02zu_%lld.png", i, static_cast<long long>(r.seed));
     io::write_png_with_text(out("sample/" + s.config.output_name + "_" + suffix + name), image,
-                            {{"parameters", sample::format_infotext(p)}});
+                            {{"parameters", a1111::format_infotext(p)}});
   }
   s.network->train(network_training);
   s.model.unet->train(unet_training);
+}
+
+torch::Tensor Trainer::scaled_latents(const data::Batch& batch) {
+  TrainSession& s = *s_;
+  if (batch.latents.defined()) return to_device(batch.latents, s.device) * s.vae_scale;
+  torch::NoGradGuard no_grad;
+  const auto dtype = s.model.vae->parameters().front().scalar_type();
+  return models::sample_latent(s.model.vae->encode(batch.pixels.to(s.device, dtype))) * s.vae_scale;
+}
+
+Trainer::Conditioning Trainer::text_conditioning(const data::Batch& batch) {
+  TrainSession& s = *s_;
+  if (s.text_cache) {
+    std::vector<torch::Tensor> ctx, pool;
+    for (const std::string& caption : batch.captions) {
+      const data::TensorMap m = s.text_cache->load(caption);
+      ctx.push_back(m.at("context"));
+      pool.push_back(m.at("pooled"));
+    }
+    return {to_device(torch::stack(ctx), s.device).to(s.base_dtype), to_device(torch::stack(pool), s.device).to(s.base_dtype)};
+  }
+  models::SdxlConditioner cond(s.model.te1, s.model.te2);
+  const TextIds ids = tokenize_captions(*s.tokenizer, batch.captions, s.n_windows, s.device);
+  // Without text-encoder LoRA the encoders need no graph.
+  c10::optional<torch::NoGradGuard> no_grad;
+  if (!s.network_options.text_encoders) no_grad.emplace();
+  const models::SdxlTextEmbedding e = cond.encode(ids.ids_l, ids.ids_g);
+  return {e.context, e.pooled_g};
 }
 
 double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_index) {
@@ -215,43 +286,15 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
   seed_generators(s.device, core::derive_seed(s.seed, {static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index),
                                                        core::purpose_id("train_step")}));
   at::Generator gen = at::globalContext().defaultGenerator(s.device);
-  torch::Tensor latents;  // [B, 4, h, w] float32, scaled
-  if (batch.latents.defined()) {
-    latents = to_device(batch.latents, s.device) * s.vae_scale;
-  } else {
-    torch::NoGradGuard no_grad;
-    const auto dtype = s.model.vae->parameters().front().scalar_type();
-    latents = models::sample_latent(s.model.vae->encode(batch.pixels.to(s.device, dtype))) * s.vae_scale;
-  }
-  const int64_t b = latents.size(0);
   StepInputs in;
-  in.latents = latents;
-  in.noise = apply_noise_offset(latents, torch::randn(latents.sizes(), gen, latents.options()), c.noise_offset, 0.0, gen);
-  in.timesteps = s.noise.sample_timesteps(b, c.min_timestep, c.max_timestep, gen);
-
-  torch::Tensor context, pooled;
-  if (s.text_cache) {
-    std::vector<torch::Tensor> ctx, pool;
-    for (const std::string& caption : batch.captions) {
-      const data::TensorMap m = s.text_cache->load(caption);
-      ctx.push_back(m.at("context"));
-      pool.push_back(m.at("pooled"));
-    }
-    context = to_device(torch::stack(ctx), s.device).to(s.base_dtype);
-    pooled = to_device(torch::stack(pool), s.device).to(s.base_dtype);
-  } else {
-    models::SdxlConditioner cond(s.model.te1, s.model.te2);
-    const TextIds ids = tokenize_captions(*s.tokenizer, batch.captions, s.n_windows, s.device);
-    // Without text-encoder LoRA the encoders need no graph.
-    c10::optional<torch::NoGradGuard> no_grad;
-    if (!s.network_options.text_encoders) no_grad.emplace();
-    const models::SdxlTextEmbedding e = cond.encode(ids.ids_l, ids.ids_g);
-    context = e.context;
-    pooled = e.pooled_g;
-  }
+  in.latents = scaled_latents(batch);  // [B, 4, h, w] float32
+  in.noise = apply_noise_offset(in.latents, torch::randn(in.latents.sizes(), gen, in.latents.options()), c.noise_offset,
+                                0.0, gen);
+  in.timesteps = s.noise.sample_timesteps(in.latents.size(0), c.min_timestep, c.max_timestep, gen);
+  const Conditioning text = text_conditioning(batch);
   const SizeTensors sizes = size_tensors(batch.sizes, s.device);
-  in.context = context;
-  in.y = models::size_embedding(pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
+  in.context = text.context;
+  in.y = models::size_embedding(text.pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
   in.loss_weights = batch.loss_weights.to(s.device);
   const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, c.min_snr_gamma);
   const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
@@ -296,6 +339,19 @@ std::string Trainer::save_state(const std::string& name) {
 }
 
 TrainResult Trainer::run(const TrainStateInfo* resumed) {
+  start(resumed);
+  if (s_->config.sample_at_first && !resumed) sample_images("e000000");
+  SigintScope sigint;
+  const data::BatchLoader loader(s_->datasets, s_->seed, s_->latent_cache.get());
+  core::Progress progress("train", s_->max_steps - position_.global_step, "step");
+  for (int epoch = position_.epoch; epoch < s_->num_epochs && position_.global_step < s_->max_steps; ++epoch) {
+    if (run_epoch(epoch, loader, progress) == EpochEnd::kInterrupted) return result_;
+  }
+  finish(progress);
+  return result_;
+}
+
+void Trainer::start(const TrainStateInfo* resumed) {
   TrainSession& s = *s_;
   const TrainConfig& c = s.config;
   if (resumed) {
@@ -307,114 +363,124 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
   }
   result_.max_steps = s.max_steps;
   if (!resumed) fs::remove(out(c.output_name + "-log.jsonl"));  // a new run starts a new log
-  TrainLog log(out(c.output_name + "-log.jsonl"), position_.global_step);
-  result_.log_path = log.path();
-  log.event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
-                           {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
-                           {"batches_per_epoch", s.batches_per_epoch}, {"seed", s.seed},
-                           {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
-  std::printf("training %lld steps (%d epochs of %lld batches, %lld optimizer steps each), from step %lld\n",
-              static_cast<long long>(s.max_steps), s.num_epochs, static_cast<long long>(s.batches_per_epoch),
-              static_cast<long long>(s.updates_per_epoch), static_cast<long long>(position_.global_step));
-  std::fflush(stdout);  // before the progress lines on stderr
+  log_ = std::make_unique<TrainLog>(out(c.output_name + "-log.jsonl"), position_.global_step);
+  result_.log_path = log_->path();
+  log_->event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
+                             {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
+                             {"batches_per_epoch", s.batches_per_epoch}, {"seed", s.seed},
+                             {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
+  say(str_cat("training ", s.max_steps, " steps (", s.num_epochs, " epochs of ", s.batches_per_epoch, " batches, ",
+              s.updates_per_epoch, " optimizer steps each), from step ", position_.global_step));
+}
 
-  if (c.sample_at_first && !resumed) sample_images("e000000");
-  SigintScope sigint;
-  const data::BatchLoader loader(s.datasets, s.seed, s.latent_cache.get());
-  core::Progress progress("train", s.max_steps - position_.global_step, "step");
-  const int64_t accum = c.gradient_accumulation_steps;
-  for (int epoch = position_.epoch; epoch < s.num_epochs && position_.global_step < s.max_steps; ++epoch) {
-    const std::vector<data::BatchPlan> plan = data::epoch_plan(s.datasets, s.seed, epoch);
-    int64_t first = epoch == position_.epoch ? position_.batch_in_epoch : 0;
-    if (first == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0;
-    double step_loss = 0;
-    int micro = 0;
-    auto step_start = std::chrono::steady_clock::now();
-    for (int64_t bi = first; bi < static_cast<int64_t>(plan.size()) && position_.global_step < s.max_steps; ++bi) {
-      const data::Batch batch = loader.load(plan[bi], epoch, bi);
-      const double loss = micro_step(batch, epoch, bi);
-      if (!std::isfinite(loss)) {
-        log.event(nlohmann::json{{"event", "nonfinite_loss"}, {"step", position_.global_step + 1},
-                                 {"batch", batch.paths}}.dump());
-        std::string where = "no state saved (save_state is off)";
-        if (c.save_state) where = "state of step " + std::to_string(position_.global_step) + " saved to " +
-                                  save_state(step_file_name(c.output_name, position_.global_step) + "-state");
-        LS_FAIL("loss is ", loss, " at step ", position_.global_step + 1, " (epoch ", epoch + 1, ", images ",
-                batch.paths.front(), "...); check the data, or start again with a lower learning rate (a resume ",
-                "keeps the saved settings); ", where);
-      }
-      step_loss += loss;
-      ++micro;
-      if ((bi + 1) % accum != 0 && bi + 1 != static_cast<int64_t>(plan.size())) continue;
-      const double scale = s.scaler.scale();
-      const bool taken = optimizer_step();
-      ++position_.global_step;
-      position_.epoch = epoch;
-      position_.batch_in_epoch = bi + 1;
-      const double mean = step_loss / micro;
-      epoch_loss_sum_ += mean;
-      ++epoch_loss_count_;
-      const auto now = std::chrono::steady_clock::now();
-      log.append({position_.global_step, epoch + 1, mean, epoch_loss_sum_ / epoch_loss_count_,
-                  s.scheduler->last_lrs(), std::chrono::duration<double>(now - step_start).count(),
-                  s.scaler.enabled() ? scale : 0.0, !taken});
-      step_start = now;
-      step_loss = 0, micro = 0;
-      char suffix[96];
-      std::snprintf(suffix, sizeof suffix, "epoch %d/%d loss %.4f", epoch + 1, s.num_epochs,
-                    epoch_loss_sum_ / epoch_loss_count_);
-      progress.set_suffix(suffix);
-      progress.advance();
-
-      const bool last = position_.global_step >= s.max_steps;
-      if (c.save_every_n_steps && position_.global_step % *c.save_every_n_steps == 0 && !last) {
-        save_lora_file(step_file_name(c.output_name, position_.global_step) + ".safetensors", epoch + 1);
-        if (c.save_state) save_state(step_file_name(c.output_name, position_.global_step) + "-state");
-      }
-      if (c.sample_every_n_steps && position_.global_step % *c.sample_every_n_steps == 0) {
-        char suffix[32];
-        std::snprintf(suffix, sizeof suffix, "%06lld", static_cast<long long>(position_.global_step));
-        sample_images(suffix);
-      }
-      const bool stop = g_interrupts.load() > 0 || (hooks_.stop_after_step && hooks_.stop_after_step(position_.global_step));
-      if (stop && !last) {
-        progress.finish();
-        const std::string dir = save_state(c.output_name + "-state");
-        log.event(nlohmann::json{{"event", "interrupt"}, {"step", position_.global_step}, {"state", dir}}.dump());
-        std::printf("interrupted at step %lld: state saved to %s; continue with --resume %s\n",
-                    static_cast<long long>(position_.global_step), dir.c_str(), dir.c_str());
-        result_.steps_done = position_.global_step;
-        result_.interrupted = true;
-        return result_;
-      }
-    }
-    if (position_.batch_in_epoch == static_cast<int64_t>(plan.size()) && position_.epoch == epoch) {
-      // Epoch done: the next state starts the next epoch at its first batch.
-      position_.epoch = epoch + 1;
-      position_.batch_in_epoch = 0;
-      const bool last = epoch + 1 >= s.num_epochs || position_.global_step >= s.max_steps;
-      if (c.save_every_n_epochs && (epoch + 1) % *c.save_every_n_epochs == 0 && !last) {
-        save_lora_file(epoch_file_name(c.output_name, epoch + 1) + ".safetensors", epoch + 1);
-        if (c.save_state) save_state(epoch_file_name(c.output_name, epoch + 1) + "-state");
-      }
-      if (c.sample_every_n_epochs && (epoch + 1) % *c.sample_every_n_epochs == 0) {
-        char suffix[32];
-        std::snprintf(suffix, sizeof suffix, "e%06d", epoch + 1);
-        sample_images(suffix);
-      }
+Trainer::EpochEnd Trainer::run_epoch(int epoch, const data::BatchLoader& loader, core::Progress& progress) {
+  const TrainSession& s = *s_;
+  const TrainConfig& c = s.config;
+  const std::vector<data::BatchPlan> plan = data::epoch_plan(s.datasets, s.seed, epoch);
+  const auto batches = static_cast<int64_t>(plan.size());
+  const int64_t first = epoch == position_.epoch ? position_.batch_in_epoch : 0;
+  if (first == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0;
+  double loss_sum = 0;  // over the micro-batches of the current optimizer step
+  int micro = 0;
+  step_start_ = core::monotonic_seconds();
+  for (int64_t bi = first; bi < batches && position_.global_step < s.max_steps; ++bi) {
+    const data::Batch batch = loader.load(plan[bi], epoch, bi);
+    const double loss = micro_step(batch, epoch, bi);
+    if (!std::isfinite(loss)) stop_on_nonfinite(loss, epoch, batch);
+    loss_sum += loss;
+    ++micro;
+    if ((bi + 1) % c.gradient_accumulation_steps != 0 && bi + 1 != batches) continue;
+    take_step(epoch, bi, loss_sum / micro, progress);
+    loss_sum = 0, micro = 0;
+    const int64_t step = position_.global_step;
+    const bool last = step >= s.max_steps;
+    reach({step, c.save_every_n_steps, c.sample_every_n_steps, step_file_name(c.output_name, step),
+           zero_padded(step)},
+          epoch + 1, last);
+    if (stop_requested() && !last) {
+      interrupt(progress);
+      return EpochEnd::kInterrupted;
     }
   }
+  if (position_.batch_in_epoch == batches && position_.epoch == epoch) {
+    // Epoch done: the next state starts the next epoch at its first batch.
+    position_.epoch = epoch + 1;
+    position_.batch_in_epoch = 0;
+    const bool last = epoch + 1 >= s.num_epochs || position_.global_step >= s.max_steps;
+    reach({epoch + 1, c.save_every_n_epochs, c.sample_every_n_epochs, epoch_file_name(c.output_name, epoch + 1),
+           "e" + zero_padded(epoch + 1)},
+          epoch + 1, last);
+  }
+  return EpochEnd::kDone;
+}
+
+void Trainer::take_step(int epoch, int64_t batch_index, double mean_loss, core::Progress& progress) {
+  TrainSession& s = *s_;
+  const double scale = s.scaler.scale();
+  const bool taken = optimizer_step();
+  ++position_.global_step;
+  position_.epoch = epoch;
+  position_.batch_in_epoch = batch_index + 1;
+  epoch_loss_sum_ += mean_loss;
+  ++epoch_loss_count_;
+  const double now = core::monotonic_seconds();
+  log_->append({position_.global_step, epoch + 1, mean_loss, epoch_loss_sum_ / epoch_loss_count_,
+                s.scheduler->last_lrs(), now - step_start_, s.scaler.enabled() ? scale : 0.0, !taken});
+  step_start_ = now;
+  char suffix[96];
+  std::snprintf(suffix, sizeof suffix, "epoch %d/%d loss %.4f", epoch + 1, s.num_epochs,
+                epoch_loss_sum_ / epoch_loss_count_);
+  progress.set_suffix(suffix);
+  progress.advance();
+}
+
+void Trainer::reach(const Milestone& m, int epoch_number, bool last) {
+  const auto due = [&](const std::optional<int>& every) { return every && m.n % *every == 0; };
+  if (due(m.save_every) && !last) {
+    save_lora_file(m.file_stem + ".safetensors", epoch_number);
+    if (s_->config.save_state) save_state(m.file_stem + "-state");
+  }
+  if (due(m.sample_every)) sample_images(m.sample_suffix);
+}
+
+bool Trainer::stop_requested() const {
+  const bool hook = hooks_.stop_after_step && hooks_.stop_after_step(position_.global_step);
+  return g_interrupts.load() > 0 || hook;
+}
+
+void Trainer::interrupt(core::Progress& progress) {
+  progress.finish();
+  const std::string dir = save_state(s_->config.output_name + "-state");
+  log_->event(nlohmann::json{{"event", "interrupt"}, {"step", position_.global_step}, {"state", dir}}.dump());
+  say(str_cat("interrupted at step ", position_.global_step, ": state saved to ", dir, "; continue with --resume ", dir));
+  result_.steps_done = position_.global_step;
+  result_.interrupted = true;
+}
+
+void Trainer::stop_on_nonfinite(double loss, int epoch, const data::Batch& batch) {
+  const TrainConfig& c = s_->config;
+  const int64_t step = position_.global_step;
+  log_->event(nlohmann::json{{"event", "nonfinite_loss"}, {"step", step + 1}, {"batch", batch.paths}}.dump());
+  std::string where = "no state saved (save_state is off)";
+  if (c.save_state)
+    where = "state of step " + std::to_string(step) + " saved to " + save_state(step_file_name(c.output_name, step) + "-state");
+  LS_FAIL("loss is ", loss, " at step ", step + 1, " (epoch ", epoch + 1, ", images ", batch.paths.front(),
+          "...); check the data, or start again with a lower learning rate (a resume keeps the saved settings); ", where);
+}
+
+void Trainer::finish(core::Progress& progress) {
+  const TrainSession& s = *s_;
+  const TrainConfig& c = s.config;
   progress.finish();
   result_.steps_done = position_.global_step;
   result_.final_lora = out(c.output_name + ".safetensors");
   save_lora_file(c.output_name + ".safetensors", std::min(position_.epoch + (position_.batch_in_epoch > 0), s.num_epochs));
   if (c.save_state || c.save_state_on_train_end) save_state(c.output_name + "-state");
-  log.event(nlohmann::json{{"event", "end"}, {"step", position_.global_step}, {"lora", result_.final_lora},
-                           {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
+  log_->event(nlohmann::json{{"event", "end"}, {"step", position_.global_step}, {"lora", result_.final_lora},
+                             {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
   result_.loss_curve = out(c.output_name + "-loss.png");
-  write_loss_curve(result_.loss_curve, read_step_records(log.path()));
-  if (hooks_.after_training) hooks_.after_training(s.model, *s.network);
-  return result_;
+  write_loss_curve(result_.loss_curve, read_step_records(log_->path()));
+  if (hooks_.after_training) hooks_.after_training(s_->model, *s_->network);
 }
 
 }  // namespace
@@ -440,8 +506,10 @@ TrainResult run_training(TrainConfig config, const TrainHooks& hooks) {
   }
   std::vector<std::string> notes;
   std::unique_ptr<TrainSession> session = build_session(config, notes);
-  for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
-  std::fflush(stdout);
+  if (hooks.print) {
+    for (const std::string& line : session->cache_reports) hooks.print(line);
+    for (const std::string& n : notes) hooks.print("note: " + n);
+  }
   TrainSession& s = *session;
   if (resumed) {
     require_same_training(config.resume, resumed->config_toml, train_config_toml(s.config));

@@ -32,6 +32,9 @@ struct TrainResult {
 };
 
 struct TrainHooks {
+  /// A line for the person running the training (what will run, notes, cache counts, where an
+  /// interrupted run continues); the library prints nothing itself, `lorastudio train` prints these.
+  std::function<void(const std::string& line)> print;
   /// Called once training has finished (not on interrupt), with the network still applied.
   std::function<void(models::SdxlModel&, lora::LoraNetworkImpl&)> after_training;
   /// Called after every optimizer step; returning true stops as SIGINT would (tests).

@@ -229,7 +229,9 @@ TEST(ImageExif, AllOrientationsInPngJpegWebp) {
   for (const FormatCase& fc : cases) {
     const Bytes plain = encode(stored, fc.ext, fc.params);
     const cv::Mat base = ls::io::decode_image_rgb(plain, fc.name);
-    if (fc.lossless) EXPECT_EQ(max_abs_diff(base, stored), 0) << fc.name;
+    if (fc.lossless) {
+      EXPECT_EQ(max_abs_diff(base, stored), 0) << fc.name;
+    }
     for (int o = 1; o <= 8; ++o) {
       const bool little = o % 2 == 0;  // both TIFF byte orders
       const Bytes tiff = tiff_block(o, little);
@@ -305,7 +307,9 @@ TEST(ImageSizeHeader, EqualsDecodedSizeForEveryFormat) {
       EXPECT_EQ(s.height, 45) << ext;
       EXPECT_EQ(decoded.cols, 61) << ext;
       EXPECT_EQ(decoded.rows, 45) << ext;
-      if (ext == ".bmp" || ext == ".png") EXPECT_EQ(max_abs_diff(decoded, img), 0) << ext;
+      if (ext == ".bmp" || ext == ".png") {
+        EXPECT_EQ(max_abs_diff(decoded, img), 0) << ext;
+      }
     }
   }
   // The WebP header tells lossy (VP8) from lossless (VP8L) apart: both were parsed above.

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -387,6 +388,30 @@ TEST_F(TrainerTest, DebugTrainStepEqualsTheTrainersFirstStep) {
     ++compared;
   }
   EXPECT_GT(compared, 0);
+}
+
+// The library prints nothing: what the person running it should read (what will run, the caches,
+// where an interrupted run continues) comes through hooks.print, which `lorastudio train` prints.
+TEST_F(TrainerTest, ReportsThroughThePrintHookAndPrintsNothingItself) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.max_train_steps = 4;
+  c.cache_latents = true;
+  std::vector<std::string> lines;
+  train::TrainHooks hooks;
+  hooks.print = [&](const std::string& line) { lines.push_back(line); };
+  hooks.stop_after_step = [](int64_t step) { return step == 2; };
+  ::testing::internal::CaptureStdout();
+  const train::TrainResult r = train::run_training(c, hooks);
+  EXPECT_EQ(::testing::internal::GetCapturedStdout(), "");
+  ASSERT_TRUE(r.interrupted);
+  ASSERT_GE(lines.size(), 3u);
+  EXPECT_EQ(lines[0].rfind("latent cache ", 0), 0u) << lines[0];
+  EXPECT_NE(lines[0].find(" encoded"), std::string::npos) << lines[0];
+  const auto start = std::find_if(lines.begin(), lines.end(), [](const std::string& l) { return l.rfind("training 4 steps", 0) == 0; });
+  ASSERT_NE(start, lines.end());
+  EXPECT_NE(start->find("from step 0"), std::string::npos) << *start;
+  EXPECT_EQ(lines.back(), "interrupted at step 2: state saved to " + r.last_state + "; continue with --resume " + r.last_state);
 }
 
 // fp16: an injected inf gradient skips the optimizer step, halves the loss scale and leaves the

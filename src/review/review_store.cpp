@@ -1,6 +1,6 @@
 // sheet.json validation, selections.json load/save and the pick summary for `lorastudio review`.
 // Formats: docs/sheet-format.md.
-#include "sheet/review_store.h"
+#include "review/review_store.h"
 
 #include <algorithm>
 #include <set>
@@ -9,7 +9,7 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 
-namespace ls::sheet {
+namespace ls::review {
 
 namespace {
 
@@ -409,4 +409,4 @@ void ReviewStore::set(const std::string& cell_id, CellState state, const std::st
   selections_ = std::move(next);
 }
 
-}  // namespace ls::sheet
+}  // namespace ls::review

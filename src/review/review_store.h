@@ -10,7 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace ls::sheet {
+namespace ls::review {
 
 /// One axis of the sheet: role x (columns), y (rows), z (blocks) or page.
 struct SheetAxis {
@@ -110,4 +110,4 @@ class ReviewStore {
   Selections selections_;
 };
 
-}  // namespace ls::sheet
+}  // namespace ls::review

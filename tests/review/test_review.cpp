@@ -13,16 +13,16 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/image.h"
-#include "sheet/review_page.h"
-#include "sheet/review_server.h"
-#include "sheet/review_store.h"
+#include "review/review_page.h"
+#include "review/review_server.h"
+#include "review/review_store.h"
 #include "support/support.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using ls::sheet::CellState;
+using ls::review::CellState;
 using ls::test::error_of;
 
 // 2 LoRA files (x) x 2 strengths (y) x 2 seeds (page) = 8 cells; id = "c" + 15 hex of x,y,page.
@@ -71,11 +71,11 @@ void write_review_sheet_folder(const fs::path& dir, const json& doc) {
 std::string review_sheet_error(const std::function<void(json&)>& edit) {
   json doc = make_review_sheet_doc();
   edit(doc);
-  return error_of([&] { ls::sheet::parse_sheet(doc, "s/sheet.json"); });
+  return error_of([&] { ls::review::parse_sheet(doc, "s/sheet.json"); });
 }
 
 TEST(ReviewStore, ParsesTheSheet) {
-  auto sheet = ls::sheet::parse_sheet(make_review_sheet_doc(), "sheet.json");
+  auto sheet = ls::review::parse_sheet(make_review_sheet_doc(), "sheet.json");
   ASSERT_EQ(sheet.axes.size(), 3u);
   EXPECT_EQ(sheet.axes[0].kind, "lora");
   EXPECT_EQ(sheet.axes[2].values, (std::vector<std::string>{"1", "2"}));
@@ -115,19 +115,19 @@ TEST(ReviewStore, RefusesBrokenSheets) {
             std::string::npos);
   EXPECT_NE(review_sheet_error([](json& d) { d["pages"][1]["index"] = 5; }).find("pages[1].index is 5, expected 1"), std::string::npos);
   ls::test::TempDir dir;
-  std::string missing = error_of([&] { ls::sheet::ReviewStore store(dir.path()); });
+  std::string missing = error_of([&] { ls::review::ReviewStore store(dir.path()); });
   EXPECT_NE(missing.find((dir.path() / "sheet.json").string() + ": not found"), std::string::npos) << missing;
   ls::core::write_file_atomic(dir / "sheet.json", "{\"format\": ");
-  EXPECT_NE(error_of([&] { ls::sheet::ReviewStore store(dir.path()); }).find("sheet.json: not valid JSON"), std::string::npos);
+  EXPECT_NE(error_of([&] { ls::review::ReviewStore store(dir.path()); }).find("sheet.json: not valid JSON"), std::string::npos);
 }
 
 TEST(ReviewStore, SafeRelativePaths) {
   for (const char* good : {"cells/0123456789abcdef.png", "grid-000.png", "a/b/c_d-e.png"}) {
-    EXPECT_TRUE(ls::sheet::is_safe_relative_path(good)) << good;
+    EXPECT_TRUE(ls::review::is_safe_relative_path(good)) << good;
   }
   for (const char* bad : {"", "/etc/passwd", "../sheet.json", "cells/../../x.png", "./a.png", "cells//a.png", "cells/",
                           "%2e%2e/x", "..%2fsheet.json", "cells\\..\\x.png", "C:/x.png", "a b.png", "a/./b.png"}) {
-    EXPECT_FALSE(ls::sheet::is_safe_relative_path(bad)) << bad;
+    EXPECT_FALSE(ls::review::is_safe_relative_path(bad)) << bad;
   }
 }
 
@@ -135,7 +135,7 @@ TEST(ReviewStore, SelectionsRoundTripOnDisk) {
   ls::test::TempDir dir;
   write_review_sheet_folder(dir.path(), make_review_sheet_doc());
   {
-    ls::sheet::ReviewStore store(dir.path());
+    ls::review::ReviewStore store(dir.path());
     EXPECT_TRUE(store.selections().empty());  // no selections.json yet
     EXPECT_FALSE(fs::exists(dir / "selections.json"));
     store.set(review_cell_id(0, 0, 0), CellState::kPicked, "best hands");
@@ -150,11 +150,11 @@ TEST(ReviewStore, SelectionsRoundTripOnDisk) {
                               {review_cell_id(1, 1, 0), {{"state", "rejected"}}},
                               {review_cell_id(1, 0, 1), {{"state", "none"}, {"note", "maybe"}}}}}};
   EXPECT_EQ(on_disk, expected);
-  ls::sheet::ReviewStore again(dir.path());
+  ls::review::ReviewStore again(dir.path());
   ASSERT_EQ(again.selections().size(), 3u);
   EXPECT_EQ(again.selections().at(review_cell_id(0, 0, 0)).note, "best hands");
   EXPECT_EQ(again.selections().at(review_cell_id(1, 1, 0)).state, CellState::kRejected);
-  EXPECT_EQ(ls::sheet::selections_to_json(again.selections()), expected);
+  EXPECT_EQ(ls::review::selections_to_json(again.selections()), expected);
   EXPECT_NE(error_of([&] { again.set("ffffffffffffffff", CellState::kPicked, ""); }).find("no cell with id 'ffffffffffffffff'"),
             std::string::npos);
 }
@@ -165,7 +165,7 @@ TEST(ReviewStore, CorruptSelectionsSayFixOrDelete) {
   for (const char* text : {"{\"format\": \"lorastudio-selections\", ", "[1, 2]",
                            R"({"format": "lorastudio-selections", "version": 1, "cells": {"c000000000000000": {"state": "maybe"}}})"}) {
     ls::core::write_file_atomic(dir / "selections.json", text);
-    std::string e = error_of([&] { ls::sheet::ReviewStore store(dir.path()); });
+    std::string e = error_of([&] { ls::review::ReviewStore store(dir.path()); });
     EXPECT_NE(e.find((dir.path() / "selections.json").string()), std::string::npos) << e;
     EXPECT_NE(e.find("fix it or delete it"), std::string::npos) << e;
   }
@@ -174,7 +174,7 @@ TEST(ReviewStore, CorruptSelectionsSayFixOrDelete) {
 TEST(ReviewStore, SaveIsAtomic) {
   ls::test::TempDir dir;
   write_review_sheet_folder(dir.path(), make_review_sheet_doc());
-  ls::sheet::ReviewStore store(dir.path());
+  ls::review::ReviewStore store(dir.path());
   store.set(review_cell_id(0, 0, 0), CellState::kPicked, "");
   std::string before = ls::core::read_file(dir / "selections.json");
   // A target that cannot be replaced (a non-empty folder): the rename fails, the memory state
@@ -193,13 +193,13 @@ TEST(ReviewStore, SaveIsAtomic) {
 TEST(ReviewStore, SummaryCountsPicksPerValue) {
   ls::test::TempDir dir;
   write_review_sheet_folder(dir.path(), make_review_sheet_doc());
-  ls::sheet::ReviewStore store(dir.path());
+  ls::review::ReviewStore store(dir.path());
   // picked: (lora 1, 0.5, seed 1), (lora 2, 1, seed 1), (lora 2, 0.5, seed 2); rejected: (lora 1, 1, seed 2).
   store.set(review_cell_id(0, 0, 0), CellState::kPicked, "");
   store.set(review_cell_id(1, 1, 0), CellState::kPicked, "sharp");
   store.set(review_cell_id(1, 0, 1), CellState::kPicked, "");
   store.set(review_cell_id(0, 1, 1), CellState::kRejected, "");
-  json summary = ls::sheet::summary_to_json(store.summary());
+  json summary = ls::review::summary_to_json(store.summary());
   auto v = [](const char* value, int picked, int rejected) {
     return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
   };
@@ -225,7 +225,7 @@ class ReviewServerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     write_review_sheet_folder(dir_.path(), make_review_sheet_doc());
-    server_ = std::make_unique<ls::sheet::ReviewServer>(dir_.path());
+    server_ = std::make_unique<ls::review::ReviewServer>(dir_.path());
     port_ = server_->bind(0);
     server_->start();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
@@ -241,7 +241,7 @@ class ReviewServerTest : public ::testing::Test {
   }
 
   ls::test::TempDir dir_;
-  std::unique_ptr<ls::sheet::ReviewServer> server_;
+  std::unique_ptr<ls::review::ReviewServer> server_;
   std::unique_ptr<httplib::Client> client_;
   int port_ = 0;
 };
@@ -353,29 +353,29 @@ TEST_F(ReviewServerTest, FilesStayInsideTheSheetFolder) {
   // sheet.json only at its own route.
   EXPECT_EQ(status_of("/cells/../sheet.json"), 404);
   EXPECT_EQ(status_of("/sheet.json"), 200);
-  EXPECT_EQ(ls::sheet::check_file_request(dir_.path(), "grid-000.png"), 0);
-  EXPECT_EQ(ls::sheet::check_file_request(dir_.path(), "cells/link.png"), 403);
+  EXPECT_EQ(ls::review::check_file_request(dir_.path(), "grid-000.png"), 0);
+  EXPECT_EQ(ls::review::check_file_request(dir_.path(), "cells/link.png"), 403);
 }
 
 TEST(ReviewServer, BindRefusesATakenPort) {
   ls::test::TempDir dir;
   write_review_sheet_folder(dir.path(), make_review_sheet_doc());
-  ls::sheet::ReviewServer first(dir.path());
+  ls::review::ReviewServer first(dir.path());
   int port = first.bind(0);
-  ls::sheet::ReviewServer second(dir.path());
+  ls::review::ReviewServer second(dir.path());
   EXPECT_NE(error_of([&] { second.bind(port); }).find("cannot listen on 127.0.0.1:" + std::to_string(port)),
             std::string::npos);
 }
 
 TEST(ReviewPage, Base64MatchesRfc4648) {
-  EXPECT_EQ(ls::sheet::base64_encode(""), "");
-  EXPECT_EQ(ls::sheet::base64_encode("f"), "Zg==");
-  EXPECT_EQ(ls::sheet::base64_encode("fo"), "Zm8=");
-  EXPECT_EQ(ls::sheet::base64_encode("foo"), "Zm9v");
-  EXPECT_EQ(ls::sheet::base64_encode("foob"), "Zm9vYg==");
-  EXPECT_EQ(ls::sheet::base64_encode("fooba"), "Zm9vYmE=");
-  EXPECT_EQ(ls::sheet::base64_encode("foobar"), "Zm9vYmFy");
-  EXPECT_EQ(ls::sheet::base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
+  EXPECT_EQ(ls::review::base64_encode(""), "");
+  EXPECT_EQ(ls::review::base64_encode("f"), "Zg==");
+  EXPECT_EQ(ls::review::base64_encode("fo"), "Zm8=");
+  EXPECT_EQ(ls::review::base64_encode("foo"), "Zm9v");
+  EXPECT_EQ(ls::review::base64_encode("foob"), "Zm9vYg==");
+  EXPECT_EQ(ls::review::base64_encode("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(ls::review::base64_encode("foobar"), "Zm9vYmFy");
+  EXPECT_EQ(ls::review::base64_encode(std::string("\xff\xfe\x00", 3)), "//4A");
 }
 
 TEST(ReviewPage, StaticPageCarriesEverything) {
@@ -383,9 +383,9 @@ TEST(ReviewPage, StaticPageCarriesEverything) {
   json doc = make_review_sheet_doc();
   doc["cells"][0]["params"]["prompt"] = "</script><script>alert(1)</script> /*@LS_SCRIPT@*/";
   write_review_sheet_folder(dir.path(), doc);
-  ls::sheet::ReviewStore store(dir.path());
+  ls::review::ReviewStore store(dir.path());
   store.set(review_cell_id(1, 0, 0), CellState::kPicked, "keep & compare <b>");
-  std::string page = ls::sheet::static_review_page(store);
+  std::string page = ls::review::static_review_page(store);
   // Every template marker filled; the one left is the prompt's, inside the data.
   EXPECT_EQ(page.find("/*@LS_"), page.rfind("/*@LS_"));
   EXPECT_NE(page.find("\\u003c/script\\u003e\\u003cscript\\u003ealert(1)"), std::string::npos);
@@ -393,7 +393,7 @@ TEST(ReviewPage, StaticPageCarriesEverything) {
   EXPECT_NE(page.find("lorastudioReview"), std::string::npos);
   // Each image as a data: URI of its exact bytes.
   for (const auto& cell : store.sheet().cells) {
-    std::string uri = "data:image/png;base64," + ls::sheet::base64_encode(ls::core::read_file(dir / cell.image));
+    std::string uri = "data:image/png;base64," + ls::review::base64_encode(ls::core::read_file(dir / cell.image));
     EXPECT_NE(page.find(uri), std::string::npos) << cell.id;
   }
   // The data block is JSON that parses back to the sheet and the current selections.
@@ -402,7 +402,7 @@ TEST(ReviewPage, StaticPageCarriesEverything) {
   size_t end = page.find("</script>", begin);
   json data = json::parse(page.substr(begin, end - begin));
   EXPECT_EQ(data["sheet"], doc);
-  EXPECT_EQ(data["selections"], ls::sheet::selections_to_json(store.selections()));
+  EXPECT_EQ(data["selections"], ls::review::selections_to_json(store.selections()));
   EXPECT_EQ(data["storageKey"].get<std::string>().rfind("lorastudio-review:", 0), 0u);
   // Only the two real script elements close; nothing is fetched from elsewhere.
   size_t closes = 0;
@@ -410,7 +410,7 @@ TEST(ReviewPage, StaticPageCarriesEverything) {
   EXPECT_EQ(closes, 2u);
   EXPECT_EQ(page.find("http://"), std::string::npos);
   EXPECT_EQ(page.find("https://"), std::string::npos);
-  ls::sheet::write_static_review_page(store, dir / "review.html");
+  ls::review::write_static_review_page(store, dir / "review.html");
   EXPECT_EQ(ls::core::read_file(dir / "review.html"), page);
 }
 

@@ -5,17 +5,17 @@
 #include <cmath>
 #include <functional>
 
+#include "a1111/infotext.h"
 #include "core/error.h"
 #include "core/rng.h"
-#include "sample/infotext.h"
 #include "support/support.h"
 
 namespace infotext_test {
 
-using ls::sample::format_infotext;
-using ls::sample::GenerationParams;
-using ls::sample::InfotextLora;
-using ls::sample::parse_infotext;
+using ls::a1111::format_infotext;
+using ls::a1111::GenerationParams;
+using ls::a1111::InfotextLora;
+using ls::a1111::parse_infotext;
 using ls::test::error_of;
 
 InfotextLora lora(const std::string& name, double strength, std::optional<double> unet = std::nullopt,
@@ -66,7 +66,7 @@ TEST(Infotext, WritesA1111Layout) {
 }
 
 TEST(Infotext, NumbersUseTheShortestExactText) {
-  using ls::sample::format_number;
+  using ls::a1111::format_number;
   EXPECT_EQ(format_number(7), "7");
   EXPECT_EQ(format_number(7.5), "7.5");
   EXPECT_EQ(format_number(0.8), "0.8");
@@ -77,7 +77,7 @@ TEST(Infotext, NumbersUseTheShortestExactText) {
 }
 
 TEST(Infotext, QuotesAsA1111) {
-  using ls::sample::infotext_quote;
+  using ls::a1111::infotext_quote;
   // Right-hand sides printed by Python 3: json.dumps(s, ensure_ascii=False).
   EXPECT_EQ(infotext_quote("plain value"), "plain value");
   EXPECT_EQ(infotext_quote("a, b"), "\"a, b\"");

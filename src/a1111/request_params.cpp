@@ -1,5 +1,5 @@
 // ImageRequest <-> GenerationParams; see request_params.h.
-#include "sample/request_params.h"
+#include "a1111/request_params.h"
 
 #include <cstdlib>
 #include <filesystem>
@@ -8,7 +8,7 @@
 
 namespace fs = std::filesystem;
 
-namespace ls::sample {
+namespace ls::a1111 {
 
 std::string user_cache_dir() {
   if (const char* own = std::getenv("LORASTUDIO_CACHE"); own && *own) return own;
@@ -17,7 +17,7 @@ std::string user_cache_dir() {
   return ".lorastudio-cache";
 }
 
-GenerationParams generation_params(const ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes,
+GenerationParams generation_params(const sample::ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes,
                                    bool paths) {
   GenerationParams p;
   p.prompt = r.prompt;
@@ -45,9 +45,9 @@ GenerationParams generation_params(const ImageRequest& r, const std::string& che
   return p;
 }
 
-ImageRequest request_from_params(const GenerationParams& p, const std::vector<std::string>& lora_dirs,
+sample::ImageRequest request_from_params(const GenerationParams& p, const std::vector<std::string>& lora_dirs,
                                  const std::string& name) {
-  ImageRequest r;
+  sample::ImageRequest r;
   r.prompt = p.prompt;
   r.negative_prompt = p.negative_prompt;
   r.steps = p.steps;
@@ -79,4 +79,4 @@ ImageRequest request_from_params(const GenerationParams& p, const std::vector<st
   return r;
 }
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/nearest_name.h"
+#include "core/strings.h"
 #include "sample/samplers.h"
 #include "sample/sigmas.h"
 
@@ -73,22 +74,11 @@ const std::vector<ScheduleEntry>& schedule_table() {
   return table;
 }
 
-std::string lower_ascii(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
-
-std::string trim_blanks(const std::string& s) {
-  const auto begin = s.find_first_not_of(" \t");
-  if (begin == std::string::npos) return "";
-  return s.substr(begin, s.find_last_not_of(" \t") - begin + 1);
-}
-
 const SamplerEntry* find_sampler(const std::string& key) {
   for (const auto& e : sampler_table()) {
-    if (lower_ascii(e.label) == key) return &e;
+    if (core::ascii_lower(e.label) == key) return &e;
     for (const char* alias : e.aliases) {
-      if (lower_ascii(alias) == key) return &e;
+      if (core::ascii_lower(alias) == key) return &e;
     }
   }
   return nullptr;
@@ -96,9 +86,9 @@ const SamplerEntry* find_sampler(const std::string& key) {
 
 const ScheduleEntry* find_schedule(const std::string& key) {
   for (const auto& e : schedule_table()) {
-    if (lower_ascii(e.label) == key) return &e;
+    if (core::ascii_lower(e.label) == key) return &e;
     for (const char* alias : e.aliases) {
-      if (alias[0] != '_' && lower_ascii(alias) == key) return &e;
+      if (alias[0] != '_' && core::ascii_lower(alias) == key) return &e;
     }
   }
   return nullptr;
@@ -113,10 +103,10 @@ std::string joined(const std::vector<std::string>& names) {
 [[noreturn]] void unknown_sampler(const std::string& name) {
   std::vector<std::string> candidates;
   for (const auto& e : sampler_table()) {
-    candidates.push_back(lower_ascii(e.label));
+    candidates.push_back(core::ascii_lower(e.label));
     for (const char* alias : e.aliases) candidates.push_back(alias);
   }
-  const auto near = core::nearest_name(lower_ascii(name), candidates);
+  const auto near = core::nearest_name(core::ascii_lower(name), candidates);
   LS_FAIL("sampler \"", name, "\" is unknown", near.empty() ? "" : " (did you mean \"" + near + "\"?)",
           "; valid samplers: ", joined(sampler_names()),
           " (A1111 names, optionally with a schedule suffix such as \" Karras\", or k-diffusion names)");
@@ -126,13 +116,13 @@ std::string joined(const std::vector<std::string>& names) {
 // (after a space, or "_ka" / "_exp") is split off.
 const SamplerEntry* split_schedule_suffix(const std::string& key, const ScheduleEntry** schedule) {
   for (const auto& s : schedule_table()) {
-    std::vector<std::string> suffixes = {" " + lower_ascii(s.label)};
+    std::vector<std::string> suffixes = {" " + core::ascii_lower(s.label)};
     for (const char* alias : s.aliases) {
-      suffixes.push_back(alias[0] == '_' ? lower_ascii(alias) : " " + lower_ascii(alias));
+      suffixes.push_back(alias[0] == '_' ? core::ascii_lower(alias) : " " + core::ascii_lower(alias));
     }
     for (const auto& suffix : suffixes) {
       if (key.size() <= suffix.size() || key.compare(key.size() - suffix.size(), suffix.size(), suffix) != 0) continue;
-      if (const auto* sampler = find_sampler(trim_blanks(key.substr(0, key.size() - suffix.size())))) {
+      if (const auto* sampler = find_sampler(core::trim(key.substr(0, key.size() - suffix.size())))) {
         *schedule = &s;
         return sampler;
       }
@@ -157,14 +147,14 @@ std::vector<std::string> schedule_names() {
 
 SamplerSpec parse_sampler(const std::string& name, const std::string& schedule) {
   using namespace sampler_spec_detail;  // block scope: does not leak into the unity batch
-  const std::string key = lower_ascii(trim_blanks(name));
+  const std::string key = core::ascii_lower(core::trim(name));
   const ScheduleEntry* from_name = nullptr;
   const SamplerEntry* sampler = find_sampler(key);
   if (sampler == nullptr) sampler = split_schedule_suffix(key, &from_name);
   if (sampler == nullptr) unknown_sampler(name);
 
   const ScheduleEntry* given = nullptr;
-  const std::string schedule_key = lower_ascii(trim_blanks(schedule));
+  const std::string schedule_key = core::ascii_lower(core::trim(schedule));
   if (!schedule_key.empty()) {
     given = find_schedule(schedule_key);
     LS_CHECK(given != nullptr, "schedule type \"", schedule, "\" is unknown or unsupported; valid schedule types: ",

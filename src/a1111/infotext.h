@@ -13,7 +13,7 @@
 
 #include "core/version.h"
 
-namespace ls::sample {
+namespace ls::a1111 {
 
 /// What "Version" says when lorastudio writes the text.
 inline constexpr const char* kInfotextVersion = core::kProducer;
@@ -79,4 +79,4 @@ std::string infotext_quote(const std::string& value);
 /// Shortest decimal that reads back to the same double (std::to_chars): 7 -> "7", 1e-05 -> "1e-05".
 std::string format_number(double value);
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

@@ -10,7 +10,7 @@
 #include <map>
 #include <string>
 
-namespace ls::sample {
+namespace ls::a1111 {
 
 /// SHA-256 of files, remembered in <cache_dir>/file_hashes.json as
 /// {"format": 1, "files": {"/abs/path": {"size", "mtime_ns", "sha256"?, "addnet_sha256"?}}}.
@@ -60,4 +60,4 @@ std::string model_hash(const std::filesystem::path& checkpoint, FileHashCache& c
 /// else the addnet hash; other files: the whole-file SHA-256.
 std::string lora_hash(const std::filesystem::path& lora, FileHashCache& cache);
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

@@ -2,7 +2,7 @@
 //   \s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)   (scanned as re.findall does)
 // and the tag finder extra_networks.re_extra_net  <(\w+):([^>]+)>  ; \s and \w follow Python's
 // Unicode str.isspace / "not space" so that A1111 and lorastudio split lines the same way.
-#include "sample/infotext.h"
+#include "a1111/infotext.h"
 
 #include <charconv>
 #include <cstdio>
@@ -15,32 +15,17 @@
 
 #include "core/error.h"
 #include "core/strings.h"
-#include "io/safetensors_header.h"
+#include "core/utf8.h"
+#include "text/unicode.h"
 
-namespace ls::sample {
+namespace ls::a1111 {
 namespace infotext_detail {
 
 const char* const kFixAdvice = "fix the text or take it from an image lorastudio or A1111 wrote";
 
-/// Code point at s[i] (len set to its byte count); -1 for a byte that does not start one.
-int32_t code_point(std::string_view s, size_t i, size_t& len) {
-  const auto b = static_cast<uint8_t>(s[i]);
-  len = 1;
-  if (b < 0x80) return b;
-  int n = b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
-  if (n == 0 || i + n > s.size()) return -1;
-  int32_t cp = b & (0x7F >> n);
-  for (int k = 1; k < n; ++k) cp = cp << 6 | (static_cast<uint8_t>(s[i + k]) & 0x3F);
-  len = n;
-  return cp;
-}
-
-/// Python str.isspace().
-bool is_space(int32_t cp) {
-  return (cp >= 0x09 && cp <= 0x0D) || (cp >= 0x1C && cp <= 0x20) || cp == 0x85 || cp == 0xA0 ||
-         cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F ||
-         cp == 0x205F || cp == 0x3000;
-}
+/// Python str.isspace() of a decoded character (-1: not a well-formed one).
+bool is_space(int32_t cp) { return cp >= 0 && text::py_isspace(static_cast<char32_t>(cp)); }
+using text::py_strip;
 
 /// Python's \w, with every non-space non-ASCII character counted as a letter.
 bool is_word(int32_t cp) {
@@ -50,20 +35,8 @@ bool is_word(int32_t cp) {
 
 size_t skip_spaces(std::string_view s, size_t i) {
   size_t len = 1;
-  while (i < s.size() && is_space(code_point(s, i, len))) i += len;
+  while (i < s.size() && is_space(text::utf8_code_point_at(s, i, len))) i += len;
   return i;
-}
-
-/// Python str.strip().
-std::string py_strip(std::string_view s) {
-  size_t begin = skip_spaces(s, 0), end = s.size();
-  while (end > begin) {
-    size_t start = end - 1, len = 1;
-    while (start > begin && (static_cast<uint8_t>(s[start]) & 0xC0) == 0x80) --start;
-    if (!is_space(code_point(s, start, len)) || start + len != end) break;
-    end = start;
-  }
-  return std::string(s.substr(begin, end - begin));
 }
 
 std::vector<std::string> split(std::string_view s, char sep) {
@@ -84,11 +57,11 @@ struct RawParam {
 /// One re_param match at `pos`; returns the end of the match or npos.
 size_t match_param(std::string_view s, size_t pos, RawParam& out) {
   size_t i = skip_spaces(s, pos), len = 1;
-  if (i >= s.size() || !is_word(code_point(s, i, len))) return std::string_view::npos;
+  if (i >= s.size() || !is_word(text::utf8_code_point_at(s, i, len))) return std::string_view::npos;
   const size_t key_begin = i;
   size_t key_chars = 0;
   while (i < s.size()) {
-    int32_t cp = code_point(s, i, len);
+    int32_t cp = text::utf8_code_point_at(s, i, len);
     if (!(is_word(cp) || cp == ' ' || cp == '-' || cp == '/')) break;
     i += len;
     ++key_chars;
@@ -128,7 +101,7 @@ std::vector<RawParam> find_params(std::string_view line) {
       pos = end;
     } else {
       size_t len = 1;
-      code_point(line, pos, len);
+      text::utf8_code_point_at(line, pos, len);
       pos += len;
     }
   }
@@ -181,7 +154,7 @@ std::vector<Tag> find_tags(std::string_view s) {
   size_t pos = 0;
   while ((pos = s.find('<', pos)) != std::string_view::npos) {
     size_t i = pos + 1, len = 1;
-    while (i < s.size() && is_word(code_point(s, i, len))) i += len;
+    while (i < s.size() && is_word(text::utf8_code_point_at(s, i, len))) i += len;
     const size_t close = i + 1 < s.size() ? s.find('>', i + 1) : std::string_view::npos;
     if (i == pos + 1 || i >= s.size() || s[i] != ':' || close == std::string_view::npos || close == i + 1) {
       ++pos;
@@ -301,33 +274,13 @@ std::string infotext_quote(const std::string& value) {
   bool needs = value.empty() || py_strip(value) != value;
   for (char c : value) needs = needs || c == ',' || c == ':' || c == '"' || static_cast<uint8_t>(c) < 0x20;
   if (!needs) return value;
-  std::string out = "\"";  // json.dumps(value, ensure_ascii=False)
-  for (char c : value) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      default:
-        if (static_cast<uint8_t>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", static_cast<unsigned>(c));
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  return core::json_quote(value);  // A1111 quotes with json.dumps(value, ensure_ascii=False)
 }
 
 namespace infotext_detail {
 
 void check_utf8(const std::string& s, const std::string& what) {
-  LS_CHECK(io::is_valid_utf8(s), "infotext: ", what, " is not valid UTF-8");
+  LS_CHECK(core::is_valid_utf8(s), "infotext: ", what, " is not valid UTF-8");
 }
 
 void check_text_lines(const std::string& text, const std::string& what) {
@@ -507,7 +460,7 @@ void split_old_sampler_name(GenerationParams& p) {
 
 GenerationParams parse_infotext(const std::string& text, const std::string& name) {
   using namespace infotext_detail;
-  LS_CHECK(io::is_valid_utf8(text), name, ": the parameters text is not valid UTF-8; ", kFixAdvice);
+  LS_CHECK(core::is_valid_utf8(text), name, ": the parameters text is not valid UTF-8; ", kFixAdvice);
   std::vector<std::string> lines = split(py_strip(text), '\n');
   std::vector<RawParam> raw = find_params(lines.back());
   LS_CHECK(raw.size() >= 3, name, ": no parameters line (\"Steps: ..., Sampler: ..., CFG scale: ...\") at the end ",
@@ -560,4 +513,4 @@ GenerationParams parse_infotext(const std::string& text, const std::string& name
   return p;
 }
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

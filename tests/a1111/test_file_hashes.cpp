@@ -7,16 +7,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "a1111/file_hashes.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "io/safetensors_header.h"
-#include "sample/file_hashes.h"
 #include "support/support.h"
 
 namespace file_hashes_test {
 
 namespace fs = std::filesystem;
-using ls::sample::FileHashCache;
+using ls::a1111::FileHashCache;
 
 const std::string kAbc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 const std::string kEmpty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
@@ -44,12 +44,12 @@ TEST(FileHashes, KnownVectorsThroughFiles) {
   write(dir / "abc", "abc");
   write(dir / "empty", "");
   write(dir / "million", std::string(1000000, 'a'));
-  EXPECT_EQ(ls::sample::file_sha256(dir / "abc"), kAbc);
-  EXPECT_EQ(ls::sample::file_sha256(dir / "empty"), kEmpty);
-  EXPECT_EQ(ls::sample::file_sha256(dir / "million"), kMillionA);
+  EXPECT_EQ(ls::a1111::file_sha256(dir / "abc"), kAbc);
+  EXPECT_EQ(ls::a1111::file_sha256(dir / "empty"), kEmpty);
+  EXPECT_EQ(ls::a1111::file_sha256(dir / "million"), kMillionA);
   FileHashCache cache("");
-  EXPECT_EQ(ls::sample::model_hash(dir / "abc", cache), "ba7816bf8f");  // AutoV2: 10 hex
-  EXPECT_EQ(ls::sample::lora_hash(dir / "abc", cache), "ba7816bf8f01");  // not safetensors: whole file
+  EXPECT_EQ(ls::a1111::model_hash(dir / "abc", cache), "ba7816bf8f");  // AutoV2: 10 hex
+  EXPECT_EQ(ls::a1111::lora_hash(dir / "abc", cache), "ba7816bf8f01");  // not safetensors: whole file
 }
 
 TEST(FileHashes, AddnetHashCoversTheDataSection) {
@@ -57,20 +57,20 @@ TEST(FileHashes, AddnetHashCoversTheDataSection) {
   write(dir / "plain.safetensors", safetensors_bytes("abc", {{"ss_network_dim", "8"}}));
   write(dir / "tagged.SafeTensors", safetensors_bytes("abc", {{"sshs_model_hash", "fedcba9876543210" + kAbc}}));
   write(dir / "million.safetensors", safetensors_bytes(std::string(1000000, 'a'), {}));
-  EXPECT_EQ(ls::sample::safetensors_addnet_sha256(dir / "plain.safetensors"), kAbc);
-  EXPECT_EQ(ls::sample::safetensors_addnet_sha256(dir / "million.safetensors"), kMillionA);
+  EXPECT_EQ(ls::a1111::safetensors_addnet_sha256(dir / "plain.safetensors"), kAbc);
+  EXPECT_EQ(ls::a1111::safetensors_addnet_sha256(dir / "million.safetensors"), kMillionA);
   FileHashCache cache("");
-  EXPECT_EQ(ls::sample::lora_hash(dir / "plain.safetensors", cache), kAbc.substr(0, 12));
-  EXPECT_EQ(ls::sample::lora_hash(dir / "tagged.SafeTensors", cache), "fedcba987654");  // metadata wins
+  EXPECT_EQ(ls::a1111::lora_hash(dir / "plain.safetensors", cache), kAbc.substr(0, 12));
+  EXPECT_EQ(ls::a1111::lora_hash(dir / "tagged.SafeTensors", cache), "fedcba987654");  // metadata wins
   EXPECT_EQ(cache.files_hashed(), 1);  // the tagged file was never hashed
   // Broken files name themselves.
   write(dir / "short.safetensors", "abc");
   write(dir / "cut.safetensors", safetensors_bytes("abc", {}).substr(0, 20));
-  std::string err = ls::test::error_of([&] { ls::sample::lora_hash(dir / "short.safetensors", cache); });
+  std::string err = ls::test::error_of([&] { ls::a1111::lora_hash(dir / "short.safetensors", cache); });
   EXPECT_NE(err.find("short.safetensors: shorter than a safetensors header"), std::string::npos) << err;
-  err = ls::test::error_of([&] { ls::sample::lora_hash(dir / "cut.safetensors", cache); });
+  err = ls::test::error_of([&] { ls::a1111::lora_hash(dir / "cut.safetensors", cache); });
   EXPECT_NE(err.find("cut.safetensors: safetensors header length"), std::string::npos) << err;
-  err = ls::test::error_of([&] { ls::sample::file_sha256(dir / "missing.bin"); });
+  err = ls::test::error_of([&] { ls::a1111::file_sha256(dir / "missing.bin"); });
   EXPECT_NE(err.find("missing.bin: cannot open"), std::string::npos) << err;
 }
 
@@ -114,7 +114,7 @@ TEST(FileHashes, CacheIsKeyedBySizeAndMtime) {
     // Both kinds of hash live in one entry.
     write(dir / "l.safetensors", safetensors_bytes("abc", {}));
     EXPECT_EQ(cache.addnet_sha256(dir / "l.safetensors"), kAbc);
-    EXPECT_EQ(cache.sha256(dir / "l.safetensors"), ls::sample::file_sha256(dir / "l.safetensors"));
+    EXPECT_EQ(cache.sha256(dir / "l.safetensors"), ls::a1111::file_sha256(dir / "l.safetensors"));
     EXPECT_EQ(cache.files_hashed(), 3);
   }
   FileHashCache again(cache_dir);

@@ -3,7 +3,7 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
-#include "sheet/sheet_spec.h"
+#include "sheet/sheet_definition.h"
 #include "support/support.h"
 
 namespace {
@@ -12,7 +12,7 @@ namespace fs = std::filesystem;
 using ls::sheet::AxisKind;
 using ls::sheet::AxisRole;
 
-class SheetSpecTest : public ::testing::Test {
+class SheetDefinitionTest : public ::testing::Test {
  protected:
   void SetUp() override {
     fs::create_directories(dir_.path() / "out");
@@ -24,7 +24,7 @@ class SheetSpecTest : public ::testing::Test {
   ls::test::TempDir dir_;
 };
 
-TEST_F(SheetSpecTest, TomlWithRelativePathsGlobsAndAxes) {
+TEST_F(SheetDefinitionTest, TomlWithRelativePathsGlobsAndAxes) {
   const std::string toml = path("sheet.toml");
   ls::core::write_file_atomic(toml,
                               "title = \"dog\"\n"
@@ -64,8 +64,8 @@ TEST_F(SheetSpecTest, TomlWithRelativePathsGlobsAndAxes) {
   EXPECT_EQ(ls::sheet::epoch_of(path("out/dog.safetensors")), -1);
 }
 
-TEST_F(SheetSpecTest, FlagsStrengthWithoutLoraAxisActsOnEveryLora) {
-  ls::sheet::SheetSpec spec;
+TEST_F(SheetDefinitionTest, FlagsStrengthWithoutLoraAxisActsOnEveryLora) {
+  ls::sheet::SheetDefinition spec;
   ls::sheet::set_sheet_key(spec, "output_dir", path("s"), "--out");
   ls::sheet::set_sheet_key(spec, "model", path("base.safetensors"), "--model");
   ls::sheet::set_sheet_key(spec, "loras", path("out/dog.safetensors") + ":0.3|" + path("out/dog-000001.safetensors"), "--lora");
@@ -80,14 +80,14 @@ TEST_F(SheetSpecTest, FlagsStrengthWithoutLoraAxisActsOnEveryLora) {
   EXPECT_EQ(cells[11].request.seed, 3);
 }
 
-TEST_F(SheetSpecTest, ErrorsNameThePlace) {
+TEST_F(SheetDefinitionTest, ErrorsNameThePlace) {
   const std::string toml = path("bad.toml");
   ls::core::write_file_atomic(toml, "output_dir = \"s\"\nstpes = 3\n");
   std::string e = ls::test::error_of([&] { ls::sheet::load_sheet_toml(toml); });
   EXPECT_NE(e.find(toml + ":2"), std::string::npos) << e;
   EXPECT_NE(e.find("did you mean 'steps'"), std::string::npos) << e;
 
-  ls::sheet::SheetSpec spec;
+  ls::sheet::SheetDefinition spec;
   e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed=1,x"); });
   EXPECT_NE(e.find("'x' is not a whole number"), std::string::npos) << e;
   e = ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kX, "seed"); });

@@ -26,32 +26,32 @@ struct Axis {
   std::vector<std::string> labels;  // what the grid and the review page show
 };
 
-struct SheetSpec {
+struct SheetDefinition {
   std::string title;
   std::string output_dir;
   sample::ModelSource model;    // checkpoint = the base model unless a model axis varies it
   sample::ImageRequest request; // loras: on every cell (a lora axis adds one more)
   std::vector<Axis> axes;       // sorted by role, at most one per role
-  std::string cache_dir;        // file-hash cache; empty = sample::user_cache_dir()
+  std::string cache_dir;        // file-hash cache; empty = a1111::user_cache_dir()
   bool paths = true;            // model/LoRA paths in the cells' PNG text (no_paths = true drops them)
 };
 
 /// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with
 /// `kind` and `values`). Unknown keys are errors naming file:line and the nearest known key.
-SheetSpec load_sheet_toml(const std::string& path);
+SheetDefinition load_sheet_toml(const std::string& path);
 
 /// Sets one top-level key from its text form (the flags use this too).
-void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& value, const std::string& where);
+void set_sheet_key(SheetDefinition& spec, const std::string& key, const std::string& value, const std::string& where);
 
 /// "kind=v1,v2,..." (values separated by '|' when any '|' is present, else by ','; prompts always
 /// by '|'): sets the axis for role, replacing one given before.
-void set_axis_flag(SheetSpec& spec, AxisRole role, const std::string& text);
+void set_axis_flag(SheetDefinition& spec, AxisRole role, const std::string& text);
 
 /// Sets an axis from values; expands globs for lora/model values, computes labels, checks values.
-void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where);
+void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where);
 
 /// Checks the spec as a whole (output_dir set, a strength axis has a LoRA to act on, ...).
-void validate(const SheetSpec& spec);
+void validate(const SheetDefinition& spec);
 
 /// One cell: its index on each present axis and the request and model it renders.
 struct CellPlan {
@@ -61,7 +61,7 @@ struct CellPlan {
 };
 
 /// Every cell, pages outermost then z, y, x (the order they are laid out).
-std::vector<CellPlan> plan_cells(const SheetSpec& spec);
+std::vector<CellPlan> plan_cells(const SheetDefinition& spec);
 
 /// kohya's epoch suffix of a LoRA file name ("name-000005.safetensors" -> 5), or -1.
 int64_t epoch_of(const std::string& lora_path);

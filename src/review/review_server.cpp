@@ -1,7 +1,7 @@
 // The review server's routes over cpp-httplib (yhirose/cpp-httplib, Debian's libcpp-httplib):
 // bound to 127.0.0.1 only, with a Host check against DNS rebinding and a JSON content type on
 // writes (a cross-site form cannot send one without a CORS preflight, which is never granted).
-#include "sheet/review_server.h"
+#include "review/review_server.h"
 
 #include <chrono>
 #include <system_error>
@@ -11,10 +11,10 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "sheet/review_page.h"
-#include "sheet/review_store.h"
+#include "review/review_page.h"
+#include "review/review_store.h"
 
-namespace ls::sheet {
+namespace ls::review {
 
 namespace {
 
@@ -210,4 +210,4 @@ void ReviewServer::send_file(const httplib::Request& req, httplib::Response& res
   res.set_content(core::read_file(file), review_image_mime(file));
 }
 
-}  // namespace ls::sheet
+}  // namespace ls::review

@@ -1,6 +1,6 @@
 // A1111 model/LoRA hashes with a size+mtime keyed JSON cache (core::Sha256 reads ~145 MiB/s here,
 // so a 7 GB checkpoint takes ~50 s; the cache makes every later image free). Refs: file_hashes.h.
-#include "sample/file_hashes.h"
+#include "a1111/file_hashes.h"
 
 #include <cctype>
 #include <cerrno>
@@ -15,9 +15,10 @@
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/sha256.h"
+#include "core/strings.h"
 #include "io/safetensors_header.h"
 
-namespace ls::sample {
+namespace ls::a1111 {
 namespace file_hashes_detail {
 
 namespace fs = std::filesystem;
@@ -87,9 +88,7 @@ Stat stat_file(const fs::path& file) {
 std::string key_of(const fs::path& file) { return fs::absolute(file).lexically_normal().string(); }
 
 bool has_safetensors_extension(const fs::path& file) {
-  std::string ext = file.extension().string();
-  for (char& c : ext) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return ext == ".safetensors";
+  return core::ascii_lower(file.extension().string()) == ".safetensors";
 }
 
 }  // namespace file_hashes_detail
@@ -189,4 +188,4 @@ std::string lora_hash(const std::filesystem::path& lora, FileHashCache& cache) {
   return cache.addnet_sha256(lora).substr(0, 12);
 }
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

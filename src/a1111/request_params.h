@@ -5,11 +5,11 @@
 #include <string>
 #include <vector>
 
-#include "sample/file_hashes.h"
-#include "sample/infotext.h"
+#include "a1111/file_hashes.h"
+#include "a1111/infotext.h"
 #include "sample/pipeline.h"
 
-namespace ls::sample {
+namespace ls::a1111 {
 
 /// Where lorastudio keeps per-user caches (file hashes): $LORASTUDIO_CACHE, else
 /// $XDG_CACHE_HOME/lorastudio, else ~/.cache/lorastudio.
@@ -18,13 +18,13 @@ std::string user_cache_dir();
 /// The parameters of a request rendered with `checkpoint` (name, A1111 model hash; LoRA names =
 /// file stems, hashes). With `paths`, also lorastudio's "Model path" / "Lora paths" (absolute), which
 /// let `--from-png` find the files but show local folder names to whoever gets the image.
-GenerationParams generation_params(const ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes,
+GenerationParams generation_params(const sample::ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes,
                                    bool paths = true);
 
 /// The request the parameters describe. A LoRA's file is its "Lora paths" entry when that file
 /// exists, else <dir>/<name>.safetensors in the first of lora_dirs that has it; ls::Error naming
 /// the LoRA and what to pass otherwise.
-ImageRequest request_from_params(const GenerationParams& params, const std::vector<std::string>& lora_dirs,
+sample::ImageRequest request_from_params(const GenerationParams& params, const std::vector<std::string>& lora_dirs,
                                  const std::string& name_for_errors);
 
-}  // namespace ls::sample
+}  // namespace ls::a1111

@@ -1,4 +1,4 @@
-// The review page: src/sheet/web/review.{html,css,js}, embedded into the binary at build time
+// The review page: src/review/web/review.{html,css,js}, embedded into the binary at build time
 // (cmake/ls_embed.cmake, as llama.cpp's scripts/xxd.cmake), assembled into one HTML document.
 // The server's page reads its data from the routes; the static page carries it all inline.
 #pragma once
@@ -9,7 +9,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-namespace ls::sheet {
+namespace ls::review {
 
 class ReviewStore;
 
@@ -29,4 +29,4 @@ void write_static_review_page(const ReviewStore& store, const std::filesystem::p
 /// RFC 4648 base64 with padding.
 std::string base64_encode(std::string_view bytes);
 
-}  // namespace ls::sheet
+}  // namespace ls::review

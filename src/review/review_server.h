@@ -24,7 +24,7 @@ struct Request;
 struct Response;
 }
 
-namespace ls::sheet {
+namespace ls::review {
 
 class ReviewStore;
 
@@ -70,4 +70,4 @@ class ReviewServer {
 /// 404: no such file.
 int check_file_request(const std::filesystem::path& sheet_dir, const std::string& raw_relative);
 
-}  // namespace ls::sheet
+}  // namespace ls::review

@@ -1,5 +1,5 @@
 // Sheet definitions from TOML and flags; see sheet_spec.h.
-#include "sheet/sheet_spec.h"
+#include "sheet/sheet_definition.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -115,7 +115,7 @@ AxisKind parse_kind(const std::string& name, const std::string& where) {
           " (kinds: lora, strength, prompt, seed, sampler, steps, cfg, model)");
 }
 
-void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& value, const std::string& where) {
+void set_sheet_key(SheetDefinition& spec, const std::string& key, const std::string& value, const std::string& where) {
   auto& r = spec.request;
   if (key == "title") spec.title = value;
   else if (key == "output_dir") spec.output_dir = value;
@@ -151,7 +151,7 @@ void set_sheet_key(SheetSpec& spec, const std::string& key, const std::string& v
   }
 }
 
-void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where) {
+void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where) {
   Axis axis{role, kind, {}, {}};
   for (auto& v : values) {
     v = core::trim(v);
@@ -196,7 +196,7 @@ void set_axis(SheetSpec& spec, AxisRole role, AxisKind kind, std::vector<std::st
   std::sort(spec.axes.begin(), spec.axes.end(), [](const Axis& a, const Axis& b) { return a.role < b.role; });
 }
 
-void set_axis_flag(SheetSpec& spec, AxisRole role, const std::string& text) {
+void set_axis_flag(SheetDefinition& spec, AxisRole role, const std::string& text) {
   const std::string where = std::string("--") + role_name(role);
   const size_t eq = text.find('=');
   LS_CHECK(eq != std::string::npos, where, " '", text, "': expected KIND=VALUES, e.g. ", where,
@@ -205,14 +205,14 @@ void set_axis_flag(SheetSpec& spec, AxisRole role, const std::string& text) {
   set_axis(spec, role, kind, split_values(text.substr(eq + 1), kind), where);
 }
 
-SheetSpec load_sheet_toml(const std::string& path) {
+SheetDefinition load_sheet_toml(const std::string& path) {
   toml::table root;
   try {
     root = toml::parse_file(path);
   } catch (const toml::parse_error& e) {
     LS_FAIL(path, ":", e.source().begin.line, ": ", e.description(), "; fix the TOML syntax");
   }
-  SheetSpec spec;
+  SheetDefinition spec;
   const fs::path base = fs::path(path).parent_path();
   for (const auto& [k, node] : root) {
     const std::string key(k.str());
@@ -253,7 +253,7 @@ SheetSpec load_sheet_toml(const std::string& path) {
   return spec;
 }
 
-void validate(const SheetSpec& spec) {
+void validate(const SheetDefinition& spec) {
   LS_CHECK(!spec.output_dir.empty(), "sheet: no output folder; pass --out DIR or set output_dir in the TOML");
   const auto has = [&](AxisKind kind) {
     return std::any_of(spec.axes.begin(), spec.axes.end(), [&](const Axis& a) { return a.kind == kind; });
@@ -270,7 +270,7 @@ void validate(const SheetSpec& spec) {
   LS_CHECK(has(AxisKind::kModel) || !spec.model.checkpoint.empty(), "sheet: no base model; pass --model FILE");
 }
 
-std::vector<CellPlan> plan_cells(const SheetSpec& spec) {
+std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
   validate(spec);
   std::vector<const Axis*> by_role(4, nullptr);
   for (const auto& a : spec.axes) by_role[static_cast<size_t>(a.role)] = &a;
