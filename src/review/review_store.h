@@ -1,5 +1,5 @@
-// The review's data: a validated sheet.json (docs/sheet-format.md, written by `lorastudio sheet`),
-// the picks in selections.json (saved atomically after every change), and the summary of which
+// The review's data: the sheet folder's sheet.json (read through sheet/sheet_file, as the runner
+// writes it), the picks in selections.json (saved atomically after every change), and the summary of which
 // LoRA file / strength / epoch / other axis value was picked most.
 #pragma once
 
@@ -10,41 +10,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sheet/sheet_file.h"
+
 namespace ls::review {
 
-/// One axis of the sheet: role x (columns), y (rows), z (blocks) or page.
-struct SheetAxis {
-  std::string role, kind, title;
-  std::vector<std::string> values;
-};
-
-struct SheetCell {
-  std::string id;                      // 16 hex digits
-  std::map<std::string, int> coords;   // role -> index into that axis' values
-  std::string image;                   // relative to the sheet folder, e.g. cells/<id>.png
-  std::vector<int> epochs;             // params.loras[].epoch, where present
-};
-
-/// A sheet.json that passed validation; `doc` is the file as read (served as it is).
-struct Sheet {
-  nlohmann::json doc;
-  std::vector<SheetAxis> axes;
-  std::vector<SheetCell> cells;
-  std::vector<std::string> grids;  // pages[].grid
-
-  /// The cell with this id, or nullptr.
-  const SheetCell* find(const std::string& id) const;
-  /// The axis with this role, or nullptr.
-  const SheetAxis* axis(const std::string& role) const;
-};
-
-/// Validates a parsed sheet.json; errors are ls::Error "<name>: <where> <what is wrong>; ...".
-Sheet parse_sheet(const nlohmann::json& doc, const std::string& name_for_errors);
-Sheet load_sheet(const std::filesystem::path& file);
-
-/// True for "cells/x.png"-like paths: relative, '/'-separated, no '.', '..' or empty segments,
-/// only [A-Za-z0-9._-] characters (so no percent-escapes, backslashes or drive letters).
-bool is_safe_relative_path(const std::string& path);
+// sheet.json as the review reads it: one home, in sheet/.
+using sheet::is_safe_relative_path;
+using sheet::load_sheet;
+using sheet::looks_like_cell_id;
+using sheet::parse_sheet;
+using sheet::Sheet;
+using sheet::SheetAxis;
+using sheet::SheetCell;
 
 enum class CellState { kNone, kPicked, kRejected };
 const char* state_name(CellState state);

@@ -20,6 +20,7 @@
 #include "io/png_text.h"
 #include "io/safetensors.h"
 #include "sheet/grid_render.h"
+#include "sheet/sheet_file.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -119,33 +120,27 @@ int64_t coord(const CellPlan& c, AxisRole role) {
 }
 
 void write_manifest(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
-  json axes = json::array();
-  for (const auto& a : spec.axes) {
-    axes.push_back({{"role", role_name(a.role)}, {"kind", kind_name(a.kind)}, {"title", axis_title(a.kind)},
-                    {"values", a.labels}});
-  }
-  json pages = json::array();
+  Sheet sheet;
+  sheet.title = spec.title;
+  for (const auto& a : spec.axes) sheet.axes.push_back({role_name(a.role), kind_name(a.kind), axis_title(a.kind), a.labels});
   const Axis* page_axis = axis_for(spec, AxisRole::kPage);
   for (int64_t p = 0; p < axis_size(spec, AxisRole::kPage); ++p) {
-    const std::string label = page_axis ? axis_title(page_axis->kind) + ": " + page_axis->labels[static_cast<size_t>(p)] : "";
-    pages.push_back({{"index", p}, {"label", label}, {"grid", grid_name(p)}});
+    sheet.page_labels.push_back(page_axis ? axis_title(page_axis->kind) + ": " + page_axis->labels[static_cast<size_t>(p)] : "");
+    sheet.grids.push_back(grid_name(p));
   }
-  json list = json::array();
   for (const auto& c : cells) {
     if (!c.present) continue;
-    json coords = json::object();
-    for (const auto& [role, i] : c.plan.coords) coords[role_name(role)] = i;
-    list.push_back({{"id", c.id},
-                    {"coords", coords},
-                    {"image", cell_image(c.id)},
-                    {"width", c.plan.request.width},
-                    {"height", c.plan.request.height},
-                    {"params", params_json(c.params, c.plan.request.loras)},
-                    {"infotext", c.infotext}});
+    SheetCell cell;
+    cell.id = c.id;
+    for (const auto& [role, i] : c.plan.coords) cell.coords[role_name(role)] = static_cast<int>(i);
+    cell.image = cell_image(c.id);
+    cell.width = static_cast<int>(c.plan.request.width);
+    cell.height = static_cast<int>(c.plan.request.height);
+    cell.params = params_json(c.params, c.plan.request.loras);
+    cell.infotext = c.infotext;
+    sheet.cells.push_back(std::move(cell));
   }
-  const json doc = {{"format", "lorastudio-sheet"}, {"version", 1}, {"title", spec.title},
-                    {"axes", axes},                 {"pages", pages}, {"cells", list}};
-  core::write_file_atomic(dir / "sheet.json", doc.dump(1) + "\n");
+  write_sheet(dir / "sheet.json", sheet);
 }
 
 void write_grids(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
