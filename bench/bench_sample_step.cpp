@@ -75,7 +75,7 @@ double seconds_per_step(ls::models::SdxlUnet unet, c10::Device device, int64_t s
     return ls::sample::UnetConditioning{torch::randn({1, 77, c.context_dim}, on).to(dtype),
                                         torch::randn({1, c.adm_in_channels}, on).to(dtype)};
   };
-  const auto schedule = ls::sample::NoiseSchedule::sdxl();
+  const auto schedule = ls::models::NoiseSchedule::sdxl();
   const auto cond = conditioning();
   const auto uncond = conditioning();
   auto denoiser = ls::sample::cfg_denoiser(unet, schedule, cond, uncond, cfg);

@@ -28,7 +28,7 @@
 #include "core/runtime.h"
 #include "lora/network.h"
 #include "models/sdxl_model.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "train/train_step.h"
 
 namespace {
@@ -108,7 +108,7 @@ int run_variant(const Options& o, bool checkpointing, int64_t batch) {
   in.context = torch::randn({batch, 77, config.unet.context_dim}, f32).to(o.dtype);
   in.y = torch::randn({batch, config.unet.adm_in_channels}, f32).to(o.dtype);
   in.loss_weights = torch::ones({batch}, f32);
-  const auto schedule = ls::sample::NoiseSchedule::sdxl();
+  const auto schedule = ls::models::NoiseSchedule::sdxl();
   std::vector<torch::Tensor> trainable = net->parameters();
   ls::bench::sync(device);
   const ls::bench::GpuMemory held = ls::bench::gpu_memory(device);

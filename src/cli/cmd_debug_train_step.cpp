@@ -88,7 +88,7 @@ void run_train_step(const TrainStepOptions& o) {
   }
   auto optimizer = make_optimizer(o, params);
 
-  const train::LossParts loss = train::step_loss(model.unet, sample::NoiseSchedule::sdxl(), step, dtype, o.min_snr_gamma);
+  const train::LossParts loss = train::step_loss(model.unet, models::NoiseSchedule::sdxl(), step, dtype, o.min_snr_gamma);
   loss.loss.backward();
   std::vector<std::pair<std::string, torch::Tensor>> out{{"loss", loss.loss.detach().to(torch::kCPU, torch::kFloat)}};
   // Copies: clipping below scales the gradients in place.

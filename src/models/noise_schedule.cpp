@@ -1,7 +1,7 @@
 // DDPM schedule tables, forward process and timestep draw; see noise_schedule.h for the references.
 // Every table is computed in float32 with the reference's own torch ops (not in double and rounded),
 // because that is what makes them bit-identical to what kohya trains with.
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 #include <cmath>
 
@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 
-namespace ls::sample {
+namespace ls::models {
 
 NoiseSchedule NoiseSchedule::sdxl(int64_t steps, double beta_start, double beta_end) {
   LS_CHECK(steps >= 2, "noise schedule: need at least 2 timesteps, got ", steps);
@@ -78,4 +78,4 @@ at::Tensor NoiseSchedule::sample_timesteps(int64_t batch, int64_t min_timestep, 
   return at::randint(min_timestep, max_timestep, {batch}, generator, opts);  // [B]
 }
 
-}  // namespace ls::sample
+}  // namespace ls::models

@@ -2,7 +2,8 @@
 // 0.00085 -> 0.012, 1000 steps) (diffusers src/diffusers/schedulers/scheduling_ddpm.py), kohya's all_snr
 // (sd-scripts library/custom_train_functions.py prepare_scheduler_for_custom_training), k-diffusion's
 // sigmas, the forward process (DDPMScheduler.add_noise) and kohya's timestep draw
-// (library/train_util.py get_timesteps).
+// (library/train_util.py get_timesteps). It belongs to the model (SDXL was trained on it): training
+// draws its timesteps and noise from it, sampling turns it into sigmas.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +11,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-namespace ls::sample {
+namespace ls::models {
 
 /// kohya's DDPMScheduler(scaled_linear, 0.00085 -> 0.012, 1000 steps): float32 tensors computed with
 /// the same ops as the reference (torch linspace float32 of the sqrt bounds, squared; torch cumprod)
@@ -36,4 +37,4 @@ struct NoiseSchedule {
                               at::Generator generator) const;
 };
 
-}  // namespace ls::sample
+}  // namespace ls::models

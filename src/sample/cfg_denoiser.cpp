@@ -20,7 +20,7 @@ at::Tensor expand_batch(const at::Tensor& t, int64_t batch) {
 
 }  // namespace
 
-at::Tensor eps_denoise(models::SdxlUnetImpl& unet, const NoiseSchedule& schedule, const at::Tensor& x,
+at::Tensor eps_denoise(models::SdxlUnetImpl& unet, const models::NoiseSchedule& schedule, const at::Tensor& x,
                        const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y) {
   const auto s = sigma.to(x.options()).reshape({-1, 1, 1, 1});  // [B,1,1,1]
   const auto c_in = 1.0 / (s * s + 1.0).sqrt();
@@ -29,7 +29,7 @@ at::Tensor eps_denoise(models::SdxlUnetImpl& unet, const NoiseSchedule& schedule
   return x - eps * s;
 }
 
-DenoiseFn cfg_denoiser(models::SdxlUnet unet, const NoiseSchedule& schedule, UnetConditioning cond,
+DenoiseFn cfg_denoiser(models::SdxlUnet unet, const models::NoiseSchedule& schedule, UnetConditioning cond,
                        UnetConditioning uncond, double scale) {
   LS_CHECK(!scale || scale == 1.0 || cond.context.size(1) == uncond.context.size(1),
            "cfg_denoiser: prompt and negative prompt encode to different lengths (", cond.context.size(1), " vs ",

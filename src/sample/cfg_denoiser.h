@@ -7,7 +7,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "models/sdxl_unet.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "sample/samplers.h"
 
 namespace ls::sample {
@@ -21,11 +21,11 @@ struct UnetConditioning {
 /// denoised(x, sigma) for x [B, 4, h, w], sigma [B]: cond and uncond run as one UNet batch of 2B
 /// (the contexts must have the same length); with scale == 1 only cond runs (same result,
 /// half the work). cond/uncond are broadcast over the batch.
-DenoiseFn cfg_denoiser(models::SdxlUnet unet, const NoiseSchedule& schedule, UnetConditioning cond,
+DenoiseFn cfg_denoiser(models::SdxlUnet unet, const models::NoiseSchedule& schedule, UnetConditioning cond,
                        UnetConditioning uncond, double scale);
 
 /// The plain eps denoiser (no guidance) for one conditioning, the building block of the above.
-at::Tensor eps_denoise(models::SdxlUnetImpl& unet, const NoiseSchedule& schedule, const at::Tensor& x,
+at::Tensor eps_denoise(models::SdxlUnetImpl& unet, const models::NoiseSchedule& schedule, const at::Tensor& x,
                        const at::Tensor& sigma, const at::Tensor& context, const at::Tensor& y);
 
 }  // namespace ls::sample

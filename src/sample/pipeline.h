@@ -14,7 +14,7 @@
 
 #include "lora/network.h"
 #include "models/sdxl_model.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "text/clip_tokenizer.h"
 
 namespace ls::sample {
@@ -72,7 +72,7 @@ class Pipeline {
   models::SdxlModel model_;
   text::ClipTokenizer tokenizer_;
   c10::Device device_;
-  NoiseSchedule schedule_ = NoiseSchedule::sdxl();
+  models::NoiseSchedule schedule_ = models::NoiseSchedule::sdxl();
   std::map<std::string, lora::LoraNetwork> loras_;  // by the path as given
   std::vector<lora::LoraNetwork> attached_;
 };

@@ -206,7 +206,7 @@ bool uses_noise(const SamplerSpec& spec) {
   }
 }
 
-at::Tensor sampler_sigmas(const SamplerSpec& spec, const NoiseSchedule& schedule, int64_t steps) {
+at::Tensor sampler_sigmas(const SamplerSpec& spec, const models::NoiseSchedule& schedule, int64_t steps) {
   LS_CHECK(steps >= 1, "sampler ", spec.label, ": steps must be >= 1, got ", steps);
   if (spec.kind == SamplerKind::kDdim) return ddim_sigmas(schedule, steps);
   // A1111 KDiffusionSampler.get_sigmas: one more step, then the next-to-last sigma dropped.

@@ -13,7 +13,7 @@
 #include <ATen/core/Tensor.h>
 
 #include "sample/denoise_fn.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 namespace ls::sample {
 
@@ -105,7 +105,7 @@ std::vector<std::string> schedule_names();
 /// The sigmas A1111 would use for spec at `steps` on this schedule (float32 CPU): the schedule type's
 /// sigmas with A1111's sigma_min / sigma_max = the table's ends and Karras rho 7; with
 /// discard_penultimate_sigma, steps + 1 sigmas with the next-to-last dropped; for DDIM ddim_sigmas().
-at::Tensor sampler_sigmas(const SamplerSpec& spec, const NoiseSchedule& schedule, int64_t steps);
+at::Tensor sampler_sigmas(const SamplerSpec& spec, const models::NoiseSchedule& schedule, int64_t steps);
 
 /// Runs spec's sampler (with spec.eta / s_noise) from x at sigmas[0].
 at::Tensor run_sampler(const SamplerSpec& spec, const DenoiseFn& model, at::Tensor x, const at::Tensor& sigmas,

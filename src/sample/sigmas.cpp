@@ -34,9 +34,9 @@ void check_steps(const char* what, int64_t n) {
 
 }  // namespace sigmas_detail
 
-double schedule_sigma_min(const NoiseSchedule& schedule) { return schedule.sigmas[0].item<double>(); }
+double schedule_sigma_min(const models::NoiseSchedule& schedule) { return schedule.sigmas[0].item<double>(); }
 
-double schedule_sigma_max(const NoiseSchedule& schedule) {
+double schedule_sigma_max(const models::NoiseSchedule& schedule) {
   return schedule.sigmas[schedule.num_timesteps() - 1].item<double>();
 }
 
@@ -59,7 +59,7 @@ at::Tensor exponential_sigmas(int64_t n, double sigma_min, double sigma_max) {
   return sigmas_detail::append_zero(log_sigmas.exp());  // [n + 1]
 }
 
-at::Tensor t_to_sigma(const NoiseSchedule& schedule, const at::Tensor& t) {
+at::Tensor t_to_sigma(const models::NoiseSchedule& schedule, const at::Tensor& t) {
   const auto tf = t.to(at::kFloat);
   const auto log_sigmas = schedule.log_sigmas.to(tf.device());
   const auto low_idx = tf.floor().to(at::kLong), high_idx = tf.ceil().to(at::kLong);
@@ -69,7 +69,7 @@ at::Tensor t_to_sigma(const NoiseSchedule& schedule, const at::Tensor& t) {
   return ((1 - w) * low + w * high).exp();
 }
 
-at::Tensor sigma_to_t(const NoiseSchedule& schedule, const at::Tensor& sigma, bool quantize) {
+at::Tensor sigma_to_t(const models::NoiseSchedule& schedule, const at::Tensor& sigma, bool quantize) {
   const auto log_sigmas = schedule.log_sigmas.to(sigma.device());  // [T]
   const auto log_sigma = sigma.flatten().log();                        // [N]
   const auto dists = log_sigma - log_sigmas.unsqueeze(1);              // [T, N]
@@ -82,13 +82,13 @@ at::Tensor sigma_to_t(const NoiseSchedule& schedule, const at::Tensor& sigma, bo
   return ((1 - w) * low_idx + w * high_idx).view(sigma.sizes());
 }
 
-at::Tensor discrete_sigmas(const NoiseSchedule& schedule, int64_t n) {
+at::Tensor discrete_sigmas(const models::NoiseSchedule& schedule, int64_t n) {
   sigmas_detail::check_steps("discrete sigmas", n);
   const auto t = at::linspace(static_cast<double>(schedule.num_timesteps() - 1), 0, n, sigmas_detail::kF32Cpu);  // [n]
   return sigmas_detail::append_zero(t_to_sigma(schedule, t));
 }
 
-at::Tensor normal_sigmas(const NoiseSchedule& schedule, int64_t n, bool sgm) {
+at::Tensor normal_sigmas(const models::NoiseSchedule& schedule, int64_t n, bool sgm) {
   sigmas_detail::check_steps(sgm ? "sgm_uniform sigmas" : "normal sigmas", n);
   // torch.tensor(sigma.item()) is float32 again, so these are the table's own values.
   const auto start = sigma_to_t(schedule, at::scalar_tensor(schedule_sigma_max(schedule), sigmas_detail::kF32Cpu));
@@ -100,7 +100,7 @@ at::Tensor normal_sigmas(const NoiseSchedule& schedule, int64_t n, bool sgm) {
   return sigmas_detail::from_values(std::move(sigmas));
 }
 
-at::Tensor simple_sigmas(const NoiseSchedule& schedule, int64_t n) {
+at::Tensor simple_sigmas(const models::NoiseSchedule& schedule, int64_t n) {
   sigmas_detail::check_steps("simple sigmas", n);
   const int64_t T = schedule.num_timesteps();
   const double stride = static_cast<double>(T) / static_cast<double>(n);
@@ -111,7 +111,7 @@ at::Tensor simple_sigmas(const NoiseSchedule& schedule, int64_t n) {
   return sigmas_detail::from_values(std::move(sigmas));
 }
 
-at::Tensor ddim_schedule_sigmas(const NoiseSchedule& schedule, int64_t n) {
+at::Tensor ddim_schedule_sigmas(const models::NoiseSchedule& schedule, int64_t n) {
   sigmas_detail::check_steps("ddim schedule sigmas", n);
   const int64_t T = schedule.num_timesteps();
   const int64_t stride = std::max<int64_t>(T / n, 1);
@@ -123,7 +123,7 @@ at::Tensor ddim_schedule_sigmas(const NoiseSchedule& schedule, int64_t n) {
   return sigmas_detail::from_values(std::move(sigmas));
 }
 
-at::Tensor ddim_timesteps(const NoiseSchedule& schedule, int64_t steps) {
+at::Tensor ddim_timesteps(const models::NoiseSchedule& schedule, int64_t steps) {
   const int64_t T = schedule.num_timesteps();
   LS_CHECK(steps >= 2 && steps <= T, "DDIM: steps must lie in [2, ", T, "], got ", steps,
            " (A1111's spacing gives no model call for 1 step)");
@@ -133,7 +133,7 @@ at::Tensor ddim_timesteps(const NoiseSchedule& schedule, int64_t steps) {
   return at::tensor(timesteps, at::TensorOptions().dtype(at::kLong));
 }
 
-at::Tensor ddim_sigmas(const NoiseSchedule& schedule, int64_t steps) {
+at::Tensor ddim_sigmas(const models::NoiseSchedule& schedule, int64_t steps) {
   const auto timesteps = ddim_timesteps(schedule, steps);
   return schedule.sigmas.index_select(0, timesteps).flip(0).contiguous();  // [len(timesteps)]
 }

@@ -8,7 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 namespace ls::sample {
 
@@ -25,40 +25,40 @@ at::Tensor exponential_sigmas(int64_t n, double sigma_min, double sigma_max);
 
 /// k-diffusion DiscreteSchedule.get_sigmas(n) (A1111 "Uniform", and "Automatic" for samplers without a
 /// default): t = linspace(999, 0, n), t_to_sigma(t), then 0: [n + 1].
-at::Tensor discrete_sigmas(const NoiseSchedule& schedule, int64_t n);
+at::Tensor discrete_sigmas(const models::NoiseSchedule& schedule, int64_t n);
 
 /// A1111 normal_scheduler ("Normal"; sgm=true is "SGM Uniform"): timesteps from sigma_to_t(sigma_max)
 /// to sigma_to_t(sigma_min) (n of them, or n + 1 with the last dropped when sgm), each mapped back with
 /// t_to_sigma, then 0: [n + 1].
-at::Tensor normal_sigmas(const NoiseSchedule& schedule, int64_t n, bool sgm = false);
+at::Tensor normal_sigmas(const models::NoiseSchedule& schedule, int64_t n, bool sgm = false);
 
 /// A1111 simple_scheduler ("Simple"): every (1000 / n)-th table sigma from the top, then 0: [n + 1].
-at::Tensor simple_sigmas(const NoiseSchedule& schedule, int64_t n);
+at::Tensor simple_sigmas(const models::NoiseSchedule& schedule, int64_t n);
 
 /// A1111 ddim_scheduler (the "DDIM" schedule type for k-diffusion samplers): table sigmas at
 /// t = 1, 1 + 1000/n, ... below 1000, descending, then 0: [ceil(999 / (1000/n)) + 1].
-at::Tensor ddim_schedule_sigmas(const NoiseSchedule& schedule, int64_t n);
+at::Tensor ddim_schedule_sigmas(const models::NoiseSchedule& schedule, int64_t n);
 
 /// The timesteps A1111's DDIM sampler visits: clip(range(0, T, T / steps) + 1, 0, T - 1), ascending
 /// int64 CPU. steps = 10 gives [1, 101, ..., 901]; steps = 30 gives 31 entries (33-spaced). The
 /// sampler evaluates the model at all but the first and stops at the first.
-at::Tensor ddim_timesteps(const NoiseSchedule& schedule, int64_t steps);
+at::Tensor ddim_timesteps(const models::NoiseSchedule& schedule, int64_t steps);
 
 /// The DDIM sampler's sigmas: the table sigmas at ddim_timesteps, descending, WITHOUT a trailing 0
 /// (A1111's DDIM ends at timestep 1, sigma ~ 0.041): [len(ddim_timesteps)], float32 CPU.
-at::Tensor ddim_sigmas(const NoiseSchedule& schedule, int64_t steps);
+at::Tensor ddim_sigmas(const models::NoiseSchedule& schedule, int64_t steps);
 
 /// k-diffusion DiscreteSchedule.sigma_to_t: the fractional timestep whose interpolated log sigma
 /// equals log(sigma) (clamped to [0, T - 1]), or with quantize the nearest table index (int64).
 /// Any shape and device; computed with the float32 log-sigma table moved to sigma's device.
-at::Tensor sigma_to_t(const NoiseSchedule& schedule, const at::Tensor& sigma, bool quantize = false);
+at::Tensor sigma_to_t(const models::NoiseSchedule& schedule, const at::Tensor& sigma, bool quantize = false);
 
 /// k-diffusion DiscreteSchedule.t_to_sigma: exp of the log sigmas interpolated linearly at t
 /// (float32, t's shape and device).
-at::Tensor t_to_sigma(const NoiseSchedule& schedule, const at::Tensor& t);
+at::Tensor t_to_sigma(const models::NoiseSchedule& schedule, const at::Tensor& t);
 
 /// The table's ends as doubles (k-diffusion's sigma_min / sigma_max .item()).
-double schedule_sigma_min(const NoiseSchedule& schedule);
-double schedule_sigma_max(const NoiseSchedule& schedule);
+double schedule_sigma_min(const models::NoiseSchedule& schedule);
+double schedule_sigma_max(const models::NoiseSchedule& schedule);
 
 }  // namespace ls::sample

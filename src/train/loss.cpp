@@ -11,7 +11,7 @@
 
 namespace ls::train {
 
-at::Tensor snr_at(const sample::NoiseSchedule& schedule, const at::Tensor& t) {
+at::Tensor snr_at(const models::NoiseSchedule& schedule, const at::Tensor& t) {
   LS_CHECK(schedule.snr.defined(), "loss: the noise schedule is empty");
   LS_CHECK(t.dim() == 1 && !at::isFloatingType(t.scalar_type()),
            "loss: timesteps must be a 1-D integer tensor, got ", t.sizes(), " ", t.scalar_type());
@@ -66,7 +66,7 @@ at::Tensor apply_noise_offset(const at::Tensor& latents, const at::Tensor& noise
 }
 
 LossParts diffusion_loss(const at::Tensor& pred, const at::Tensor& target, const at::Tensor& loss_weights,
-                         const at::Tensor& t, const sample::NoiseSchedule& schedule, double min_snr_gamma) {
+                         const at::Tensor& t, const models::NoiseSchedule& schedule, double min_snr_gamma) {
   LS_CHECK(pred.dim() >= 2 && pred.sizes() == target.sizes(), "loss: prediction ", pred.sizes(), " and target ",
            target.sizes(), " must have the same [B, ...] shape");
   const int64_t batch = pred.size(0);

@@ -7,7 +7,7 @@
 #include <ATen/core/Generator.h>
 #include <ATen/core/Tensor.h>
 
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 namespace ls::train {
 
@@ -36,9 +36,9 @@ struct LossParts {
 /// loss_weights [B] (1, or prior_loss_weight for regularisation images), times the min-SNR weight
 /// of t [B] (int64) when min_snr_gamma > 0, then the batch mean.
 LossParts diffusion_loss(const at::Tensor& pred, const at::Tensor& target, const at::Tensor& loss_weights,
-                         const at::Tensor& t, const sample::NoiseSchedule& schedule, double min_snr_gamma);
+                         const at::Tensor& t, const models::NoiseSchedule& schedule, double min_snr_gamma);
 
 /// NoiseSchedule::snr at timesteps t [B], on t's device.
-at::Tensor snr_at(const sample::NoiseSchedule& schedule, const at::Tensor& t);
+at::Tensor snr_at(const models::NoiseSchedule& schedule, const at::Tensor& t);
 
 }  // namespace ls::train

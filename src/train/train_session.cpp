@@ -194,6 +194,15 @@ void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
 
 }  // namespace
 
+void place_cached_parts(TrainSession& s, c10::Device where) {
+  // The VAE decodes samples in float32 (SDXL's VAE overflows in fp16), as sample::Pipeline does.
+  if (s.latent_cache) s.model.vae->to(where, torch::kFloat);
+  if (s.text_cache) {
+    s.model.te1->to(where);
+    s.model.te2->to(where);
+  }
+}
+
 lora::LoraNetworkOptions network_options(const TrainConfig& c) {
   lora::LoraNetworkOptions o;
   o.rank = c.network_dim;
@@ -261,23 +270,14 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     if (c.cache_latents && !c.cache_latents_to_disk)
       notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
     fill_latent_cache(*s, cache_dir);
-    if (!c.sample_prompts.empty()) {
-      s->sample_vae = s->model.vae;
-      s->sample_vae->to(s->device, torch::kFloat);
-    }
-    s->model.vae = models::AutoencoderKL(nullptr);  // every latent now comes from the cache
   } else {
     s->model.vae->to(s->device, s->vae_dtype);
   }
-  if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) {
-    fill_text_cache(*s, cache_dir);
-    if (!c.sample_prompts.empty()) s->sample_te1 = s->model.te1, s->sample_te2 = s->model.te2;
-    s->model.te1 = models::ClipTextModel(nullptr);
-    s->model.te2 = models::ClipTextModel(nullptr);
-  }
+  if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) fill_text_cache(*s, cache_dir);
+  place_cached_parts(*s, c10::kCPU);  // every latent / text embedding now comes from a cache
 
   s->network_options = network_options(c);
-  if (!s->model.te1) s->network_options.text_encoders = false;
+  if (s->text_cache) s->network_options.text_encoders = false;
   // kohya seeds torch before creating the network: the LoRA init is a function of the seed.
   torch::manual_seed(static_cast<int64_t>(core::derive_seed(s->seed, {core::purpose_id("network_init")}) >> 1));
   s->network = lora::LoraNetwork(s->model, s->network_options);
@@ -290,8 +290,8 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   }
   if (c.gradient_checkpointing) {
     s->model.unet->set_gradient_checkpointing(true);
-    if (s->model.te1) s->model.te1->set_gradient_checkpointing(true);
-    if (s->model.te2) s->model.te2->set_gradient_checkpointing(true);
+    if (!s->text_cache) s->model.te1->set_gradient_checkpointing(true);
+    if (!s->text_cache) s->model.te2->set_gradient_checkpointing(true);
   }
   build_optimizer(*s);
 

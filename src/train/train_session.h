@@ -15,7 +15,7 @@
 #include "data/latent_cache.h"
 #include "lora/network.h"
 #include "models/sdxl_model.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "sample/pipeline.h"
 #include "text/clip_tokenizer.h"
 #include "train/loss_scaler.h"
@@ -45,11 +45,8 @@ struct TrainSession {
   lora::LoraNetwork network{nullptr};
   float vae_scale = 0.13025f;
 
-  /// sample_prompts: the images to make during training, and the parts sampling needs that
-  /// training freed (VAE with cached latents, encoders with cached text outputs).
+  /// sample_prompts: the images to make during training.
   std::vector<sample::ImageRequest> sample_requests;
-  models::AutoencoderKL sample_vae{nullptr};
-  models::ClipTextModel sample_te1{nullptr}, sample_te2{nullptr};
 
   std::unique_ptr<data::LatentCache> latent_cache;
   std::unique_ptr<data::TextCache> text_cache;
@@ -59,11 +56,15 @@ struct TrainSession {
   LossScaler scaler;  // enabled for mixed_precision fp16 (GradScaler semantics)
   std::vector<std::string> group_names;  // "text_encoder", "unet" (kohya's order)
   std::vector<torch::Tensor> trainable;  // every LoRA parameter
-  sample::NoiseSchedule noise = sample::NoiseSchedule::sdxl();
+  models::NoiseSchedule noise = models::NoiseSchedule::sdxl();
 
   int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
   int num_epochs = 0;
 };
+
+/// The parts a cache stands in for (the VAE with cached latents, the text encoders with cached
+/// outputs) move to `where`: the CPU while training, the device while samples are made.
+void place_cached_parts(TrainSession& s, c10::Device where);
 
 /// Builds the session; `notes` collects one-line remarks for the user (ignored keys, refusals
 /// turned into defaults, sampling unavailable). Throws ls::Error for bad input.

@@ -4,7 +4,7 @@
 
 namespace ls::train {
 
-LossParts step_loss(models::SdxlUnet& unet, const sample::NoiseSchedule& schedule, const StepInputs& in,
+LossParts step_loss(models::SdxlUnet& unet, const models::NoiseSchedule& schedule, const StepInputs& in,
                     c10::ScalarType base_dtype, double min_snr_gamma) {
   const torch::Tensor noisy = schedule.add_noise(in.latents, in.noise, in.timesteps);
   const torch::Tensor pred = unet->forward(noisy.to(base_dtype), in.timesteps, in.context.to(base_dtype),

@@ -10,7 +10,7 @@
 #include <c10/core/ScalarType.h>
 
 #include "models/sdxl_unet.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "train/loss.h"
 
 namespace ls::train {
@@ -25,7 +25,7 @@ struct StepInputs {
 };
 
 /// Forward and loss, no backward. The UNet runs in `base_dtype`; the loss is float32.
-LossParts step_loss(models::SdxlUnet& unet, const sample::NoiseSchedule& schedule, const StepInputs& in,
+LossParts step_loss(models::SdxlUnet& unet, const models::NoiseSchedule& schedule, const StepInputs& in,
                     c10::ScalarType base_dtype, double min_snr_gamma);
 
 /// The 2-norm of all defined gradients of `params` (the norm of the per-tensor norms, as

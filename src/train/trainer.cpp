@@ -6,7 +6,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <map>
-#include <sstream>
 
 #include <ATen/Context.h>
 #include <nlohmann/json.hpp>
@@ -20,6 +19,7 @@
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
 #include "models/sdxl_conditioner.h"
+#include "train/lora_metadata.h"
 #include "train/loss.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
@@ -109,49 +109,6 @@ void require_same_training(const std::string& state_dir, const std::string& save
   LS_CHECK(diff.empty(), state_dir, ": the resumed run must train with the saved settings; changed: ", diff);
 }
 
-std::map<std::string, std::string> lora_metadata(const TrainSession& s, int epoch, int64_t step) {
-  const TrainConfig& c = s.config;
-  const data::Reso reso = s.datasets.front().config.buckets.resolution;  // the one trained at
-  auto m = lora::network_metadata(s.network_options, c.output_name, reso.height, reso.width);
-  // A file is a function of the training alone (a resumed run writes the same bytes); the wall
-  // clock goes to the log instead.
-  m.erase("modelspec.date");
-  auto num = [](double v) {
-    std::ostringstream o;
-    o.precision(17);
-    o << v;
-    return o.str();
-  };
-  m["ss_output_name"] = c.output_name;
-  m["ss_learning_rate"] = num(c.learning_rate);
-  m["ss_unet_lr"] = c.unet_lr ? num(*c.unet_lr) : "None";
-  m["ss_text_encoder_lr"] = c.text_encoder_lr ? num(*c.text_encoder_lr) : "None";
-  m["ss_optimizer"] = c.optimizer_type;
-  m["ss_lr_scheduler"] = lr_schedule_name(s.scheduler->options().kind);
-  m["ss_lr_warmup_steps"] = std::to_string(s.scheduler->options().warmup_steps);
-  m["ss_max_train_steps"] = std::to_string(s.max_steps);
-  m["ss_num_epochs"] = std::to_string(s.num_epochs);
-  m["ss_epoch"] = std::to_string(epoch);
-  m["ss_steps"] = std::to_string(step);
-  m["ss_num_batches_per_epoch"] = std::to_string(s.batches_per_epoch);
-  m["ss_num_train_images"] = std::to_string(s.train_images);
-  m["ss_num_reg_images"] = std::to_string(s.reg_images);
-  m["ss_gradient_accumulation_steps"] = std::to_string(c.gradient_accumulation_steps);
-  m["ss_gradient_checkpointing"] = c.gradient_checkpointing ? "True" : "False";
-  m["ss_mixed_precision"] = c.mixed_precision;
-  m["ss_full_fp16"] = c.full_fp16 ? "True" : "False";
-  m["ss_seed"] = std::to_string(s.seed);
-  m["ss_noise_offset"] = c.noise_offset > 0 ? num(c.noise_offset) : "None";
-  m["ss_min_snr_gamma"] = c.min_snr_gamma > 0 ? num(c.min_snr_gamma) : "None";
-  m["ss_prior_loss_weight"] = num(c.prior_loss_weight);
-  m["ss_max_grad_norm"] = num(c.max_grad_norm);
-  m["ss_min_timestep"] = std::to_string(c.min_timestep);
-  m["ss_max_timestep"] = std::to_string(c.max_timestep);
-  m["ss_max_token_length"] = c.max_token_length ? std::to_string(c.max_token_length) : "None";
-  m["ss_cache_latents"] = (c.cache_latents || c.cache_latents_to_disk) ? "True" : "False";
-  return m;
-}
-
 // kohya's six-digit counters in sample image names (000100, e000005).
 std::string zero_padded(int64_t n) {
   char buf[24];
@@ -224,12 +181,9 @@ class Trainer {
 void Trainer::sample_images(const std::string& suffix) {
   TrainSession& s = *s_;
   if (s.sample_requests.empty()) return;
-  if (!sampler_) {
-    models::SdxlModel m = s.model;  // shares the modules, so the LoRA under training is attached
-    if (!m.te1) m.te1 = s.sample_te1, m.te2 = s.sample_te2;
-    if (!m.vae) m.vae = s.sample_vae;
-    sampler_ = std::make_unique<sample::Pipeline>(m, *s.tokenizer, s.device);
-  }
+  // The pipeline shares the model's modules, so the LoRA under training is attached.
+  if (!sampler_) sampler_ = std::make_unique<sample::Pipeline>(s.model, *s.tokenizer, s.device);
+  place_cached_parts(s, s.device);
   const bool network_training = s.network->is_training();
   const bool unet_training = s.model.unet->is_training();
   s.network->eval();
@@ -250,6 +204,7 @@ void Trainer::sample_images(const std::string& suffix) {
   }
   s.network->train(network_training);
   s.model.unet->train(unet_training);
+  place_cached_parts(s, c10::kCPU);
 }
 
 torch::Tensor Trainer::scaled_latents(const data::Batch& batch) {
@@ -321,7 +276,7 @@ bool Trainer::optimizer_step() {
 }
 
 void Trainer::save_lora_file(const std::string& name, int epoch) {
-  lora::save_lora(out(name), *s_->network, s_->save_dtype, lora_metadata(*s_, epoch, position_.global_step));
+  lora::save_lora(out(name), *s_->network, s_->save_dtype, trained_lora_metadata(*s_, epoch, position_.global_step));
 }
 
 std::string Trainer::save_state(const std::string& name) {

@@ -87,7 +87,7 @@ TEST(CudaSamplers, EulerAndDpmppMatchTheCpu) {
   models::SdxlModel m = tiny_model(3);
   torch::NoGradGuard no_grad;
   const auto& c = m.config.unet;
-  const auto schedule = sample::NoiseSchedule::sdxl();
+  const auto schedule = models::NoiseSchedule::sdxl();
   const sample::UnetConditioning cond{torch::randn({1, 77, c.context_dim}), torch::randn({1, c.adm_in_channels})};
   const sample::UnetConditioning uncond{torch::randn({1, 77, c.context_dim}), torch::randn({1, c.adm_in_channels})};
   const auto x = torch::randn({1, 4, 16, 16});

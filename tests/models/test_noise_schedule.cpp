@@ -6,11 +6,11 @@
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "support/support.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 namespace {
 
-using ls::sample::NoiseSchedule;
+using ls::models::NoiseSchedule;
 
 const ls::io::SafetensorsReader& fixture() {
   static const ls::io::SafetensorsReader reader(std::string(ls::test::kFixturesDir) + "/noise_schedule.safetensors");

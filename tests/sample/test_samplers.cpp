@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "sample/samplers.h"
 #include "sample/sigmas.h"
 #include "support/support.h"
@@ -16,6 +16,7 @@
 namespace samplers_test {
 
 using namespace ls::sample;
+using ls::models::NoiseSchedule;
 
 const ls::io::SafetensorsReader& fixture() {
   static const ls::io::SafetensorsReader reader(std::string(ls::test::kFixturesDir) + "/samplers.safetensors");

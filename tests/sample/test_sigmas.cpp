@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "io/safetensors.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "sample/samplers.h"
 #include "sample/sigmas.h"
 #include "support/support.h"
@@ -14,6 +14,7 @@
 namespace sigmas_test {
 
 using namespace ls::sample;
+using ls::models::NoiseSchedule;
 using ls::test::bit_equal;
 
 const ls::io::SafetensorsReader& fixture() {

@@ -10,11 +10,11 @@
 #include "io/safetensors.h"
 #include "support/support.h"
 #include "train/loss.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 
 namespace {
 
-using ls::sample::NoiseSchedule;
+using ls::models::NoiseSchedule;
 
 const NoiseSchedule& schedule() {
   static const NoiseSchedule s = NoiseSchedule::sdxl();

@@ -29,7 +29,7 @@
 #include "models/sdxl_conditioner.h"
 #include "support/support.h"
 #include "train/loss.h"
-#include "sample/noise_schedule.h"
+#include "models/noise_schedule.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
 #include "train/trainer.h"
@@ -91,7 +91,7 @@ double evaluation_loss(models::SdxlModel& model, const std::string& toml) {
   const auto plan = data::epoch_plan(datasets, 0, 0);
   const data::BatchLoader loader(datasets, 0);
   const auto tokenizer = text::ClipTokenizer::from_file(test::kClipVocab);
-  const auto schedule = sample::NoiseSchedule::sdxl();
+  const auto schedule = models::NoiseSchedule::sdxl();
   models::SdxlConditioner cond(model.te1, model.te2);
   torch::Generator gen = at::detail::createCPUGenerator(1234);
   double sum = 0;
@@ -388,6 +388,37 @@ TEST_F(TrainerTest, DebugTrainStepEqualsTheTrainersFirstStep) {
     ++compared;
   }
   EXPECT_GT(compared, 0);
+}
+
+// With both caches the VAE and the text encoders wait on the CPU and come to the device only for
+// sample images; making samples during training (step and epoch cadence) leaves the training
+// itself untouched: the same LoRA bytes as the run without samples.
+TEST_F(TrainerTest, SamplesFromCachedRunsLeaveTheTrainingUntouched) {
+  test::TempDir with, without;
+  auto config = [&](const std::string& out) {
+    train::TrainConfig c = base_config(out);
+    c.max_train_steps = 4;
+    c.cache_latents = true;
+    c.cache_text_encoder_outputs = true;
+    c.network_train_unet_only = true;  // what cached text outputs need
+    return c;
+  };
+  train::TrainConfig c = config(with.path().string());
+  const std::string prompts = (with / "prompts.txt").string();
+  core::write_file_atomic(prompts, "lsshape, a red circle --w 64 --h 64 --s 2 --d 5\n");
+  c.sample_prompts = prompts;
+  c.sample_every_n_steps = 2;
+  c.sample_every_n_epochs = 1;
+  const train::TrainResult a = train::run_training(c);
+  const train::TrainResult b = train::run_training(config(without.path().string()));
+  ASSERT_FALSE(a.final_lora.empty());
+  EXPECT_EQ(file_bytes(a.final_lora), file_bytes(b.final_lora));
+  std::vector<std::string> samples;
+  for (const auto& e : fs::directory_iterator(with / "sample")) samples.push_back(e.path().filename().string());
+  std::sort(samples.begin(), samples.end());
+  ASSERT_GE(samples.size(), 2u);
+  EXPECT_EQ(samples.front(), "tiny_000002_00_5.png");
+  for (const auto& name : samples) EXPECT_GT(fs::file_size(with / "sample" / name), 0u) << name;
 }
 
 // The library prints nothing: what the person running it should read (what will run, the caches,
