@@ -74,6 +74,19 @@ class TrainerTest : public ::testing::Test {
     return c;
   }
 
+  // `lorastudio train` on the tiny model as a separate process: 8 steps, a LoRA and a state every
+  // 4 steps (the kill -9 and SIGINT tests), then `extra`.
+  static std::vector<std::string> train_argv(const fs::path& out, const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
+                                  (*dir_ / "tiny.safetensors").string(), "--dataset_config", toml_,
+                                  "--tokenizer", test::kClipVocab, "--output_dir", out.string(),
+                                  "--output_name", "tiny", "--network_dim", "4", "--learning_rate", "1e-3",
+                                  "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
+                                  "--save_state"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return argv;
+  }
+
   static test::TempDir* dir_;
   static std::string toml_;
 };
@@ -254,14 +267,7 @@ void expect_kill_nine_resume_identical(const ArgsFor& args, const fs::path& full
 // new process.
 TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
   test::TempDir full, killed;
-  auto args = [&](const fs::path& out) {
-    return std::vector<std::string>{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
-                                    (*dir_ / "tiny.safetensors").string(), "--dataset_config", toml_,
-                                    "--tokenizer", test::kClipVocab, "--output_dir", out.string(),
-                                    "--output_name", "tiny", "--network_dim", "4", "--learning_rate", "1e-3",
-                                    "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
-                                    "--save_state"};
-  };
+  auto args = [&](const fs::path& out) { return train_argv(out); };
   expect_kill_nine_resume_identical(args, full.path(), killed.path());
   int status = 0;
   pid_t pid = 0;
@@ -302,12 +308,7 @@ TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
 TEST_F(TrainerTest, Fp16KillNineThenResumeIsBitIdentical) {
   test::TempDir full, killed;
   auto args = [&](const fs::path& out) {
-    return std::vector<std::string>{test::kLorastudioExe, "train", "--pretrained_model_name_or_path",
-                                    (*dir_ / "tiny.safetensors").string(), "--dataset_config", toml_,
-                                    "--tokenizer", test::kClipVocab, "--output_dir", out.string(),
-                                    "--output_name", "tiny", "--network_dim", "4", "--learning_rate", "1e-3",
-                                    "--seed", "7", "--max_train_steps", "8", "--save_every_n_steps", "4",
-                                    "--save_state", "--mixed_precision", "fp16", "--network_train_unet_only"};
+    return train_argv(out, {"--mixed_precision", "fp16", "--network_train_unet_only"});
   };
   expect_kill_nine_resume_identical(args, full.path(), killed.path());
   const auto log = train::read_step_records((killed / "tiny-log.jsonl").string());
