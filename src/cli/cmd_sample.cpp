@@ -143,6 +143,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
 
 void register_sample(CLI::App& app) {
   auto o = std::make_shared<SampleOptions>();
+  o->request.seed = -1;  // A1111's default: a random seed (set before --seed captures it for --help)
   CLI::App* cmd = app.add_subcommand("sample", "Generate images with an SDXL checkpoint and LoRAs (A1111 parameters in every PNG)");
   cmd->add_option("--model", o->model, "SDXL checkpoint (.safetensors)");
   cmd->add_option("--model_config,--model-config", o->model_config, "Architecture JSON for models without lorastudio metadata");
@@ -166,7 +167,6 @@ void register_sample(CLI::App& app) {
   cmd->add_flag("--no-paths", o->no_paths,
                  "Leave the model and LoRA file paths out of the PNG text (re-render with --model and --lora-dir)");
   cmd->add_flag("-q,--quiet", o->quiet, "No progress bar");
-  o->request.seed = -1;
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });
 }
 

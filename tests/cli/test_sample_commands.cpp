@@ -131,6 +131,16 @@ TEST_F(SampleCommands, BatchTakesConsecutiveSeedsAndNamesFilesLikeA1111) {
   EXPECT_NE(parameters_of(path("batch/00001-41.png")).find("Seed: 41"), std::string::npos);
 }
 
+// Without --seed each run draws a seed (A1111's -1), and --help says so.
+TEST_F(SampleCommands, SeedDefaultsToRandomAndHelpShowsIt) {
+  auto r = run_lorastudio("sample --help");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("--seed INT=-1"), std::string::npos) << r.out;
+  r = run_lorastudio("sample" + common() + " --prompt cube --steps 1 --sampler Euler -o " + path("random.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(parameters_of(path("random.png")).find("Seed: -1"), std::string::npos);
+}
+
 TEST_F(SampleCommands, BadInputIsOneLineAndNonZero) {
   auto r = run_lorastudio("sample" + common() + " --prompt x --sampler \"Euler z\" -o " + path("bad.png"));
   EXPECT_NE(r.exit_code, 0);
