@@ -63,16 +63,23 @@ KeyDef sample_every(const char* name, std::optional<int> C::*field, const char* 
   def.non_positive_is_unset = true;
   return def;
 }
+KeyDef resume_may_change(KeyDef def) {
+  def.info.resume_may_change = true;
+  return def;
+}
 
 const std::vector<KeyDef>& key_table() {
   static const std::vector<KeyDef> keys = {
-      path("pretrained_model_name_or_path", &C::pretrained_model_name_or_path, "SDXL single-file checkpoint"),
-      path("model_config", &C::model_config, "lorastudio: architecture JSON (default: from the checkpoint)"),
-      path("tokenizer", &C::tokenizer, "lorastudio: CLIP BPE vocab (bpe_simple_vocab_16e6.txt.gz)"),
-      key("device", &C::device, "lorastudio: torch device (cpu, cuda, cuda:1)"),
-      path("dataset_config", &C::dataset_config, "kohya dataset TOML ([general], [[datasets]], [[datasets.subsets]])"),
-      path("train_data_dir", &C::train_data_dir, "folder of N_name image subfolders (N = repeats)"),
-      path("reg_data_dir", &C::reg_data_dir, "folder of N_name regularisation subfolders"),
+      resume_may_change(path("pretrained_model_name_or_path", &C::pretrained_model_name_or_path,
+                        "SDXL single-file checkpoint")),
+      resume_may_change(path("model_config", &C::model_config,
+                        "lorastudio: architecture JSON (default: from the checkpoint)")),
+      resume_may_change(path("tokenizer", &C::tokenizer, "lorastudio: CLIP BPE vocab (bpe_simple_vocab_16e6.txt.gz)")),
+      resume_may_change(key("device", &C::device, "lorastudio: torch device (cpu, cuda, cuda:1)")),
+      resume_may_change(path("dataset_config", &C::dataset_config,
+                        "kohya dataset TOML ([general], [[datasets]], [[datasets.subsets]])")),
+      resume_may_change(path("train_data_dir", &C::train_data_dir, "folder of N_name image subfolders (N = repeats)")),
+      resume_may_change(path("reg_data_dir", &C::reg_data_dir, "folder of N_name regularisation subfolders")),
       key("resolution", &C::resolution, "training size: \"1024\" or \"width,height\""),
       key("enable_bucket", &C::enable_bucket, "aspect-ratio buckets"),
       key("min_bucket_reso", &C::min_bucket_reso, "smallest bucket side"),
@@ -118,30 +125,35 @@ const std::vector<KeyDef>& key_table() {
       key("min_timestep", &C::min_timestep, "smallest training timestep"),
       key("max_timestep", &C::max_timestep, "timestep bound, exclusive (at most 1000)"),
       key("max_token_length", &C::max_token_length, "caption tokens: 0 (75), 150 or 225"),
-      key("gradient_checkpointing", &C::gradient_checkpointing, "recompute activations to save memory"),
+      resume_may_change(key("gradient_checkpointing", &C::gradient_checkpointing,
+                        "recompute activations to save memory")),
       key("mixed_precision", &C::mixed_precision, "no, fp16 or bf16"),
       key("full_bf16", &C::full_bf16, "bf16 weights and gradients (needs mixed_precision bf16)"),
       key("full_fp16", &C::full_fp16, "fp16 weights and gradients (needs mixed_precision fp16)"),
-      key("save_precision", &C::save_precision, "dtype of the saved LoRA: float, fp16 or bf16 (empty: as trained)"),
+      resume_may_change(key("save_precision", &C::save_precision,
+                        "dtype of the saved LoRA: float, fp16 or bf16 (empty: as trained)")),
       key("cache_latents", &C::cache_latents, "encode the images with the VAE once"),
       key("cache_latents_to_disk", &C::cache_latents_to_disk, "keep cached latents on disk"),
       key("cache_text_encoder_outputs", &C::cache_text_encoder_outputs,
           "encode the captions once (needs network_train_unet_only)"),
       key("cache_text_encoder_outputs_to_disk", &C::cache_text_encoder_outputs_to_disk,
           "keep cached text-encoder outputs on disk"),
-      path("output_dir", &C::output_dir, "folder the LoRA files are written to"),
-      key("output_name", &C::output_name, "LoRA file name without extension"),
-      key("save_model_as", &C::save_model_as, "file format: safetensors only"),
-      key("save_every_n_epochs", &C::save_every_n_epochs, "save the LoRA every N epochs"),
-      key("save_every_n_steps", &C::save_every_n_steps, "save the LoRA every N steps"),
-      key("save_state", &C::save_state, "save a resumable training state with each LoRA"),
-      key("save_state_on_train_end", &C::save_state_on_train_end, "save a resumable state at the end"),
-      path("resume", &C::resume, "training-state folder to resume from"),
-      path("sample_prompts", &C::sample_prompts, "prompt file for sample images (kohya syntax)"),
-      sample_every("sample_every_n_epochs", &C::sample_every_n_epochs, "sample every N epochs (0 or less: off)"),
-      sample_every("sample_every_n_steps", &C::sample_every_n_steps, "sample every N steps (0 or less: off)"),
-      key("sample_sampler", &C::sample_sampler, "sampler of the sample images"),
-      key("sample_at_first", &C::sample_at_first, "sample once before training"),
+      resume_may_change(path("output_dir", &C::output_dir, "folder the LoRA files are written to")),
+      resume_may_change(key("output_name", &C::output_name, "LoRA file name without extension")),
+      resume_may_change(key("save_model_as", &C::save_model_as, "file format: safetensors only")),
+      resume_may_change(key("save_every_n_epochs", &C::save_every_n_epochs, "save the LoRA every N epochs")),
+      resume_may_change(key("save_every_n_steps", &C::save_every_n_steps, "save the LoRA every N steps")),
+      resume_may_change(key("save_state", &C::save_state, "save a resumable training state with each LoRA")),
+      resume_may_change(key("save_state_on_train_end", &C::save_state_on_train_end,
+                        "save a resumable state at the end")),
+      resume_may_change(path("resume", &C::resume, "training-state folder to resume from")),
+      resume_may_change(path("sample_prompts", &C::sample_prompts, "prompt file for sample images (kohya syntax)")),
+      resume_may_change(sample_every("sample_every_n_epochs", &C::sample_every_n_epochs,
+                        "sample every N epochs (0 or less: off)")),
+      resume_may_change(sample_every("sample_every_n_steps", &C::sample_every_n_steps,
+                        "sample every N steps (0 or less: off)")),
+      resume_may_change(key("sample_sampler", &C::sample_sampler, "sampler of the sample images")),
+      resume_may_change(key("sample_at_first", &C::sample_at_first, "sample once before training")),
   };
   return keys;
 }
@@ -531,6 +543,19 @@ void set_train_key(TrainConfig& config, const std::string& key, const std::strin
   }
   if (apply_kohya_only_key(key, subject, kohya_text_value(value), notes)) return;
   LS_FAIL("unknown option ", subject, did_you_mean(key, "--", ""));
+}
+
+std::vector<std::string> resume_changes(const TrainConfig& saved, const TrainConfig& now) {
+  std::vector<std::string> changes;
+  for (const KeyDef& def : key_table()) {
+    if (def.info.resume_may_change) continue;
+    std::string before, after;
+    std::visit([&](auto field) { before = toml_text(saved.*field), after = toml_text(now.*field); }, def.field);
+    if (before != after)
+      changes.push_back(str_cat(def.info.name, " ", before.empty() ? "(unset)" : before, " -> ",
+                                after.empty() ? "(unset)" : after));
+  }
+  return changes;
 }
 
 std::string train_config_toml(const TrainConfig& config) {

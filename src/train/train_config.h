@@ -99,10 +99,17 @@ struct TrainKeyInfo {
   std::string name;
   TrainKeyType type;
   std::string help;
+  /// Outputs, cadence, file locations, device, checkpointing: a resumed run may set these anew;
+  /// every other key must keep its saved value (it changes what the run computes).
+  bool resume_may_change = false;
 };
 
 /// Every key TrainConfig takes, in the order the effective config is written.
 const std::vector<TrainKeyInfo>& train_keys();
+
+/// The keys a resume may not change that differ between the saved run's config and the resumed
+/// one, each as "key old -> new" in TOML text ("(unset)" for an unset optional), in key order.
+std::vector<std::string> resume_changes(const TrainConfig& saved, const TrainConfig& now);
 
 /// Reads a kohya-style training TOML. Errors name file:line, the key and, for a misspelt key, the
 /// nearest valid one. Relative paths are resolved against the file's folder.

@@ -71,41 +71,12 @@ torch::Tensor to_device(const torch::Tensor& t, c10::Device device) {
   return t.pin_memory().to(device, /*non_blocking=*/true);
 }
 
-// Keys whose change alters what a resumed run computes; the rest (outputs, cadence, device...)
-// may differ between the saved run and the resume.
-bool affects_training(const std::string& key) {
-  static const char* kFree[] = {"resume", "output_dir", "output_name", "save_every_n_epochs", "save_every_n_steps",
-                                "save_state", "save_state_on_train_end", "save_precision", "save_model_as",
-                                "sample_prompts", "sample_every_n_epochs", "sample_every_n_steps",
-                                "sample_sampler", "sample_at_first", "device", "tokenizer",
-                                "pretrained_model_name_or_path", "model_config", "dataset_config",
-                                "train_data_dir", "reg_data_dir", "gradient_checkpointing"};
-  for (const char* k : kFree)
-    if (key == k) return false;
-  return true;
-}
-
-std::map<std::string, std::string> toml_lines(const std::string& toml) {
-  std::map<std::string, std::string> out;
-  std::istringstream in(toml);
-  std::string line;
-  while (std::getline(in, line)) {
-    const size_t eq = line.find(" = ");
-    if (eq != std::string::npos && line[0] != '#') out[line.substr(0, eq)] = line.substr(eq + 3);
-  }
-  return out;
-}
-
-void require_same_training(const std::string& state_dir, const std::string& saved, const std::string& now) {
-  const auto a = toml_lines(saved), b = toml_lines(now);
+// The saved run's config is the TOML it wrote into the state (absolute paths): read back with the
+// same key table, compared key by key.
+void require_same_training(const std::string& state_dir, const std::string& saved_toml, const TrainConfig& now) {
+  const TrainConfig saved = parse_train_config(saved_toml, state_dir + "/state.json (config)", "");
   std::string diff;
-  for (const auto& [k, v] : a) {
-    const auto it = b.find(k);
-    const std::string w = it == b.end() ? "(unset)" : it->second;
-    if (affects_training(k) && v != w) diff += str_cat(diff.empty() ? "" : ", ", k, " ", v, " -> ", w);
-  }
-  for (const auto& [k, v] : b)
-    if (affects_training(k) && !a.count(k)) diff += str_cat(diff.empty() ? "" : ", ", k, " (unset) -> ", v);
+  for (const std::string& change : resume_changes(saved, now)) diff += (diff.empty() ? "" : ", ") + change;
   LS_CHECK(diff.empty(), state_dir, ": the resumed run must train with the saved settings; changed: ", diff);
 }
 
@@ -467,7 +438,7 @@ TrainResult run_training(TrainConfig config, const TrainHooks& hooks) {
   }
   TrainSession& s = *session;
   if (resumed) {
-    require_same_training(config.resume, resumed->config_toml, train_config_toml(s.config));
+    require_same_training(config.resume, resumed->config_toml, s.config);
     load_train_state(config.resume, *s.network, *s.optimizer);
   }
   fs::create_directories(s.config.output_dir);

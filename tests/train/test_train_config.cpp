@@ -18,7 +18,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using ls::train::TrainConfig;
+using ls::train::TrainKeyInfo;
 using ls::train::TrainKeyType;
+using ls::train::resume_changes;
+using ls::train::train_keys;
 
 TrainConfig parse(const std::string& text, std::vector<std::string>* notes = nullptr) {
   return ls::train::parse_train_config(text, "t.toml", "", notes);
@@ -488,6 +491,31 @@ TEST(TrainConfigValidate, EachRuleNamesItsKey) {
     EXPECT_NE(e.find(expected), std::string::npos) << "expected '" << expected << "' in: '" << e << "'";
     EXPECT_EQ(e.find('\n'), std::string::npos) << e;
   }
+}
+
+// A resume may move outputs, cadence, files and the device, not what the run computes: only the
+// latter are listed, as "key old -> new" in TOML text, unset optionals as "(unset)".
+TEST(TrainConfigResume, ChangesListOnlyKeysThatAlterTraining) {
+  TrainConfig saved;
+  saved.learning_rate = 1e-3;
+  saved.seed = 7;
+  TrainConfig now = saved;
+  EXPECT_TRUE(resume_changes(saved, now).empty());
+  now.output_dir = "/elsewhere";
+  now.output_name = "renamed";
+  now.device = "cuda:1";
+  now.save_every_n_steps = 50;
+  now.sample_every_n_epochs = 1;
+  now.gradient_checkpointing = !saved.gradient_checkpointing;
+  EXPECT_TRUE(resume_changes(saved, now).empty());
+  now.learning_rate = 2e-3;
+  now.unet_lr = 1e-4;
+  now.seed = 8;
+  EXPECT_EQ(resume_changes(saved, now),
+            (std::vector<std::string>{"learning_rate 0.001 -> 0.002", "unet_lr (unset) -> 0.0001", "seed 7 -> 8"}));
+  int free_keys = 0;
+  for (const TrainKeyInfo& k : train_keys()) free_keys += k.resume_may_change;
+  EXPECT_EQ(free_keys, 22);  // resume, outputs (6), cadence (7), input files (6), device, checkpointing
 }
 
 }  // namespace

@@ -391,6 +391,31 @@ TEST_F(TrainerTest, DebugTrainStepEqualsTheTrainersFirstStep) {
   EXPECT_GT(compared, 0);
 }
 
+// A resume may change where and how often files are written, not what the run computes.
+TEST_F(TrainerTest, ResumeRefusesChangedTrainingSettingsAndTakesNewOutputs) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.max_train_steps = 4;
+  train::TrainHooks stop;
+  stop.stop_after_step = [](int64_t step) { return step == 2; };
+  const train::TrainResult first = train::run_training(c, stop);
+  ASSERT_TRUE(first.interrupted);
+  train::TrainConfig changed = c;
+  changed.resume = first.last_state;
+  changed.learning_rate = 2e-3;
+  const std::string e = test::error_of([&] { train::run_training(changed); });
+  EXPECT_NE(e.find("the resumed run must train with the saved settings; changed: learning_rate 0.001 -> 0.002"),
+            std::string::npos) << e;
+  train::TrainConfig moved = c;
+  moved.resume = first.last_state;
+  moved.output_name = "renamed";
+  moved.save_every_n_steps = 1;
+  const train::TrainResult r = train::run_training(moved);
+  EXPECT_EQ(r.steps_done, 4);
+  EXPECT_TRUE(fs::exists(out / "renamed.safetensors"));
+  EXPECT_TRUE(fs::exists(out / "renamed-step00000003.safetensors"));
+}
+
 // With both caches the VAE and the text encoders wait on the CPU and come to the device only for
 // sample images; making samples during training (step and epoch cadence) leaves the training
 // itself untouched: the same LoRA bytes as the run without samples.
