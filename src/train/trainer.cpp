@@ -80,7 +80,7 @@ void require_same_training(const std::string& state_dir, const std::string& save
   LS_CHECK(diff.empty(), state_dir, ": the resumed run must train with the saved settings; changed: ", diff);
 }
 
-// kohya's six-digit counters in sample image names (000100, e000005).
+// kohya's six-digit counters: epoch file names (-000005) and sample image names (000100, e000005).
 std::string zero_padded(int64_t n) {
   char buf[24];
   std::snprintf(buf, sizeof buf, "%06lld", static_cast<long long>(n));
@@ -411,11 +411,7 @@ void Trainer::finish(core::Progress& progress) {
 
 }  // namespace
 
-std::string epoch_file_name(const std::string& output_name, int epoch) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "-%06d", epoch);
-  return output_name + buf;
-}
+std::string epoch_file_name(const std::string& output_name, int epoch) { return output_name + "-" + zero_padded(epoch); }
 
 std::string step_file_name(const std::string& output_name, int64_t step) {
   char buf[40];

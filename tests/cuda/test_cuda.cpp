@@ -9,7 +9,6 @@
 #include <ATen/Context.h>
 #include <torch/cuda.h>
 
-#include "data/synthetic.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "lora/network.h"
@@ -18,6 +17,7 @@
 #include "sample/cfg_denoiser.h"
 #include "sample/samplers.h"
 #include "support/support.h"
+#include "support/training_data.h"
 #include "train/train_log.h"
 #include "train/trainer.h"
 
@@ -112,15 +112,7 @@ class CudaTraining : public ::testing::Test {
     LS_REQUIRE_CUDA();
     models::SdxlModel model = tiny_model(4);
     models::save_sdxl_checkpoint((dir_ / "tiny.safetensors").string(), model, std::nullopt);
-    data::SyntheticOptions o;
-    o.images = 6;
-    o.repeats = 2;
-    o.min_side = 96;
-    o.max_side = 160;
-    o.resolution = 64;
-    o.batch_size = 2;
-    o.seed = 5;
-    toml_ = data::make_synthetic_dataset((dir_ / "data").string(), o).config_toml;
+    toml_ = test::write_training_dataset(dir_ / "data", 0);
   }
   train::TrainConfig config(const fs::path& out, const std::string& precision) const {
     train::TrainConfig c;

@@ -20,7 +20,6 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/loader.h"
-#include "data/synthetic.h"
 #include "io/image.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
@@ -28,6 +27,7 @@
 #include "models/checkpoint.h"
 #include "models/sdxl_conditioner.h"
 #include "support/support.h"
+#include "support/training_data.h"
 #include "train/loss.h"
 #include "models/noise_schedule.h"
 #include "train/text_inputs.h"
@@ -47,16 +47,7 @@ class TrainerTest : public ::testing::Test {
     torch::manual_seed(3);
     models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
     models::save_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), m, std::nullopt);
-    data::SyntheticOptions o;
-    o.images = 6;
-    o.reg_images = 2;
-    o.repeats = 2;
-    o.min_side = 96;
-    o.max_side = 160;
-    o.resolution = 64;
-    o.batch_size = 2;
-    o.seed = 5;
-    toml_ = data::make_synthetic_dataset((*dir_ / "data").string(), o).config_toml;
+    toml_ = test::write_training_dataset(*dir_ / "data", 2);
   }
   static void TearDownTestSuite() { delete dir_; }
 
