@@ -243,11 +243,59 @@ const std::vector<std::pair<std::string, std::string>>& scheduler_suffixes() {
   return table;
 }
 
+/// The request fields on the parameters line, grouped by label ("Size": width, height), in order.
+using FieldGroup = std::pair<std::string, std::vector<const sample::RequestField*>>;
+const std::vector<FieldGroup>& request_groups() {
+  static const std::vector<FieldGroup> groups = [] {
+    std::vector<FieldGroup> out;
+    for (const sample::RequestField& f : sample::request_fields()) {
+      if (f.infotext.empty()) continue;
+      if (out.empty() || out.back().first != f.infotext) out.push_back({f.infotext, {}});
+      out.back().second.push_back(&f);
+    }
+    return out;
+  }();
+  return groups;
+}
+
+bool is_required(const std::string& label) {
+  for (const auto& [l, fields] : request_groups())
+    if (l == label) return fields.front()->infotext_required;
+  return false;
+}
+
+/// The labels GenerationParams holds as fields: the request's and the files'.
 const std::set<std::string>& field_keys() {
-  static const std::set<std::string> keys = {"Steps",      "Sampler", "Schedule type", "CFG scale",
-                                             "Seed",       "Size",    "Model hash",    "Model",
-                                             "Model path", "Version", "Lora hashes",   "Lora paths"};
+  static const std::set<std::string> keys = [] {
+    std::set<std::string> out = {"Model hash", "Model", "Model path", "Version", "Lora hashes", "Lora paths"};
+    for (const auto& group : request_groups()) out.insert(group.first);
+    return out;
+  }();
   return keys;
+}
+
+/// A request field's value on the parameters line.
+std::string param_text(const sample::RequestField& f, const GenerationParams& p) {
+  struct Text {
+    const GenerationParams& p;
+    std::string operator()(std::string sample::ImageSettings::*m) const { return p.*m; }
+    std::string operator()(int64_t sample::ImageSettings::*m) const { return std::to_string(p.*m); }
+    std::string operator()(double sample::ImageSettings::*m) const { return format_number(p.*m); }
+  };
+  return std::visit(Text{p}, f.member);
+}
+
+/// Reads a request field from its part of the parameters line; `what` names it in errors.
+void read_param(const sample::RequestField& f, const std::string& text, const std::string& what, GenerationParams& p) {
+  struct Read {
+    const std::string& text;
+    const std::string& what;
+    GenerationParams& p;
+    void operator()(std::string sample::ImageSettings::*m) const { p.*m = text; }
+    void operator()(int64_t sample::ImageSettings::*m) const { p.*m = parse_int(text, what); }
+    void operator()(double sample::ImageSettings::*m) const { p.*m = parse_real(text, what); }
+  };
+  std::visit(Read{text, what, p}, f.member);
 }
 
 }  // namespace infotext_detail
@@ -361,10 +409,13 @@ std::string format_infotext(const GenerationParams& params) {
   }
   const std::string lora_hashes = joined_lora_field(params.loras, false);
   const std::string lora_paths = joined_lora_field(params.loras, true);
-  std::vector<std::pair<std::string, std::string>> kv = {
-      {"Steps", std::to_string(params.steps)}, {"Sampler", params.sampler}, {"Schedule type", params.schedule_type},
-      {"CFG scale", format_number(params.cfg_scale)}, {"Seed", std::to_string(params.seed)},
-      {"Size", str_cat(params.width, "x", params.height)}, {"Model hash", params.model_hash}, {"Model", params.model}};
+  std::vector<std::pair<std::string, std::string>> kv;
+  for (const auto& [label, fields] : request_groups()) {
+    std::string value;
+    for (const sample::RequestField* f : fields) value += (value.empty() ? "" : "x") + param_text(*f, params);
+    kv.emplace_back(label, value);
+  }
+  kv.insert(kv.end(), {{"Model hash", params.model_hash}, {"Model", params.model}});
   for (const auto& [key, value] : params.extra) {
     LS_CHECK(is_param_key(key), "infotext: extra key '", key,
              "' is not an A1111 key (a letter or digit, then letters, digits, spaces, - or /)");
@@ -377,8 +428,7 @@ std::string format_infotext(const GenerationParams& params) {
                        {"Lora paths", lora_paths}, {"Version", params.version}});
   std::string line;
   for (const auto& [key, value] : kv) {
-    const bool always = field_keys().count(key) == 0 || key == "Steps" || key == "Sampler" || key == "CFG scale" ||
-                        key == "Seed" || key == "Size";
+    const bool always = field_keys().count(key) == 0 || is_required(key);
     if (value.empty() && !always) continue;
     check_utf8(value, key);
     line += (line.empty() ? "" : ", ") + key + ": " + infotext_quote(value);
@@ -467,7 +517,6 @@ GenerationParams parse_infotext(const std::string& text, const std::string& name
            "of the text; is this an A1111/lorastudio image?");
   lines.pop_back();
   GenerationParams p;
-  p.schedule_type.clear();
   p.version.clear();
   bool in_negative = false;
   for (const std::string& raw_line : lines) {  // parse_generation_parameters' prompt loop
@@ -482,23 +531,27 @@ GenerationParams parse_infotext(const std::string& text, const std::string& name
   std::map<std::string, std::string> values;
   for (const RawParam& r : raw)
     if (!r.value.empty()) values[r.key] = unquote(r.value);  // A1111 skips empty values (v[0] fails)
-  for (const char* key : {"Steps", "Sampler", "CFG scale", "Seed", "Size"})
-    LS_CHECK(values.count(key), name, ": the parameters line has no '", key, "'; ", kFixAdvice);
-  p.steps = parse_int(values["Steps"], name + ": Steps");
-  p.cfg_scale = parse_real(values["CFG scale"], name + ": CFG scale");
-  p.seed = parse_int(values["Seed"], name + ": Seed");
-  const std::string size = values["Size"];
-  const size_t x = size.find('x');
-  LS_CHECK(x != std::string::npos && x > 0 && x + 1 < size.size() &&
-               size.find_first_not_of("0123456789x") == std::string::npos && size.find('x', x + 1) == std::string::npos,
-           name, ": Size must be WIDTHxHEIGHT, got '", size, "'; ", kFixAdvice);
-  p.width = parse_int(size.substr(0, x), name + ": Size width");
-  p.height = parse_int(size.substr(x + 1), name + ": Size height");
+  for (const auto& [label, fields] : request_groups()) {
+    const auto it = values.find(label);
+    LS_CHECK(it != values.end() || !fields.front()->infotext_required, name, ": the parameters line has no '", label,
+             "'; ", kFixAdvice);
+    if (it == values.end()) continue;
+    if (fields.size() == 1) {
+      read_param(*fields.front(), it->second, name + ": " + label, p);
+      continue;
+    }
+    // A joined value ("832x1216"): whole numbers separated by 'x', one per field.
+    const std::vector<std::string> parts = split(it->second, 'x');
+    bool digits = parts.size() == fields.size();
+    for (const std::string& part : parts) digits = digits && !part.empty() && part.find_first_not_of("0123456789") == std::string::npos;
+    std::string layout;
+    for (const sample::RequestField* f : fields) layout += (layout.empty() ? "" : "x") + core::ascii_upper(f->key.name);
+    LS_CHECK(digits, name, ": ", label, " must be ", layout, ", got '", it->second, "'; ", kFixAdvice);
+    for (size_t i = 0; i < fields.size(); ++i) read_param(*fields[i], parts[i], str_cat(name, ": ", label, " ", fields[i]->key.name), p);
+  }
   take_lora_tags(p, name);
   for (auto& [key, value] : values) {
-    if (key == "Sampler") p.sampler = value;
-    else if (key == "Schedule type") p.schedule_type = value;
-    else if (key == "Model hash") p.model_hash = value;
+    if (key == "Model hash") p.model_hash = value;
     else if (key == "Model") p.model = value;
     else if (key == "Model path") p.model_path = value;
     else if (key == "Version") p.version = value;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/version.h"
+#include "sample/request.h"
 
 namespace ls::a1111 {
 
@@ -29,17 +30,11 @@ struct InfotextLora {
 };
 bool operator==(const InfotextLora& a, const InfotextLora& b);
 
-/// Everything lorastudio needs to reproduce an image. Device and dtype are not stored (they are
-/// the machine's, not the image's); "Clip skip" does not apply to SDXL and lands in `extra`.
-struct GenerationParams {
-  std::string prompt;  // without the <lora:...> tags of `loras`
-  std::string negative_prompt;
-  int64_t steps = 20;
-  std::string sampler = "DPM++ 2M";      // A1111 sampler name ("Euler a", "DPM++ 2M", "DDIM", ...)
-  std::string schedule_type = "Karras";  // A1111 "Schedule type" label; "" = not written (Automatic)
-  double cfg_scale = 7.0;
-  int64_t seed = 0;
-  int64_t width = 1024, height = 1024;
+/// Everything lorastudio needs to reproduce an image: the request's settings (sample/request.h;
+/// `prompt` without the <lora:...> tags of `loras`, schedule_type "" = not written, Automatic)
+/// and what A1111 writes about the files. Device and dtype are not stored (they are the
+/// machine's, not the image's); "Clip skip" does not apply to SDXL and lands in `extra`.
+struct GenerationParams : sample::ImageSettings {
   std::string model;       // checkpoint file name without extension; "" = not written
   std::string model_hash;  // A1111 "Model hash": first 10 hex of the file's SHA-256; "" = not written
   std::string model_path;  // lorastudio "Model path"; "" = not written

@@ -20,15 +20,7 @@ std::string user_cache_dir() {
 GenerationParams generation_params(const sample::ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes,
                                    bool paths) {
   GenerationParams p;
-  p.prompt = r.prompt;
-  p.negative_prompt = r.negative_prompt;
-  p.steps = r.steps;
-  p.sampler = r.sampler;
-  p.schedule_type = r.schedule_type;
-  p.cfg_scale = r.cfg_scale;
-  p.seed = r.seed;
-  p.width = r.width;
-  p.height = r.height;
+  static_cast<sample::ImageSettings&>(p) = r;  // the request vocabulary is the same struct on both sides
   if (!checkpoint.empty()) {
     p.model = fs::path(checkpoint).stem().string();
     p.model_hash = model_hash(checkpoint, hashes);
@@ -48,15 +40,7 @@ GenerationParams generation_params(const sample::ImageRequest& r, const std::str
 sample::ImageRequest request_from_params(const GenerationParams& p, const std::vector<std::string>& lora_dirs,
                                  const std::string& name) {
   sample::ImageRequest r;
-  r.prompt = p.prompt;
-  r.negative_prompt = p.negative_prompt;
-  r.steps = p.steps;
-  r.sampler = p.sampler;
-  r.schedule_type = p.schedule_type;
-  r.cfg_scale = p.cfg_scale;
-  r.seed = p.seed;
-  r.width = p.width;
-  r.height = p.height;
+  static_cast<sample::ImageSettings&>(r) = p;
   for (const auto& l : p.loras) {
     LS_CHECK(!l.unet_strength || *l.unet_strength == l.strength, name, ": LoRA ", l.name,
              " has separate text-encoder and UNet strengths; lorastudio applies one strength per LoRA");

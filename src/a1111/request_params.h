@@ -7,7 +7,7 @@
 
 #include "a1111/file_hashes.h"
 #include "a1111/infotext.h"
-#include "sample/pipeline.h"
+#include "sample/request.h"
 
 namespace ls::a1111 {
 

@@ -4,18 +4,22 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
 #include "a1111/request_params.h"
 #include "cli/commands.h"
+#include "cli/request_flags.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/key_table.h"
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
+#include "sample/pipeline.h"
 
 namespace fs = std::filesystem;
 
@@ -26,6 +30,7 @@ namespace {
 struct SampleOptions {
   std::string model, model_config, tokenizer, from_png, out = "outputs", device = "cpu", dtype = "fp32";
   sample::ImageRequest request;
+  std::map<std::string, std::string> fields;  // request field name -> text, as given
   std::vector<std::string> loras, lora_dirs;
   int64_t batch = 1;
   bool quiet = false, no_paths = false;
@@ -66,17 +71,14 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
   std::vector<std::string> dirs = o.lora_dirs;
   dirs.push_back(fs::path(o.from_png).parent_path().string());
   sample::ImageRequest r = a1111::request_from_params(params, dirs, o.from_png);
-  const auto given = [&](const char* flag) { return cmd.count(flag) > 0; };
-  if (given("--prompt")) r.prompt = o.request.prompt;
-  if (given("--negative")) r.negative_prompt = o.request.negative_prompt;
-  if (given("--steps")) r.steps = o.request.steps;
-  if (given("--sampler")) r.sampler = o.request.sampler, r.schedule_type = o.request.schedule_type;
-  if (given("--schedule")) r.schedule_type = o.request.schedule_type;
-  if (given("--cfg")) r.cfg_scale = o.request.cfg_scale;
-  if (given("--seed")) r.seed = o.request.seed;
-  if (given("--width")) r.width = o.request.width;
-  if (given("--height")) r.height = o.request.height;
-  if (given("--lora")) r.loras = lora_specs(o.loras);  // replaces the stored ones (e.g. another epoch)
+  for (const sample::RequestField& f : sample::request_fields()) {
+    if (cmd.count("--" + f.key.name) == 0) continue;
+    copy_field(f, o.request, r);
+    // A sampler brings its own schedule: o.request holds the default unless a schedule is given too.
+    if (const sample::RequestField* other = f.resets.empty() ? nullptr : sample::find_request_field(f.resets))
+      copy_field(*other, o.request, r);
+  }
+  if (cmd.count("--lora") > 0) r.loras = lora_specs(o.loras);  // replaces the stored ones (e.g. another epoch)
   return r;
 }
 
@@ -99,6 +101,10 @@ fs::path output_path(const SampleOptions& o, int64_t seed, int64_t count) {
 
 void run_sample(SampleOptions& o, const CLI::App& cmd) {
   core::init_threads();
+  for (const sample::RequestField& f : sample::request_fields()) {
+    const std::string flag = "--" + f.key.name;
+    if (cmd.count(flag) > 0) f.key.set(o.request, core::text_value(o.fields[f.key.name]), flag);
+  }
   sample::ImageRequest request;
   if (!o.from_png.empty()) {
     request = request_from_png(o, cmd);
@@ -148,15 +154,7 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--model", o->model, "SDXL checkpoint (.safetensors)");
   cmd->add_option("--model_config,--model-config", o->model_config, "Architecture JSON for models without lorastudio metadata");
   cmd->add_option("--tokenizer", o->tokenizer, "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder")->required();
-  cmd->add_option("-p,--prompt", o->request.prompt, "Prompt; A1111 emphasis (word:1.2) (word) [word], BREAK");
-  cmd->add_option("-n,--negative", o->request.negative_prompt, "Negative prompt");
-  cmd->add_option("--steps", o->request.steps, "Sampling steps")->capture_default_str();
-  cmd->add_option("--sampler", o->request.sampler, "Euler, Euler a, Heun, DPM++ 2M, DPM++ 2M Karras, DDIM, ...")->capture_default_str();
-  cmd->add_option("--schedule", o->request.schedule_type, "A1111 schedule type: Automatic, Karras, Exponential, ...")->capture_default_str();
-  cmd->add_option("--cfg", o->request.cfg_scale, "Classifier-free guidance scale")->capture_default_str();
-  cmd->add_option("--seed", o->request.seed, "Seed (-1: random)")->capture_default_str();
-  cmd->add_option("--width", o->request.width, "Width, a multiple of 64")->capture_default_str();
-  cmd->add_option("--height", o->request.height, "Height, a multiple of 64")->capture_default_str();
+  add_request_flags(*cmd, o->request, o->fields);
   cmd->add_option("--batch", o->batch, "Images, with consecutive seeds")->capture_default_str();
   cmd->add_option("--lora", o->loras, "LoRA file, optionally :strength (FILE:0.8); repeatable");
   cmd->add_option("--lora-dir", o->lora_dirs, "Folders to find LoRAs named in a --from-png image");

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/request_flags.h"
 #include "core/error.h"
 #include "core/runtime.h"
 #include "sheet/sheet_runner.h"
@@ -23,8 +24,7 @@ void run_sheet_command(SheetOptions& o, const CLI::App& cmd) {
   core::init_threads();
   sheet::SheetDefinition spec = o.toml.empty() ? sheet::SheetDefinition{} : sheet::load_sheet_toml(o.toml);
   for (const auto& [key, value] : o.keys) {
-    const bool given = cmd.count("--" + key) > 0 || (key == "output_dir" && cmd.count("--out") > 0);
-    if (given) sheet::set_sheet_key(spec, key, value, "--" + key);
+    if (cmd.count("--" + key) > 0) sheet::set_sheet_key(spec, key, value, "--" + key);
   }
   if (o.no_paths) spec.paths = false;
   if (!o.loras.empty()) {
@@ -49,26 +49,16 @@ void register_sheet(CLI::App& app) {
   auto o = std::make_shared<SheetOptions>();
   CLI::App* cmd = app.add_subcommand("sheet", "Render a contact sheet: LoRA files/epochs x strengths x prompts x seeds ...");
   cmd->add_option("toml", o->toml, "Sheet definition TOML (optional; flags override it)");
-  const std::pair<const char*, const char*> keys[] = {
-      {"title", "Title drawn on the grid"},
-      {"output_dir", "Sheet folder (cells/, sheet.json, grid PNGs)"},
-      {"model", "SDXL checkpoint"},
-      {"model_config", "Architecture JSON for models without lorastudio metadata"},
-      {"tokenizer", "CLIP BPE vocabulary or tokenizer folder"},
-      {"device", "cpu, cuda, ..."},
-      {"dtype", "fp32, fp16, bf16"},
-      {"prompt", "Prompt"},
-      {"negative_prompt", "Negative prompt"},
-      {"steps", "Sampling steps"},
-      {"sampler", "Sampler (A1111 name)"},
-      {"schedule_type", "A1111 schedule type"},
-      {"cfg_scale", "CFG scale"},
-      {"seed", "Seed"},
-      {"width", "Width (multiple of 64)"},
-      {"height", "Height (multiple of 64)"},
-      {"cache_dir", "File-hash cache folder"}};
-  for (const auto& [key, help] : keys) cmd->add_option(std::string("--") + key, o->keys[key], help);
-  cmd->add_option("-o,--out", o->keys["output_dir"], "Sheet folder (same as --output_dir)");
+  // Every top-level key of the sheet TOML is a flag of the same name; the LoRAs on every cell are
+  // the repeatable --lora instead of the TOML's list, and no_paths is the switch --no-paths.
+  for (const core::Key<sheet::SheetDefinition>& key : sheet::sheet_keys().keys()) {
+    if (key.name == "loras" || key.name == "no_paths") continue;
+    if (sample::find_request_field(key.name)) continue;  // below, with the same flags as `sample`
+    std::string names = key.name == "output_dir" ? "-o,--output_dir" : "--" + key.name;
+    for (const std::string& alias : key.aliases) names += ",--" + alias;
+    cmd->add_option(names, o->keys[key.name], key.help);
+  }
+  add_request_flags(*cmd, sample::ImageSettings{}, o->keys, false);
   cmd->add_option("--lora", o->loras, "LoRA on every cell, FILE[:strength]; repeatable");
   cmd->add_option("--x", o->x, "Columns: KIND=VALUES, e.g. \"lora=out/name-*.safetensors\"");
   cmd->add_option("--y", o->y, "Rows: KIND=VALUES, e.g. strength=0.5,0.75,1");

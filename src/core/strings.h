@@ -10,6 +10,8 @@ namespace ls::core {
 
 /// ASCII lower case; other bytes (UTF-8 included) unchanged.
 std::string ascii_lower(std::string s);
+/// ASCII upper case; other bytes unchanged.
+std::string ascii_upper(std::string s);
 /// s without leading and trailing spaces, tabs, CR and LF.
 std::string trim(std::string_view s);
 /// The shortest text that reads back as exactly v ("7", "0.8", "1e-05"), as Python's repr.

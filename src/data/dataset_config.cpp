@@ -1,18 +1,20 @@
-// kohya dataset TOML and folder convention -> DataConfig. The key table below is the single list
-// of what lorastudio understands; kohya keys it does not implement are accepted only at their
-// neutral value, so a config written for kohya either means the same here or is refused.
+// kohya dataset TOML and folder convention -> DataConfig. The key tables below (core/key_table.h)
+// are the single list of what lorastudio understands; kohya keys it does not implement are rows
+// taken only at their off value, so a config written for kohya either means the same here or is
+// refused.
 #include "data/dataset_config.h"
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <iterator>
 
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/key_table.h"
 #include "core/nearest_name.h"
+#include "core/toml_value.h"
 
 namespace fs = std::filesystem;
 
@@ -20,8 +22,8 @@ namespace ls::data {
 namespace {
 
 // Where a key may appear: kSubsetOnly keys only in [[datasets.subsets]]; kSubset keys at any
-// level (nearest wins); kDataset keys in [general] or [[datasets]].
-enum class Level { kSubsetOnly, kSubset, kDataset };
+// level (nearest wins); dataset keys (their own table) in [general] or [[datasets]].
+enum Level { kSubset, kSubsetOnly };
 
 struct Place {
   std::string source;  // file name
@@ -31,177 +33,153 @@ struct Place {
   }
 };
 
-struct Target {
-  SubsetConfig* subset = nullptr;
-  DatasetConfig* dataset = nullptr;
-};
-
-using Setter = std::function<void(Target, const toml::node&, const std::string& key, const Place&)>;
-
-struct KeyDef {
-  const char* name;
-  Level level;
-  Setter set;
-};
-
-bool read_bool(const toml::node& n, const std::string& key, const Place& p) {
-  LS_CHECK(n.is_boolean(), p.where(n), ": '", key, "' must be true or false");
-  return *n.value<bool>();
+template <typename T>
+core::Key<T> at(core::Key<T> key, Level level) {
+  key.level = level;
+  return key;
 }
 
-int64_t read_int(const toml::node& n, const std::string& key, const Place& p) {
-  LS_CHECK(n.is_integer(), p.where(n), ": '", key, "' must be an integer");
-  return *n.value<int64_t>();
+// Counts are capped at a million: a typo of extra digits must not make a run of years.
+template <typename T>
+core::Key<T> count(core::Key<T> key, int min) {
+  return core::within(std::move(key), min, 1'000'000);
 }
 
-double read_number(const toml::node& n, const std::string& key, const Place& p) {
-  LS_CHECK(n.is_integer() || n.is_floating_point(), p.where(n), ": '", key, "' must be a number");
-  return n.is_integer() ? static_cast<double>(*n.value<int64_t>()) : *n.value<double>();
+template <typename T>
+core::Key<T> rate(core::Key<T> key) {
+  return core::within(std::move(key), 0, 1);
 }
 
-std::string read_string(const toml::node& n, const std::string& key, const Place& p) {
-  LS_CHECK(n.is_string(), p.where(n), ": '", key, "' must be a string");
-  return *n.value<std::string>();
+using S = SubsetConfig;
+using D = DatasetConfig;
+using C = CaptionOptions;
+using B = BucketOptions;
+
+// kohya keys lorastudio does not implement, with the value that means "off": taken at that value
+// (configs exported by GUIs spell every key out); anything else is refused.
+core::Key<S> refused(const char* name, core::OffValue::Kind off) { return core::refused_key<S>(name, off); }
+
+const core::KeyTable<S>& subset_keys() {
+  using core::field_key;
+  using Off = core::OffValue::Kind;
+  static const core::KeyTable<S> table({
+      at(field_key("image_dir", &S::image_dir, "folder of the subset's images"), kSubsetOnly),
+      at(field_key("is_reg", &S::is_reg, "regularisation images"), kSubsetOnly),
+      count(field_key("num_repeats", &S::num_repeats, "times each image is seen per epoch"), 1),
+      field_key("class_tokens", &S::class_tokens, "caption of images without a caption file"),
+      field_key("caption_extension", &S::caption_extension, "caption file extension"),
+      field_key("shuffle_caption", &S::caption, &C::shuffle_caption, "shuffle the tags"),
+      field_key("caption_separator", &S::caption, &C::caption_separator, "tag separator"),
+      count(field_key("keep_tokens", &S::caption, &C::keep_tokens, "leading tags kept in place"), 0),
+      field_key("keep_tokens_separator", &S::caption, &C::keep_tokens_separator, "fixed | flexible | fixed"),
+      field_key("secondary_separator", &S::caption, &C::secondary_separator, "separator inside a tag"),
+      rate(field_key("caption_dropout_rate", &S::caption, &C::caption_dropout_rate, "probability of no caption")),
+      count(field_key("caption_dropout_every_n_epochs", &S::caption, &C::caption_dropout_every_n_epochs,
+                      "no captions every N epochs"), 0),
+      rate(field_key("caption_tag_dropout_rate", &S::caption, &C::caption_tag_dropout_rate,
+                     "probability of dropping each tag")),
+      field_key("caption_prefix", &S::caption, &C::caption_prefix, "text before every caption"),
+      field_key("caption_suffix", &S::caption, &C::caption_suffix, "text after every caption"),
+      field_key("flip_aug", &S::flip_aug, "random horizontal flips"),
+      field_key("random_crop", &S::random_crop, "random instead of centred crops"),
+      refused("color_aug", Off::kFalse),          refused("enable_wildcard", Off::kFalse),
+      refused("alpha_mask", Off::kFalse),         refused("cache_info", Off::kFalse),
+      refused("repeat_by_folder_name", Off::kFalse), refused("token_warmup_step", Off::kZero),
+      refused("validation_split", Off::kZero),    refused("token_warmup_min", Off::kOne),
+      refused("sample_ratio", Off::kOne),         refused("network_multiplier", Off::kOne),
+      refused("face_crop_aug_range", Off::kNone), refused("custom_attributes", Off::kNone),
+      refused("resize_interpolation", Off::kNone), refused("metadata_file", Off::kNone),
+      refused("conditioning_data_dir", Off::kNone), refused("path_pattern", Off::kNone),
+      refused("validation_seed", Off::kNone),     refused("mask_dir", Off::kNone),
+  });
+  return table;
 }
 
-double read_rate(const toml::node& n, const std::string& key, const Place& p) {
-  const double r = read_number(n, key, p);
-  LS_CHECK(r >= 0 && r <= 1, p.where(n), ": '", key, "' must be in [0, 1], got ", r);
-  return r;
-}
-
-int read_positive(const toml::node& n, const std::string& key, const Place& p, int64_t min) {
-  const int64_t v = read_int(n, key, p);
-  LS_CHECK(v >= min && v <= 1'000'000, p.where(n), ": '", key, "' must be at least ", min, ", got ", v);
-  return static_cast<int>(v);
-}
-
-// kohya's `resolution`: one integer (square) or [width, height].
-Reso read_resolution(const toml::node& n, const std::string& key, const Place& p) {
-  if (n.is_integer()) {
-    const int v = read_positive(n, key, p, 64);
-    return {v, v};
-  }
-  const toml::array* a = n.as_array();
-  LS_CHECK(a && a->size() == 2 && (*a)[0].is_integer() && (*a)[1].is_integer(), p.where(n), ": '", key,
-           "' must be an integer or [width, height]");
-  return {read_positive((*a)[0], key, p, 64), read_positive((*a)[1], key, p, 64)};
-}
-
-#define LS_SUBSET(expr) [](Target t, const toml::node& n, const std::string& k, const Place& p) { \
-    (void)k; (void)p; t.subset->expr; }
-#define LS_DATASET(expr) [](Target t, const toml::node& n, const std::string& k, const Place& p) { \
-    (void)k; (void)p; t.dataset->expr; }
-
-const std::vector<KeyDef>& key_table() {
-  static const std::vector<KeyDef> keys = {
-      {"image_dir", Level::kSubsetOnly, LS_SUBSET(image_dir = read_string(n, k, p))},
-      {"is_reg", Level::kSubsetOnly, LS_SUBSET(is_reg = read_bool(n, k, p))},
-      {"num_repeats", Level::kSubset, LS_SUBSET(num_repeats = read_positive(n, k, p, 1))},
-      {"class_tokens", Level::kSubset, LS_SUBSET(class_tokens = read_string(n, k, p))},
-      {"caption_extension", Level::kSubset, LS_SUBSET(caption_extension = read_string(n, k, p))},
-      {"shuffle_caption", Level::kSubset, LS_SUBSET(caption.shuffle_caption = read_bool(n, k, p))},
-      {"caption_separator", Level::kSubset, LS_SUBSET(caption.caption_separator = read_string(n, k, p))},
-      {"keep_tokens", Level::kSubset, LS_SUBSET(caption.keep_tokens = read_positive(n, k, p, 0))},
-      {"keep_tokens_separator", Level::kSubset,
-       LS_SUBSET(caption.keep_tokens_separator = read_string(n, k, p))},
-      {"secondary_separator", Level::kSubset, LS_SUBSET(caption.secondary_separator = read_string(n, k, p))},
-      {"caption_dropout_rate", Level::kSubset, LS_SUBSET(caption.caption_dropout_rate = read_rate(n, k, p))},
-      {"caption_dropout_every_n_epochs", Level::kSubset,
-       LS_SUBSET(caption.caption_dropout_every_n_epochs = read_positive(n, k, p, 0))},
-      {"caption_tag_dropout_rate", Level::kSubset,
-       LS_SUBSET(caption.caption_tag_dropout_rate = read_rate(n, k, p))},
-      {"caption_prefix", Level::kSubset, LS_SUBSET(caption.caption_prefix = read_string(n, k, p))},
-      {"caption_suffix", Level::kSubset, LS_SUBSET(caption.caption_suffix = read_string(n, k, p))},
-      {"flip_aug", Level::kSubset, LS_SUBSET(flip_aug = read_bool(n, k, p))},
-      {"random_crop", Level::kSubset, LS_SUBSET(random_crop = read_bool(n, k, p))},
-      {"resolution", Level::kDataset, LS_DATASET(buckets.resolution = read_resolution(n, k, p))},
-      {"batch_size", Level::kDataset, LS_DATASET(batch_size = read_positive(n, k, p, 1))},
-      {"enable_bucket", Level::kDataset, LS_DATASET(buckets.enable_bucket = read_bool(n, k, p))},
-      {"min_bucket_reso", Level::kDataset, LS_DATASET(buckets.min_bucket_reso = read_positive(n, k, p, 64))},
-      {"max_bucket_reso", Level::kDataset, LS_DATASET(buckets.max_bucket_reso = read_positive(n, k, p, 64))},
-      {"bucket_reso_steps", Level::kDataset,
-       LS_DATASET(buckets.bucket_reso_steps = read_positive(n, k, p, 8))},
-      {"bucket_no_upscale", Level::kDataset, LS_DATASET(buckets.bucket_no_upscale = read_bool(n, k, p))},
-      {"prior_loss_weight", Level::kDataset, LS_DATASET(prior_loss_weight = read_number(n, k, p))},
+// kohya's dataset `resolution`: one integer (square) or [width, height].
+core::Key<D> resolution_key() {
+  core::Key<D> k;
+  k.name = "resolution";
+  k.help = "training size: an integer or [width, height]";
+  k.set = [](D& d, const core::KeyValue& v, const std::string& subject) {
+    const auto side = [&](const core::KeyValue& item) {
+      LS_CHECK(item.kind == core::KeyValue::Kind::kInteger, subject, " must be an integer or [width, height]");
+      core::check_range(item.number, subject, 64, 1'000'000, item.shown);
+      return static_cast<int>(item.integer);
+    };
+    if (v.kind == core::KeyValue::Kind::kArray) {
+      LS_CHECK(v.items.size() == 2, subject, " must be an integer or [width, height]");
+      d.buckets.resolution = {side(v.items[0]), side(v.items[1])};
+    } else {
+      const int s = side(v);
+      d.buckets.resolution = {s, s};
+    }
   };
-  return keys;
+  return k;
 }
 
-#undef LS_SUBSET
-#undef LS_DATASET
-
-// kohya keys lorastudio does not implement, with the value that means "off". Accepted at that
-// value (configs exported by GUIs spell every key out); anything else is refused.
-enum class OffValue { kFalse, kZero, kOne, kNone };
-struct UnsupportedKey {
-  const char* name;
-  OffValue off;
-};
-constexpr UnsupportedKey kUnsupportedKohyaKeys[] = {
-    {"color_aug", OffValue::kFalse},          {"enable_wildcard", OffValue::kFalse},
-    {"alpha_mask", OffValue::kFalse},         {"cache_info", OffValue::kFalse},
-    {"repeat_by_folder_name", OffValue::kFalse}, {"token_warmup_step", OffValue::kZero},
-    {"validation_split", OffValue::kZero},    {"token_warmup_min", OffValue::kOne},
-    {"sample_ratio", OffValue::kOne},         {"network_multiplier", OffValue::kOne},
-    {"face_crop_aug_range", OffValue::kNone}, {"custom_attributes", OffValue::kNone},
-    {"resize_interpolation", OffValue::kNone}, {"metadata_file", OffValue::kNone},
-    {"conditioning_data_dir", OffValue::kNone}, {"path_pattern", OffValue::kNone},
-    {"validation_seed", OffValue::kNone},     {"mask_dir", OffValue::kNone},
-};
-
-const UnsupportedKey* find_unsupported_kohya_key(const std::string& key) {
-  for (const UnsupportedKey& k : kUnsupportedKohyaKeys)
-    if (key == k.name) return &k;
-  return nullptr;
-}
-
-bool is_off(const UnsupportedKey& key, const toml::node& n) {
-  const bool numeric = n.is_integer() || n.is_floating_point();
-  const double number = n.is_integer() ? double(*n.value<int64_t>()) : n.value<double>().value_or(-1);
-  switch (key.off) {
-    case OffValue::kFalse: return n.is_boolean() && !*n.value<bool>();
-    case OffValue::kZero: return numeric && number == 0;
-    case OffValue::kOne: return numeric && number == 1;
-    case OffValue::kNone: return false;
-  }
-  return false;
+const core::KeyTable<D>& dataset_keys() {
+  using core::field_key;
+  static const core::KeyTable<D> table({
+      resolution_key(),
+      count(field_key("batch_size", &D::batch_size, "images per batch"), 1),
+      field_key("enable_bucket", &D::buckets, &B::enable_bucket, "aspect-ratio buckets"),
+      count(field_key("min_bucket_reso", &D::buckets, &B::min_bucket_reso, "smallest bucket side"), 64),
+      count(field_key("max_bucket_reso", &D::buckets, &B::max_bucket_reso, "largest bucket side"), 64),
+      count(field_key("bucket_reso_steps", &D::buckets, &B::bucket_reso_steps, "bucket side step"), 8),
+      field_key("bucket_no_upscale", &D::buckets, &B::bucket_no_upscale, "never upscale to fill a bucket"),
+      field_key("prior_loss_weight", &D::prior_loss_weight, "loss weight of regularisation images"),
+  });
+  return table;
 }
 
 std::string suggestion(const std::string& key) {
-  std::vector<std::string> names;
-  for (const KeyDef& def : key_table()) names.push_back(def.name);
+  std::vector<std::string> names = subset_keys().names();
+  for (const std::string& n : dataset_keys().names()) names.push_back(n);
   return core::did_you_mean(key, names);
 }
 
-// Applies the keys of `table` allowed at `allowed` levels; `skip` names child tables handled by
-// the caller. Every other key is an error.
-void apply_table(const toml::table& table, const std::vector<Level>& allowed, Target target, const Place& place,
-                 const std::vector<std::string>& skip = {}) {
+// Applies the keys of `table` to a subset (subset_only: also the subset-only keys) or to a
+// dataset; `skip` names child tables handled by the caller. Every other key is an error.
+void apply_table(const toml::table& table, SubsetConfig* subset, DatasetConfig* dataset, bool subset_only,
+                 const Place& place, const std::vector<std::string>& skip = {}) {
   for (auto&& [k, node] : table) {
     const std::string key(k.str());
     if (std::find(skip.begin(), skip.end(), key) != skip.end()) continue;
-    auto def = std::find_if(key_table().begin(), key_table().end(), [&](const KeyDef& d) { return key == d.name; });
-    if (def == key_table().end()) {
-      if (const UnsupportedKey* unsupported = find_unsupported_kohya_key(key)) {
-        LS_CHECK(is_off(*unsupported, node), place.where(node), ": kohya key '", key,
-                 "' is not supported by lorastudio; remove it (or set it to its off value)");
-        continue;
-      }
-      LS_FAIL(place.where(node), ": unknown key '", key, "'", suggestion(key),
-              "; see docs/datasets.md for the keys lorastudio reads");
+    const std::string where = place.where(node);
+    const std::string subject = str_cat(where, ": '", key, "'");
+    const core::KeyValue value = core::toml_value(node);
+    if (const core::Key<D>* d = dataset_keys().find(key)) {
+      LS_CHECK(!subset_only, where, ": '", key, "' cannot be set here; it belongs in [general] or [[datasets]]");
+      if (dataset) d->set(*dataset, value, subject);
+      continue;
     }
-    const bool ok = std::find(allowed.begin(), allowed.end(), def->level) != allowed.end();
-    LS_CHECK(ok, place.where(node), ": '", key, "' cannot be set here",
-             def->level == Level::kSubsetOnly ? "; it belongs in [[datasets.subsets]]"
-                                              : "; it belongs in [general] or [[datasets]]");
-    if (def->level == Level::kDataset) {
-      if (target.dataset) def->set(target, node, key, place);
-    } else if (target.subset) {
-      def->set(target, node, key, place);
-    }
+    const core::Key<S>* s = subset_keys().find(key);
+    if (!s) LS_FAIL(where, ": unknown key '", key, "'", suggestion(key), "; see docs/datasets.md for the keys lorastudio reads");
+    LS_CHECK(subset_only || s->level != kSubsetOnly, where, ": '", key,
+             "' cannot be set here; it belongs in [[datasets.subsets]]");
+    SubsetConfig scratch;  // refused keys are checked wherever they appear
+    const core::Applied applied = subset_keys().apply(subset ? *subset : scratch, key, value, subject, nullptr);
+    LS_CHECK(applied != core::Applied::kRefused, where, ": kohya key '", key,
+             "' is not supported by lorastudio; remove it (or set it to its off value)");
   }
 }
+
+}  // namespace
+
+bool set_folder_default(FolderSource& source, const std::string& key, const core::KeyValue& value) {
+  const std::string name = key == "train_batch_size" ? "batch_size" : key;  // kohya's one renamed key
+  if (value.kind == core::KeyValue::Kind::kOther) return false;              // an unset optional
+  if (const core::Key<D>* d = dataset_keys().find(name)) {
+    d->set(source.defaults, value, key);
+    return true;
+  }
+  const core::Key<S>* s = subset_keys().find(name);
+  if (!s || !s->taken() || s->level == kSubsetOnly) return false;
+  s->set(source.subset_defaults, value, key);
+  return true;
+}
+
+namespace {
 
 void validate_subset(const SubsetConfig& s, const std::string& where) {
   LS_CHECK(!s.image_dir.empty(), where, ": image_dir is required in every [[datasets.subsets]]");
@@ -245,8 +223,8 @@ DataConfig parse_dataset_toml(std::string_view text, const std::string& source, 
     LS_CHECK(dt, source, ": datasets #", di + 1, " must be a table ([[datasets]])");
     DatasetConfig dataset = defaults;
     dataset.subsets.clear();
-    apply_table(*general, {Level::kDataset, Level::kSubset}, {nullptr, &dataset}, general_place);
-    apply_table(*dt, {Level::kDataset, Level::kSubset}, {nullptr, &dataset}, dplace, {"subsets"});
+    apply_table(*general, nullptr, &dataset, false, general_place);
+    apply_table(*dt, nullptr, &dataset, false, dplace, {"subsets"});
     const toml::array* subsets = (*dt)["subsets"].as_array();
     LS_CHECK(subsets && !subsets->empty(), dplace.where(*dt), ": no [[datasets.subsets]]; add one with image_dir");
     for (size_t si = 0; si < subsets->size(); ++si) {
@@ -254,9 +232,9 @@ DataConfig parse_dataset_toml(std::string_view text, const std::string& source, 
       const Place splace{source, str_cat("[[datasets.subsets]] #", si + 1, " of dataset #", di + 1)};
       LS_CHECK(st, source, ": ", splace.table, " must be a table");
       SubsetConfig subset;
-      apply_table(*general, {Level::kDataset, Level::kSubset}, {&subset, nullptr}, general_place);
-      apply_table(*dt, {Level::kDataset, Level::kSubset}, {&subset, nullptr}, dplace, {"subsets"});
-      apply_table(*st, {Level::kSubsetOnly, Level::kSubset}, {&subset, nullptr}, splace);
+      apply_table(*general, &subset, nullptr, false, general_place);
+      apply_table(*dt, &subset, nullptr, false, dplace, {"subsets"});
+      apply_table(*st, &subset, nullptr, true, splace);
       validate_subset(subset, splace.where(*st));
       if (!base_dir.empty() && fs::path(subset.image_dir).is_relative())
         subset.image_dir = (fs::path(base_dir) / subset.image_dir).lexically_normal().string();

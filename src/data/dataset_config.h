@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/key_table.h"
 #include "data/buckets.h"
 #include "data/captions.h"
 #include "data/findings.h"
@@ -53,6 +54,11 @@ struct FolderSource {
   DatasetConfig defaults;
   SubsetConfig subset_defaults;
 };
+/// Sets the default of a folder dataset that the training key `key` stands for (kohya's training
+/// arguments of the same names; train_batch_size is the dataset's batch_size), through the
+/// dataset's key tables. False when the dataset has no such key.
+bool set_folder_default(FolderSource& source, const std::string& key, const core::KeyValue& value);
+
 /// Folders whose name does not start with a repeat count are skipped with a finding, as kohya
 /// skips them with a warning; no usable subfolder at all is an error finding.
 DataConfig folder_dataset(const FolderSource& source, Findings& findings);

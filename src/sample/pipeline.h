@@ -15,35 +15,10 @@
 #include "lora/network.h"
 #include "models/sdxl_model.h"
 #include "models/noise_schedule.h"
+#include "sample/request.h"
 #include "text/clip_tokenizer.h"
 
 namespace ls::sample {
-
-struct LoraSpec {
-  std::string path;
-  double strength = 1.0;
-};
-
-/// Everything that decides one image (together with the model, device and dtype).
-struct ImageRequest {
-  std::string prompt, negative_prompt;
-  int64_t steps = 20;
-  std::string sampler = "DPM++ 2M";
-  std::string schedule_type;  // A1111's "Schedule type"; empty = Automatic, the sampler's default
-  double cfg_scale = 7.0;
-  int64_t seed = 0;
-  int64_t width = 1024, height = 1024;
-  std::vector<LoraSpec> loras;
-};
-
-/// Where a model comes from.
-struct ModelSource {
-  std::string checkpoint;  // SDXL single-file .safetensors
-  std::string config;      // architecture JSON for models without lorastudio metadata (optional)
-  std::string tokenizer;   // CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder
-  c10::Device device = c10::kCPU;
-  c10::ScalarType dtype = c10::kFloat;
-};
 
 /// Checks a request without a model (sizes, steps, sampler name, LoRA files present): call it
 /// before loading a checkpoint, so that a typo costs no 10 GB load.

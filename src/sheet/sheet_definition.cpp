@@ -1,4 +1,4 @@
-// Sheet definitions from TOML and flags; see sheet_spec.h.
+// Sheet definitions from TOML and flags; see sheet_definition.h.
 #include "sheet/sheet_definition.h"
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <toml++/toml.h>
 
 #include "core/error.h"
+#include "core/key_table.h"
 #include "core/nearest_name.h"
 #include "core/runtime.h"
 #include "core/strings.h"
@@ -18,14 +19,6 @@ namespace fs = std::filesystem;
 namespace ls::sheet {
 
 namespace {
-
-const std::vector<std::string>& top_keys() {
-  static const std::vector<std::string> keys = {
-      "title",  "output_dir", "model",         "model_config", "tokenizer", "device", "dtype",
-      "prompt", "negative_prompt", "steps",    "sampler",      "schedule_type", "cfg_scale", "seed",
-      "width",  "height",     "loras",         "cache_dir", "no_paths"};
-  return keys;
-}
 
 const std::vector<std::string>& kind_names() {
   static const std::vector<std::string> names = {"lora", "strength", "prompt", "seed",
@@ -84,10 +77,6 @@ std::string relative_to(const fs::path& base, const std::string& value) {
   return (base / value).lexically_normal().string();
 }
 
-bool is_path_key(const std::string& key) {
-  return key == "output_dir" || key == "model" || key == "model_config" || key == "tokenizer" || key == "cache_dir";
-}
-
 std::string place(const std::string& path, const toml::node& node) {
   return path + ":" + std::to_string(node.source().begin.line);
 }
@@ -115,40 +104,66 @@ AxisKind parse_kind(const std::string& name, const std::string& where) {
           " (kinds: lora, strength, prompt, seed, sampler, steps, cfg, model)");
 }
 
+const core::KeyTable<SheetDefinition>& sheet_keys() {
+  using core::field_key;
+  using Key = core::Key<SheetDefinition>;
+  using D = SheetDefinition;
+  using M = sample::ModelSource;
+  static const core::KeyTable<SheetDefinition> table = [] {
+    const auto path = [](Key k) {
+      k.type = core::KeyType::kPath;
+      return k;
+    };
+    const auto custom = [](const char* name, const char* help, std::function<void(D&, const std::string&)> set) {
+      Key k;
+      k.name = name;
+      k.help = help;
+      k.set = [set](D& d, const core::KeyValue& v, const std::string& subject) {
+        std::string text;
+        core::read_value(v, subject, text);
+        set(d, text);
+      };
+      return k;
+    };
+    Key output_dir = path(field_key("output_dir", &D::output_dir, "Sheet folder (cells/, sheet.json, grid PNGs)"));
+    output_dir.aliases = {"out"};
+    std::vector<Key> keys = {
+        field_key("title", &D::title, "Title drawn on the grid"),
+        output_dir,
+        path(field_key("model", &D::model, &M::checkpoint, "SDXL checkpoint")),
+        path(field_key("model_config", &D::model, &M::config, "Architecture JSON for models without lorastudio metadata")),
+        path(field_key("tokenizer", &D::model, &M::tokenizer, "CLIP BPE vocabulary or tokenizer folder")),
+        custom("device", "cpu, cuda, ...", [](D& d, const std::string& v) { d.model.device = core::parse_device(v); }),
+        custom("dtype", "fp32, fp16, bf16", [](D& d, const std::string& v) { d.model.dtype = core::parse_dtype(v); }),
+    };
+    for (const sample::RequestField& f : sample::request_fields()) keys.push_back(core::part_key(f.key, &D::request));
+    keys.push_back(custom("loras", "LoRAs on every cell, FILE[:strength] separated by '|'", [](D& d, const std::string& v) {
+      d.request.loras.clear();
+      for (const auto& item : split_values(v, AxisKind::kLora)) {
+        if (item.empty()) continue;
+        const auto [file, strength] = lora::parse_lora_arg(item);
+        d.request.loras.push_back({file, strength});
+      }
+    }));
+    keys.push_back(path(field_key("cache_dir", &D::cache_dir, "File-hash cache folder")));
+    Key no_paths;
+    no_paths.name = "no_paths";
+    no_paths.type = core::KeyType::kBool;
+    no_paths.help = "Leave model and LoRA file paths out of the cells' PNG text";
+    no_paths.set = [](D& d, const core::KeyValue& v, const std::string& subject) {
+      bool off = false;
+      core::read_value(v, subject, off);
+      d.paths = !off;
+    };
+    keys.push_back(no_paths);
+    return core::KeyTable<SheetDefinition>(std::move(keys));
+  }();
+  return table;
+}
+
 void set_sheet_key(SheetDefinition& spec, const std::string& key, const std::string& value, const std::string& where) {
-  auto& r = spec.request;
-  if (key == "title") spec.title = value;
-  else if (key == "output_dir") spec.output_dir = value;
-  else if (key == "model") spec.model.checkpoint = value;
-  else if (key == "model_config") spec.model.config = value;
-  else if (key == "tokenizer") spec.model.tokenizer = value;
-  else if (key == "device") spec.model.device = core::parse_device(value);
-  else if (key == "dtype") spec.model.dtype = core::parse_dtype(value);
-  else if (key == "prompt") r.prompt = value;
-  else if (key == "negative_prompt") r.negative_prompt = value;
-  else if (key == "steps") r.steps = core::int64_or_fail(value, where + ": " + key);
-  else if (key == "sampler") r.sampler = value;
-  else if (key == "schedule_type") r.schedule_type = value;
-  else if (key == "cfg_scale") r.cfg_scale = core::number_or_fail(value, where + ": " + key);
-  else if (key == "seed") r.seed = core::int64_or_fail(value, where + ": " + key);
-  else if (key == "width") r.width = core::int64_or_fail(value, where + ": " + key);
-  else if (key == "height") r.height = core::int64_or_fail(value, where + ": " + key);
-  else if (key == "cache_dir") spec.cache_dir = value;
-  else if (key == "no_paths") {
-    const std::string v = core::ascii_lower(core::trim(value));
-    LS_CHECK(v == "true" || v == "false", where, ": no_paths must be true or false, got '", value, "'");
-    spec.paths = v == "false";
-  }
-  else if (key == "loras") {
-    r.loras.clear();
-    for (const auto& item : split_values(value, AxisKind::kLora)) {
-      if (item.empty()) continue;
-      const auto [path, strength] = lora::parse_lora_arg(item);
-      r.loras.push_back({path, strength});
-    }
-  } else {
-    LS_FAIL(where, ": unknown sheet key '", key, "'", core::did_you_mean(key, top_keys()));
-  }
+  if (sheet_keys().apply(spec, key, core::text_value(value), where + ": " + key, nullptr) == core::Applied::kUnknown)
+    LS_FAIL(where, ": unknown sheet key '", key, "'", sheet_keys().did_you_mean(key));
 }
 
 void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where) {
@@ -247,7 +262,8 @@ SheetDefinition load_sheet_toml(const std::string& path) {
       set_sheet_key(spec, key, joined, where);
     } else {
       const std::string text = node_text(node, where);
-      set_sheet_key(spec, key, is_path_key(key) ? relative_to(base, text) : text, where);
+      const core::Key<SheetDefinition>* k = sheet_keys().find(key);
+      set_sheet_key(spec, key, k && k->type == core::KeyType::kPath ? relative_to(base, text) : text, where);
     }
   }
   return spec;
@@ -311,7 +327,7 @@ std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
               }
               case AxisKind::kPrompt: r.prompt = v; break;
               case AxisKind::kSeed: r.seed = core::int64_or_fail(v, "sheet: seed"); break;
-              case AxisKind::kSampler: r.sampler = v; r.schedule_type.clear(); break;
+              case AxisKind::kSampler: r.sampler = v; r.schedule_type.clear(); break;  // request.h: a sampler brings its schedule
               case AxisKind::kSteps: r.steps = core::int64_or_fail(v, "sheet: steps"); break;
               case AxisKind::kCfg: r.cfg_scale = core::number_or_fail(v, "sheet: cfg"); break;
               case AxisKind::kModel: cell.checkpoint = v; break;

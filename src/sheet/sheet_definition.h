@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "sample/pipeline.h"
+#include "core/key_table.h"
+#include "sample/request.h"
 
 namespace ls::sheet {
 
@@ -39,6 +40,10 @@ struct SheetDefinition {
 /// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with
 /// `kind` and `values`). Unknown keys are errors naming file:line and the nearest known key.
 SheetDefinition load_sheet_toml(const std::string& path);
+
+/// The top-level keys: the sheet's own, the request fields (sample/request.h) and the LoRAs on
+/// every cell. The `sheet` command's flags are these keys.
+const core::KeyTable<SheetDefinition>& sheet_keys();
 
 /// Sets one top-level key from its text form (the flags use this too).
 void set_sheet_key(SheetDefinition& spec, const std::string& key, const std::string& value, const std::string& where);

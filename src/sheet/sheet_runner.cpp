@@ -19,6 +19,7 @@
 #include "io/image.h"
 #include "io/png_text.h"
 #include "io/safetensors.h"
+#include "sample/pipeline.h"
 #include "sheet/grid_render.h"
 #include "sheet/sheet_file.h"
 
@@ -42,19 +43,22 @@ struct Identity {
   std::string tokenizer, config, device, dtype;
 };
 
+/// Every request field under its name, typed (sample/request.h).
+void add_request_fields(json& out, const sample::ImageSettings& settings) {
+  for (const sample::RequestField& f : sample::request_fields())
+    std::visit([&](auto member) { out[f.key.name] = settings.*member; }, f.member);
+}
+
 /// The first 16 hex of the SHA-256 of everything that decides a cell's pixels.
 std::string cell_id(const CellPlan& cell, const Identity& who, a1111::FileHashCache& hashes) {
   const auto& r = cell.request;
   json loras = json::array();
   for (const auto& l : r.loras) loras.push_back({hashes.sha256(l.path), l.strength});
-  const json key = {{"format", kCellFormat},        {"model", hashes.sha256(cell.checkpoint)},
-                    {"model_config", who.config},   {"tokenizer", who.tokenizer},
-                    {"device", who.device},         {"dtype", who.dtype},
-                    {"loras", loras},               {"prompt", r.prompt},
-                    {"negative_prompt", r.negative_prompt}, {"steps", r.steps},
-                    {"sampler", r.sampler},         {"schedule_type", r.schedule_type},
-                    {"cfg_scale", r.cfg_scale},     {"seed", r.seed},
-                    {"width", r.width},             {"height", r.height}};
+  json key = {{"format", kCellFormat},      {"model", hashes.sha256(cell.checkpoint)},
+              {"model_config", who.config}, {"tokenizer", who.tokenizer},
+              {"device", who.device},       {"dtype", who.dtype},
+              {"loras", loras}};
+  add_request_fields(key, r);
   return core::sha256_hex(key.dump()).substr(0, 16);
 }
 
@@ -78,12 +82,9 @@ json params_json(const a1111::GenerationParams& p, const std::vector<sample::Lor
     if (epoch >= 0) j["epoch"] = epoch;
     loras.push_back(j);
   }
-  return {{"prompt", p.prompt},   {"negative_prompt", p.negative_prompt},
-          {"steps", p.steps},     {"sampler", p.sampler},
-          {"schedule_type", p.schedule_type}, {"cfg_scale", p.cfg_scale},
-          {"seed", p.seed},       {"width", p.width},
-          {"height", p.height},   {"model", p.model},
-          {"model_hash", p.model_hash}, {"loras", loras}};
+  json out = {{"model", p.model}, {"model_hash", p.model_hash}, {"loras", loras}};
+  add_request_fields(out, p);
+  return out;
 }
 
 struct CellRecord {

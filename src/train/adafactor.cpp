@@ -213,6 +213,18 @@ std::vector<c10::optional<double>> Adafactor::group_lrs() const {
   return lrs;
 }
 
+OwnLr Adafactor::own_lr() const {
+  OwnLr own;
+  for (const auto& group : param_groups_)
+    own.groups.push_back(static_cast<const AdafactorOptions&>(group.options()).relative_step());
+  own.lrs = [this] {
+    std::vector<std::optional<double>> lrs;
+    for (const auto& lr : group_lrs()) lrs.push_back(lr ? std::optional<double>(*lr) : std::nullopt);
+    return lrs;
+  };
+  return own;
+}
+
 void AdafactorOptions::serialize(torch::serialize::OutputArchive& archive) const {
   if (lr()) archive.write("lr", c10::IValue(*lr()));
   archive.write("eps0", c10::IValue(std::get<0>(eps())));

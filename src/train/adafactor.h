@@ -12,6 +12,8 @@
 #include <torch/optim/optimizer.h>
 #include <torch/optim/serialize.h>
 
+#include "train/lr_schedule.h"
+
 namespace ls::train {
 
 struct AdafactorOptions : public torch::optim::OptimizerCloneableOptions<AdafactorOptions> {
@@ -56,7 +58,7 @@ struct AdafactorParamState
   void serialize(torch::serialize::OutputArchive& archive) const override;
 };
 
-class Adafactor : public torch::optim::Optimizer {
+class Adafactor : public torch::optim::Optimizer, public MakesOwnLr {
  public:
   /// Each group may carry its own AdafactorOptions (e.g. UNet and text-encoder lrs); groups
   /// without options take `defaults`. Throws ls::Error on transformers' invalid combinations.
@@ -74,6 +76,8 @@ class Adafactor : public torch::optim::Optimizer {
   /// transformers' AdafactorSchedule.get_lr: per group, the lr its first parameter used in its
   /// last step (nullopt while it has not stepped: the schedule then reports its initial_lr).
   std::vector<c10::optional<double>> group_lrs() const;
+  /// Per group relative_step, and group_lrs: what the lr schedule needs to know.
+  OwnLr own_lr() const override;
 
  private:
   void step_param(torch::Tensor& p, const AdafactorOptions& options);

@@ -6,7 +6,6 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "train/adafactor.h"
 
 namespace ls::train {
 namespace {
@@ -117,18 +116,16 @@ double lr_multiplier(const LrScheduleOptions& o, int64_t step, double lr_init) {
   LS_FAIL("lr_scheduler=adafactor has no multiplier: the lr comes from Adafactor itself");
 }
 
-LrScheduler::LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options,
-                         std::vector<double> base_lrs, double lr_init)
-    : optimizer_(optimizer), options_(options), base_lrs_(std::move(base_lrs)), lr_init_(lr_init) {
+LrScheduler::LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options, std::vector<double> base_lrs,
+                         double lr_init, OwnLr own)
+    : optimizer_(optimizer), options_(options), base_lrs_(std::move(base_lrs)), lr_init_(lr_init), own_(std::move(own)) {
   validate(options_, lr_init_);
   LS_CHECK(base_lrs_.size() == optimizer_.param_groups().size(), "lr schedule: ", base_lrs_.size(),
            " base lrs for ", optimizer_.param_groups().size(), " parameter groups");
   const bool is_adafactor_schedule = options_.kind == LrScheduleKind::kAdafactor;
-  auto* adafactor = dynamic_cast<Adafactor*>(&optimizer_);
-  LS_CHECK(adafactor != nullptr || !is_adafactor_schedule,
+  LS_CHECK(!own_.groups.empty() || !is_adafactor_schedule,
            "lr_scheduler=adafactor must be used with optimizer_type=Adafactor");
-  for (size_t g = 0; adafactor != nullptr && g < adafactor->param_groups().size(); ++g) {
-    const bool relative = static_cast<const AdafactorOptions&>(adafactor->param_groups()[g].options()).relative_step();
+  for (const bool relative : own_.groups) {
     LS_CHECK(relative || !is_adafactor_schedule,
              "lr_scheduler=adafactor needs Adafactor with relative_step=True; pick another "
              "lr_scheduler (e.g. constant_with_warmup) for relative_step=False");
@@ -137,6 +134,17 @@ LrScheduler::LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions o
   }
   apply();
 }
+
+namespace {
+OwnLr own_lr_of(const torch::optim::Optimizer& optimizer) {
+  const auto* own = dynamic_cast<const MakesOwnLr*>(&optimizer);
+  return own ? own->own_lr() : OwnLr{};
+}
+}  // namespace
+
+LrScheduler::LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options, std::vector<double> base_lrs,
+                         double lr_init)
+    : LrScheduler(optimizer, std::move(options), std::move(base_lrs), lr_init, own_lr_of(optimizer)) {}
 
 void LrScheduler::step() {
   ++last_step_;
@@ -159,8 +167,8 @@ void LrScheduler::apply() {
 
 std::vector<double> LrScheduler::last_lrs() const {
   if (options_.kind == LrScheduleKind::kAdafactor) {
-    // The constructor checked that the optimizer is an Adafactor.
-    auto own = dynamic_cast<const Adafactor&>(optimizer_).group_lrs();
+    // The constructor checked that the optimizer makes its own lr.
+    const auto own = own_.lrs();
     std::vector<double> lrs;
     for (size_t g = 0; g < own.size(); ++g) lrs.push_back(own[g].value_or(base_lrs_[g]));
     return lrs;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,21 @@ void validate(const LrScheduleOptions& o, double lr_init);
 /// lr_init is the optimizer's default lr (only polynomial uses it). Not defined for kAdafactor.
 double lr_multiplier(const LrScheduleOptions& o, int64_t step, double lr_init);
 
+/// An optimizer that makes its own lr per group (Adafactor's relative step), as the schedule's
+/// input: the adafactor schedule reports that lr, every other schedule refuses such groups.
+struct OwnLr {
+  std::vector<bool> groups;  // per param group: the optimizer makes its lr; empty = none does
+  /// The lr each group used in its last step, nullopt before its first.
+  std::function<std::vector<std::optional<double>>()> lrs;
+};
+
+/// Optimizers that can make their own lr say so through this interface (Adafactor does).
+class MakesOwnLr {
+ public:
+  virtual ~MakesOwnLr() = default;
+  virtual OwnLr own_lr() const = 0;
+};
+
 /// torch LambdaLR over an optimizer's param groups: group g gets base_lrs[g] * multiplier(step)
 /// for optimizer step `step`. With kAdafactor it sets nothing and reports Adafactor's lrs.
 class LrScheduler {
@@ -55,8 +72,11 @@ class LrScheduler {
   /// base_lrs: one per param group (kohya: unet_lr / text_encoder_lr or learning_rate; for
   /// kAdafactor the initial_lr reported until the group steps). lr_init: learning_rate.
   /// Applies step 0's lrs, as LambdaLR's constructor does.
-  LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options,
-              std::vector<double> base_lrs, double lr_init);
+  LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options, std::vector<double> base_lrs,
+              double lr_init, OwnLr own);
+  /// The same, with `own` from the optimizer when it is a MakesOwnLr (else none).
+  LrScheduler(torch::optim::Optimizer& optimizer, LrScheduleOptions options, std::vector<double> base_lrs,
+              double lr_init);
 
   /// After each optimizer.step(): one more step taken; set the lrs for the next one.
   void step();
@@ -74,6 +94,7 @@ class LrScheduler {
   LrScheduleOptions options_;
   std::vector<double> base_lrs_;
   double lr_init_;
+  OwnLr own_;
   int64_t last_step_ = 0;
 };
 

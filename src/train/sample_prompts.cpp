@@ -9,6 +9,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/key_table.h"
 #include "core/strings.h"
 
 namespace fs = std::filesystem;
@@ -19,17 +20,34 @@ namespace {
 
 int64_t round_size(int64_t v) { return std::max<int64_t>(64, v - v % 64); }
 
-/// kohya's option letters (and the long names its .json/.toml files use) onto a request.
+/// The request vocabulary's names and aliases plus kohya's options for the same fields; kohya's
+/// sampler options take kohya's sampler names.
+const core::KeyTable<sample::ImageSettings>& prompt_keys() {
+  static const core::KeyTable<sample::ImageSettings> table = [] {
+    std::vector<core::Key<sample::ImageSettings>> keys;
+    for (const sample::RequestField& f : sample::request_fields()) {
+      core::Key<sample::ImageSettings> k = f.key;
+      k.aliases.insert(k.aliases.end(), f.kohya.begin(), f.kohya.end());
+      keys.push_back(std::move(k));
+    }
+    core::Key<sample::ImageSettings> kohya_sampler;
+    kohya_sampler.name = "sample_sampler";
+    kohya_sampler.aliases = {"ss"};
+    kohya_sampler.help = "kohya's sampler name (euler_a, k_dpm_2, dpmsolver++, ...)";
+    kohya_sampler.set = [](sample::ImageSettings& s, const core::KeyValue& v, const std::string& subject) {
+      s.sampler = sampler_from_kohya(v.text, subject);
+      s.schedule_type.clear();
+    };
+    keys.push_back(std::move(kohya_sampler));
+    return core::KeyTable<sample::ImageSettings>(std::move(keys));
+  }();
+  return table;
+}
+
 void set_option(sample::ImageRequest& r, const std::string& key, const std::string& value, const std::string& where) {
-  if (key == "n" || key == "negative_prompt") r.negative_prompt = value;
-  else if (key == "w" || key == "width") r.width = round_size(core::int64_or_fail(value, where + " (--w)"));
-  else if (key == "h" || key == "height") r.height = round_size(core::int64_or_fail(value, where + " (--h)"));
-  else if (key == "d" || key == "seed") r.seed = core::int64_or_fail(value, where + " (--d)");
-  else if (key == "l" || key == "scale") r.cfg_scale = core::number_or_fail(value, where + " (--l)");
-  else if (key == "s" || key == "sample_steps") r.steps = core::int64_or_fail(value, where + " (--s)");
-  else if (key == "ss" || key == "sample_sampler") r.sampler = sampler_from_kohya(value, where);
-  else if (key == "prompt") r.prompt = value;
-  else LS_FAIL(where, ": unknown sample prompt option '", key, "'; use --n --w --h --d --l --s --ss");
+  const core::Applied applied = prompt_keys().apply(r, key, core::text_value(value), str_cat(where, " (--", key, ")"), nullptr);
+  LS_CHECK(applied != core::Applied::kUnknown, where, ": unknown sample prompt option '", key,
+           "'; use kohya's --n --w --h --d --l --s --ss or the names `sample` takes (--negative_prompt, --cfg_scale, ...)");
 }
 
 sample::ImageRequest defaults(const std::string& sampler) {
@@ -125,6 +143,8 @@ std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, c
     }
   }
   for (size_t i = 0; i < out.size(); ++i) {
+    out[i].width = round_size(out[i].width);
+    out[i].height = round_size(out[i].height);
     if (out[i].seed < 0) out[i].seed = static_cast<int64_t>((train_seed + i) & 0xffffffffu);
   }
   return out;

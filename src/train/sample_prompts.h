@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "sample/pipeline.h"
+#include "sample/request.h"
 
 namespace ls::train {
 

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/key_table.h"
+
 namespace ls::train {
 
 struct TrainConfig {
@@ -93,19 +95,22 @@ struct TrainConfig {
   bool sample_at_first = false;
 };
 
-enum class TrainKeyType { kString, kPath, kInt, kOptionalInt, kDouble, kOptionalDouble, kBool, kStrings, kResolution, kSeed };
-
-struct TrainKeyInfo {
-  std::string name;
-  TrainKeyType type;
-  std::string help;
-  /// Outputs, cadence, file locations, device, checkpointing: a resumed run may set these anew;
-  /// every other key must keep its saved value (it changes what the run computes).
-  bool resume_may_change = false;
-};
+using TrainKeyType = core::KeyType;
+/// One key of the table. resume_may_change: outputs, cadence, file locations, device,
+/// checkpointing, which a resumed run may set anew; every other key must keep its saved value (it
+/// changes what the run computes).
+using TrainKeyInfo = core::Key<TrainConfig>;
 
 /// Every key TrainConfig takes, in the order the effective config is written.
 const std::vector<TrainKeyInfo>& train_keys();
+
+/// kohya keys taken and ignored because they change nothing here (xformers, sdpa,
+/// max_data_loader_n_workers, ...), each with the reason printed once as a note.
+const std::vector<std::pair<std::string, std::string>>& ignored_kohya_keys();
+/// The reason `key` is ignored, or nullptr when it is not an ignored kohya key.
+const std::string* ignored_kohya_reason(const std::string& key);
+/// The row of a kohya key lorastudio refuses unless it holds its off value; nullptr for others.
+const TrainKeyInfo* find_unsupported_kohya_key(const std::string& key);
 
 /// The keys a resume may not change that differ between the saved run's config and the resumed
 /// one, each as "key old -> new" in TOML text ("(unset)" for an unset optional), in key order.

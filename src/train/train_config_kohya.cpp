@@ -3,25 +3,18 @@
 // each a key a kohya config or a GUI export may well contain.
 #include "train/train_config_kohya.h"
 
-#include <algorithm>
-#include <cctype>
-#include <cstdlib>
-
-#include "core/error.h"
-#include "core/strings.h"
 
 namespace ls::train {
 
-struct UnsupportedKohyaKey {
-  enum class Off { kFalse, kZero, kOne, kNone, kText };
+namespace {
+
+using Off = core::OffValue::Kind;
+
+struct Refused {
   const char* name;
   Off off;
   const char* text = "";  // kText: the off string
 };
-
-namespace {
-
-using Off = UnsupportedKohyaKey::Off;
 
 constexpr const char* kAttention = "attention is SDPA or plain math, chosen by lorastudio";
 constexpr const char* kLoader = "data loading is lorastudio's own";
@@ -36,7 +29,7 @@ constexpr const char* kKeepAll = "older checkpoints are kept, not deleted";
 constexpr const char* kHuber = "used only with loss_type huber or smooth_l1, which are refused";
 constexpr const char* kValidation = "used only with validation_split, which is refused";
 
-const std::vector<std::pair<std::string, std::string>> kIgnored = {
+const std::pair<const char*, const char*> kIgnored[] = {
     {"xformers", kAttention},
     {"sdpa", kAttention},
     {"mem_eff_attn", kAttention},
@@ -93,7 +86,7 @@ const std::vector<std::pair<std::string, std::string>> kIgnored = {
     {"max_validation_steps", kValidation},
 };
 
-const UnsupportedKohyaKey kUnsupported[] = {
+const Refused kRefused[] = {
     // Objective and noise.
     {"v2", Off::kFalse},
     {"v_parameterization", Off::kFalse},
@@ -155,65 +148,13 @@ const UnsupportedKohyaKey kUnsupported[] = {
     {"deepspeed", Off::kFalse},
 };
 
-bool text_number_is(const std::string& text, double target) {
-  char* end = nullptr;
-  const double v = std::strtod(text.c_str(), &end);
-  return !text.empty() && *end == '\0' && v == target;
-}
-
 }  // namespace
 
-const std::vector<std::pair<std::string, std::string>>& ignored_kohya_keys() { return kIgnored; }
-
-KohyaValue kohya_text_value(const std::string& text) {
-  KohyaValue v;
-  v.kind = KohyaValue::Kind::kString;
-  v.from_text = true;
-  v.text = text;
-  v.shown = str_cat("'", text, "'");
-  return v;
-}
-
-const std::string* ignored_kohya_reason(const std::string& key) {
-  for (const auto& [name, reason] : kIgnored)
-    if (name == key) return &reason;
-  return nullptr;
-}
-
-const UnsupportedKohyaKey* find_unsupported_kohya_key(const std::string& key) {
-  for (const UnsupportedKohyaKey& k : kUnsupported)
-    if (key == k.name) return &k;
-  return nullptr;
-}
-
-bool is_off(const UnsupportedKohyaKey& key, const KohyaValue& v) {
-  const bool is_string = v.kind == KohyaValue::Kind::kString;
-  if (is_string && v.text.empty()) return true;  // GUIs write None as ""
-  // TOML values are typed ("false" the string is truthy in kohya); command-line text is not.
-  const bool text = is_string && v.from_text;
-  switch (key.off) {
-    case Off::kFalse:
-      return (v.kind == KohyaValue::Kind::kBool && !v.boolean) || (text && (core::ascii_lower(v.text) == "false" || v.text == "0"));
-    case Off::kZero:
-    case Off::kOne: {
-      const double target = key.off == Off::kZero ? 0.0 : 1.0;
-      return (v.kind == KohyaValue::Kind::kNumber && v.number == target) || (text && text_number_is(v.text, target));
-    }
-    case Off::kNone: return text && core::ascii_lower(v.text) == "none";
-    case Off::kText: return is_string && v.text == key.text;
-  }
-  return false;
-}
-
-std::string off_hint(const UnsupportedKohyaKey& key) {
-  switch (key.off) {
-    case Off::kFalse: return " (or set it to false)";
-    case Off::kZero: return " (or set it to 0)";
-    case Off::kOne: return " (or set it to 1)";
-    case Off::kNone: return "";
-    case Off::kText: return str_cat(" (or set it to \"", key.text, "\")");
-  }
-  return "";
+std::vector<KohyaOnlyKey> kohya_only_train_keys() {
+  std::vector<KohyaOnlyKey> keys;
+  for (const auto& [name, why] : kIgnored) keys.push_back({name, why, std::nullopt});
+  for (const Refused& r : kRefused) keys.push_back({r.name, "", core::OffValue{r.off, r.text}});
+  return keys;
 }
 
 }  // namespace ls::train

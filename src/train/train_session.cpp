@@ -37,24 +37,8 @@ data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
   data::FolderSource src;
   src.train_dir = c.train_data_dir;
   src.reg_dir = c.reg_data_dir;
-  data::DatasetConfig& d = src.defaults;
-  d.buckets.resolution = {c.resolution[0], c.resolution[1]};
-  d.buckets.enable_bucket = c.enable_bucket;
-  d.buckets.min_bucket_reso = c.min_bucket_reso;
-  d.buckets.max_bucket_reso = c.max_bucket_reso;
-  d.buckets.bucket_reso_steps = c.bucket_reso_steps;
-  d.buckets.bucket_no_upscale = c.bucket_no_upscale;
-  d.batch_size = c.train_batch_size;
-  d.prior_loss_weight = c.prior_loss_weight;
-  data::SubsetConfig& s = src.subset_defaults;
-  s.caption_extension = c.caption_extension;
-  s.caption.shuffle_caption = c.shuffle_caption;
-  s.caption.keep_tokens = c.keep_tokens;
-  s.caption.caption_dropout_rate = c.caption_dropout_rate;
-  s.caption.caption_tag_dropout_rate = c.caption_tag_dropout_rate;
-  s.caption.caption_dropout_every_n_epochs = c.caption_dropout_every_n_epochs;
-  s.flip_aug = c.flip_aug;
-  s.random_crop = c.random_crop;
+  // kohya's folder convention: the dataset and subset keys are the training keys of the same names.
+  for (const TrainKeyInfo& k : train_keys()) data::set_folder_default(src, k.name, k.value(c));
   return data::folder_dataset(src, findings);
 }
 
@@ -99,6 +83,7 @@ void build_optimizer(TrainSession& s) {
   s.group_names = g.names;
   const std::string kind = core::ascii_lower(c.optimizer_type);
   bool relative_step = false;
+  OwnLr own_lr;  // what the schedule needs to know of an optimizer that makes its own lr
   if (kind == "adafactor") {
     AdafactorOptions defaults = parse_adafactor_args(c.optimizer_args);
     relative_step = defaults.relative_step();
@@ -108,7 +93,9 @@ void build_optimizer(TrainSession& s) {
       g.groups[i].set_options(std::move(o));
     }
     if (!relative_step) defaults.lr(c.learning_rate);
-    s.optimizer = std::make_unique<Adafactor>(std::move(g.groups), defaults);
+    auto adafactor = std::make_unique<Adafactor>(std::move(g.groups), defaults);
+    own_lr = adafactor->own_lr();
+    s.optimizer = std::move(adafactor);
   } else if (kind == "adamw") {
     for (size_t i = 0; i < g.groups.size(); ++i)
       g.groups[i].set_options(std::make_unique<torch::optim::AdamWOptions>(parse_adamw_args(c.optimizer_args, g.lrs[i])));
@@ -126,7 +113,7 @@ void build_optimizer(TrainSession& s) {
   o.num_cycles = c.lr_scheduler_num_cycles;
   o.power = c.lr_scheduler_power;
   validate(o, c.learning_rate);
-  s.scheduler = std::make_unique<LrScheduler>(*s.optimizer, o, g.lrs, c.learning_rate);
+  s.scheduler = std::make_unique<LrScheduler>(*s.optimizer, o, g.lrs, c.learning_rate, std::move(own_lr));
 }
 
 void count_steps(TrainSession& s) {
