@@ -58,7 +58,7 @@ void register_sheet(CLI::App& app) {
     for (const std::string& alias : key.aliases) names += ",--" + alias;
     cmd->add_option(names, o->keys[key.name], key.help);
   }
-  add_request_flags(*cmd, sample::ImageSettings{}, o->keys, false);
+  add_request_flags(*cmd, sample::ImageSettings{}, o->keys);
   cmd->add_option("--lora", o->loras, "LoRA on every cell, FILE[:strength]; repeatable");
   cmd->add_option("--x", o->x, "Columns: KIND=VALUES, e.g. \"lora=out/name-*.safetensors\"");
   cmd->add_option("--y", o->y, "Rows: KIND=VALUES, e.g. strength=0.5,0.75,1");

@@ -3,8 +3,7 @@
 
 namespace ls::cli {
 
-void add_request_flags(CLI::App& cmd, const sample::ImageSettings& defaults, std::map<std::string, std::string>& values,
-                       bool show_defaults) {
+void add_request_flags(CLI::App& cmd, const sample::ImageSettings& defaults, std::map<std::string, std::string>& values) {
   const std::map<std::string, std::string> short_names = {{"prompt", "-p"}, {"negative_prompt", "-n"}};
   for (const sample::RequestField& f : sample::request_fields()) {
     std::string names;
@@ -19,7 +18,7 @@ void add_request_flags(CLI::App& cmd, const sample::ImageSettings& defaults, std
     };
     option->type_name(std::visit(TypeName{}, f.member));
     const std::string shown = sample::field_text(f, defaults);
-    if (show_defaults && !shown.empty()) option->default_str(shown);
+    if (!shown.empty()) option->default_str(shown);
   }
 }
 

@@ -12,9 +12,7 @@
 namespace ls::cli {
 
 /// One flag per request field, storing the text in values[name]; `defaults` gives the default
-/// shown in --help (nothing is shown when `show_defaults` is false: a sheet's defaults come from
-/// its TOML). -p and -n stay the short forms of --prompt and --negative_prompt.
-void add_request_flags(CLI::App& cmd, const sample::ImageSettings& defaults, std::map<std::string, std::string>& values,
-                       bool show_defaults = true);
+/// shown in --help. -p and -n stay the short forms of --prompt and --negative_prompt.
+void add_request_flags(CLI::App& cmd, const sample::ImageSettings& defaults, std::map<std::string, std::string>& values);
 
 }  // namespace ls::cli

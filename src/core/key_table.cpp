@@ -53,10 +53,8 @@ std::string quote(const std::string& s) { return toml_quote(s); }
 }  // namespace
 
 KeyValue text_value(const std::string& text) {
-  KeyValue v;
-  v.kind = KeyValue::Kind::kString;
+  KeyValue v = key_value(text);
   v.from_text = true;
-  v.text = text;
   v.shown = "'" + text + "'";
   return v;
 }
@@ -209,46 +207,45 @@ std::string toml_text(const std::vector<std::string>& v) {
   return out + "]";
 }
 
-KeyValue key_value(const std::string& v) {
+namespace {
+KeyValue typed(KeyValue::Kind kind, std::string shown) {
   KeyValue out;
-  out.kind = KeyValue::Kind::kString;
+  out.kind = kind;
+  out.shown = std::move(shown);
+  return out;
+}
+}  // namespace
+
+KeyValue key_value(const std::string& v) {
+  KeyValue out = typed(KeyValue::Kind::kString, quote(v));
   out.text = v;
-  out.shown = quote(v);
   return out;
 }
 
 KeyValue key_value(int64_t v) {
-  KeyValue out;
-  out.kind = KeyValue::Kind::kInteger;
+  KeyValue out = typed(KeyValue::Kind::kInteger, std::to_string(v));
   out.integer = v;
   out.number = static_cast<double>(v);
-  out.shown = std::to_string(v);
   return out;
 }
 
 KeyValue key_value(int v) { return key_value(static_cast<int64_t>(v)); }
 
 KeyValue key_value(double v) {
-  KeyValue out;
-  out.kind = KeyValue::Kind::kFloat;
+  KeyValue out = typed(KeyValue::Kind::kFloat, toml_text(v));
   out.number = v;
-  out.shown = toml_text(v);
   return out;
 }
 
 KeyValue key_value(bool v) {
-  KeyValue out;
-  out.kind = KeyValue::Kind::kBool;
+  KeyValue out = typed(KeyValue::Kind::kBool, toml_text(v));
   out.boolean = v;
-  out.shown = toml_text(v);
   return out;
 }
 
 KeyValue key_value(const std::array<int, 2>& v) {
-  KeyValue out;
-  out.kind = KeyValue::Kind::kArray;
+  KeyValue out = typed(KeyValue::Kind::kArray, str_cat("[", v[0], ", ", v[1], "]"));
   out.items = {key_value(v[0]), key_value(v[1])};
-  out.shown = str_cat("[", v[0], ", ", v[1], "]");
   return out;
 }
 
@@ -262,10 +259,8 @@ KeyValue key_value(const std::optional<uint64_t>& v) {
 }
 
 KeyValue key_value(const std::vector<std::string>& v) {
-  KeyValue out;
-  out.kind = KeyValue::Kind::kArray;
+  KeyValue out = typed(KeyValue::Kind::kArray, toml_text(v));
   for (const std::string& s : v) out.items.push_back(key_value(s));
-  out.shown = toml_text(v);
   return out;
 }
 

@@ -208,8 +208,10 @@ void check_range(double value, const std::string& subject, double lo, std::optio
 template <typename T>
 Key<T> within(Key<T> key, double lo, std::optional<double> hi = std::nullopt) {
   key.set = [set = key.set, lo, hi](T& t, const KeyValue& v, const std::string& subject) {
-    set(t, v, subject);  // type errors first
+    T checked = t;
+    set(checked, v, subject);  // type errors first
     check_range(number_of(v), subject, lo, hi, v.shown);
+    t = std::move(checked);  // a value out of range leaves the field as it was
   };
   return key;
 }
