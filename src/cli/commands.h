@@ -28,6 +28,9 @@ void register_sample(CLI::App& app);
 void register_sheet(CLI::App& app);
 void register_review(CLI::App& app);
 
+/// `lorastudio sweep` and `sweep status` (cmd_sweep.cpp).
+void register_sweep(CLI::App& app);
+
 /// `lorastudio version` and `--version` (cmd_version.cpp).
 void register_version(CLI::App& app);
 

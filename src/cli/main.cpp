@@ -14,6 +14,7 @@ int main(int argc, char** argv) {
   ls::cli::register_version(app);
   ls::cli::register_dataset(app);
   ls::cli::register_train(app);
+  ls::cli::register_sweep(app);
   ls::cli::register_sample(app);
   ls::cli::register_sheet(app);
   ls::cli::register_review(app);

@@ -238,10 +238,7 @@ TrainConfig parse_train_config(std::string_view text, const std::string& source,
     const std::string where = str_cat(source, ":", e.at.line);
     const auto [it, fresh] = first_line.emplace(e.key, e.at.line);
     LS_CHECK(fresh, where, ": '", e.key, "' is set twice (first on line ", it->second, "); keep one");
-    apply_key(config, e.key, core::toml_value(*e.node), where, str_cat(where, ": '", e.key, "'"), base_dir, notes, [&] {
-      LS_FAIL(where, ": unknown training key '", e.key, "'", key_table().did_you_mean(e.key),
-              e.key == "datasets" ? "; this looks like a dataset config: pass it as dataset_config" : "");
-    });
+    set_train_key(config, e.key, core::toml_value(*e.node), where, base_dir, notes);
   }
   return config;
 }
@@ -259,6 +256,14 @@ void set_train_key(TrainConfig& config, const std::string& key, const std::strin
   const std::string subject = str_cat("--", key);
   apply_key(config, key, core::text_value(value), subject, subject, "", notes,
             [&] { LS_FAIL("unknown option ", subject, key_table().did_you_mean(key, "--", "")); });
+}
+
+void set_train_key(TrainConfig& config, const std::string& key, const core::KeyValue& value, const std::string& where,
+                   const std::string& base_dir, std::vector<std::string>* notes) {
+  apply_key(config, key, value, where, str_cat(where, ": '", key, "'"), base_dir, notes, [&] {
+    LS_FAIL(where, ": unknown training key '", key, "'", key_table().did_you_mean(key),
+            key == "datasets" ? "; this looks like a dataset config: pass it as dataset_config" : "");
+  });
 }
 
 std::vector<std::string> resume_changes(const TrainConfig& saved, const TrainConfig& now) {

@@ -129,6 +129,11 @@ TrainConfig parse_train_config(std::string_view text, const std::string& source,
 void set_train_key(TrainConfig& config, const std::string& key, const std::string& value,
                    std::vector<std::string>* notes = nullptr);
 
+/// One key read from another file (a sweep's [base] or grid): `where` is "file:line", a relative
+/// path resolves against base_dir; errors and notes as for a training TOML.
+void set_train_key(TrainConfig& config, const std::string& key, const core::KeyValue& value, const std::string& where,
+                   const std::string& base_dir, std::vector<std::string>* notes = nullptr);
+
 /// The effective configuration as TOML, every key written (unset optionals omitted); loading it
 /// back gives the same TrainConfig.
 std::string train_config_toml(const TrainConfig& config);

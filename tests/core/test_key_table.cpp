@@ -82,8 +82,11 @@ TEST(KeyTable, EveryTypeSurvivesBothRoundTrips) {
   Settings reset = s;
   for (const auto& k : table().keys())
     if (k.taken()) k.reset(reset);
-  for (const auto& k : table().keys())
-    if (k.taken()) EXPECT_EQ(k.text(reset), k.text(Settings{})) << k.name;
+  for (const auto& k : table().keys()) {
+    if (k.taken()) {
+      EXPECT_EQ(k.text(reset), k.text(Settings{})) << k.name;
+    }
+  }
 }
 
 TEST(KeyTable, TextIsParsedAndTypedValuesMustHaveTheirType) {

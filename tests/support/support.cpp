@@ -95,6 +95,21 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
+int spawn(std::vector<std::string> argv, const std::string& log) {
+  std::fflush(stdout);  // or the child inherits the buffer and prints it again
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setenv("OMP_NUM_THREADS", "1", 1);
+    std::vector<char*> p;
+    for (auto& s : argv) p.push_back(s.data());
+    p.push_back(nullptr);
+    if (!freopen(log.c_str(), "a", stdout) || !freopen(log.c_str(), "a", stderr)) _exit(126);
+    execv(p[0], p.data());
+    _exit(127);
+  }
+  return pid;
+}
+
 CommandResult run_lorastudio(const std::string& args) {
   CommandResult result;
   std::string cmd = std::string(kLorastudioExe) + " " + args + " 2>&1";

@@ -56,6 +56,10 @@ std::string error_of(const std::function<void()>& f);
 /// Runs `lorastudio <args>` through the shell and captures its output.
 CommandResult run_lorastudio(const std::string& args);
 
+/// Starts argv (argv[0] = the executable) as a child process with OMP_NUM_THREADS=1, its output
+/// appended to `log` (default: discarded); returns its pid for waitpid/kill.
+int spawn(std::vector<std::string> argv, const std::string& log = "/dev/null");
+
 /// Central finite differences of sum(f(x) * w) against autograd, for a random w; x is float64.
 ::testing::AssertionResult gradcheck(const std::function<torch::Tensor(const torch::Tensor&)>& f,
                                      const torch::Tensor& x, double eps = 1e-6, double tol = 1e-5);

@@ -207,32 +207,17 @@ TEST_F(TrainerTest, InterruptedThenResumedEqualsUninterrupted) {
   }
 }
 
-pid_t spawn(std::vector<std::string> argv) {
-  std::fflush(stdout);  // or the child inherits the buffer and prints it again
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setenv("OMP_NUM_THREADS", "1", 1);
-    std::vector<char*> p;
-    for (auto& s : argv) p.push_back(s.data());
-    p.push_back(nullptr);
-    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) _exit(126);
-    execv(p[0], p.data());
-    _exit(127);
-  }
-  return pid;
-}
-
 using ArgsFor = std::function<std::vector<std::string>(const fs::path& out)>;
 
 // Trains `args` to the end in `full`, and again in `killed`, SIGKILLed once its step-4 state is
 // written and resumed from it by a new process: both LoRA files must be byte-identical.
 void expect_kill_nine_resume_identical(const ArgsFor& args, const fs::path& full, const fs::path& killed) {
   int status = 0;
-  pid_t pid = spawn(args(full));
+  pid_t pid = test::spawn(args(full));
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 
-  pid = spawn(args(killed));
+  pid = test::spawn(args(killed));
   const fs::path state = killed / "tiny-step00000004-state";
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
   while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
@@ -243,7 +228,7 @@ void expect_kill_nine_resume_identical(const ArgsFor& args, const fs::path& full
   const bool killed_mid_run = WIFSIGNALED(status);
   std::vector<std::string> resume = args(killed);
   resume.insert(resume.end(), {"--resume", state.string()});
-  pid = spawn(resume);
+  pid = test::spawn(resume);
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((killed / "tiny.safetensors").string()))
@@ -267,7 +252,7 @@ TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
 
   // Ctrl-C: the run finishes its step, saves <name>-state, exits 130; the resume completes it.
   test::TempDir stopped;
-  pid = spawn(args(stopped.path()));
+  pid = test::spawn(args(stopped.path()));
   const fs::path log = stopped / "tiny-log.jsonl";
   auto steps_logged = [&] {
     std::ifstream in(log);
@@ -287,7 +272,7 @@ TEST_F(TrainerTest, KillNineOrSigintThenResumeIsBitIdentical) {
   EXPECT_FALSE(fs::exists(stopped / "tiny.safetensors"));
   resume = args(stopped.path());
   resume.insert(resume.end(), {"--resume", interrupted.string()});
-  pid = spawn(resume);
+  pid = test::spawn(resume);
   waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_TRUE(file_bytes((full / "tiny.safetensors").string()) == file_bytes((stopped / "tiny.safetensors").string()))

@@ -1,0 +1,55 @@
+// A sweep: many training runs that differ in a few training keys, read from one TOML file.
+//
+//   output_dir = "sweeps/dog"        # the runs' folders go here (relative to this file)
+//   base = "train.toml"              # a training config as `train` reads it, or a [base] table
+//   [grid]                           # every combination of these values
+//   learning_rate = [1e-4, 5e-5]
+//   network_dim = [16, 32]
+//   [[variants]]                     # named settings, each crossed with the grid
+//   name = "adafactor"
+//   optimizer_type = "Adafactor"
+//
+// Every key of [base], [grid] and [[variants]] is a training key (kohya names), read through the
+// training key table, so an unknown key or a value of the wrong type is an error naming the file
+// and line before anything trains. A run's folder is a readable label of its varied values plus
+// a short hash of its effective config: the same effective config is the same run.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "train/train_config.h"
+
+namespace ls::sweep {
+
+struct SweepRun {
+  size_t index = 0;
+  std::string label;  // "lr1e-4_dim32": the values that vary between runs ("base" when none do)
+  std::vector<std::pair<std::string, std::string>> values;  // varied key -> value as written
+  std::string hash;    // 8 hex of the SHA-256 of the effective config (output folder left out)
+  std::string folder;  // <output_dir>/<label>-<hash>
+  train::TrainConfig config;  // output_dir = folder; save_state on, so the run can resume
+};
+
+struct Sweep {
+  std::string file;        // the sweep TOML
+  std::string output_dir;  // absolute
+  std::vector<std::string> varied_keys;  // grid keys with more than one value, then "variant"
+  std::vector<SweepRun> runs;            // variants outermost, then the grid in file order
+  std::vector<std::string> notes;        // ignored kohya keys, once each
+};
+
+/// Reads and plans a sweep; every run's config is validated (train::validate), an invalid one
+/// named by its label. Unset in the base: seed = 0 (runs differ by the swept values only),
+/// save_every_n_epochs = 1 (the sheet compares epochs), save_state = true (runs resume).
+Sweep load_sweep(const std::string& path);
+
+/// The label text of a value: numbers in short scientific form below 0.01 ("1e-3", "5e-5"),
+/// paths by their file stem, everything else with characters outside [A-Za-z0-9._+-] dropped (blanks, '=', ',' and '/' become '-').
+std::string label_value(const std::string& key, const std::string& shown);
+/// A key's short name in labels (learning_rate -> lr, network_dim -> dim, ...; else the key).
+std::string label_key(const std::string& key);
+
+}  // namespace ls::sweep

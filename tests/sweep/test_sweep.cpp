@@ -1,0 +1,264 @@
+// sweep: the sweep file (runs of a grid and variants, labels, hashes, defaults; errors with file
+// and line before anything trains) and the runner on the tiny model (a 2 x 2 sweep trains 4 runs
+// x 2 epochs; run again it trains nothing; stopped in its third run and started again it ends
+// with the same bytes as an uninterrupted sweep and trains no finished run twice).
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <set>
+#include <sstream>
+#include <sys/wait.h>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "models/checkpoint.h"
+#include "models/sdxl_model.h"
+#include "support/support.h"
+#include "support/training_data.h"
+#include "sweep/sweep_runner.h"
+
+namespace fs = std::filesystem;
+
+namespace ls {
+namespace {
+
+class SweepTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
+    dir_ = new test::TempDir();
+    torch::manual_seed(3);
+    models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
+    models::save_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), m, std::nullopt);
+    toml_ = test::write_training_dataset(*dir_ / "data", 0);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  // A sweep file in `name`/ beside the model: [base] on the tiny model, then `rest`.
+  static std::string sweep_file(const std::string& name, const std::string& rest) {
+    const fs::path folder = *dir_ / name;
+    fs::create_directories(folder);
+    const std::string text = "output_dir = \"runs\"\n"
+                             "[base]\n"
+                             "pretrained_model_name_or_path = \"" + (*dir_ / "tiny.safetensors").string() + "\"\n"
+                             "dataset_config = \"" + toml_ + "\"\n"
+                             "tokenizer = \"" + std::string(test::kClipVocab) + "\"\n"
+                             "output_name = \"tiny\"\n"
+                             "network_alpha = 2\n"
+                             "max_train_epochs = 2\n" + rest;
+    core::write_file_atomic(folder / "sweep.toml", text);
+    return (folder / "sweep.toml").string();
+  }
+
+  static std::string error_of(const std::string& rest) {
+    return test::error_of([&] { sweep::load_sweep(sweep_file("bad", rest)); });
+  }
+
+  static inline test::TempDir* dir_ = nullptr;
+  static inline std::string toml_;
+};
+
+const std::string kGrid = "[grid]\nlearning_rate = [1e-3, 5e-4]\nnetwork_dim = [2, 4]\n";
+
+TEST_F(SweepTest, GridAndVariantsMakeLabelledRuns) {
+  const sweep::Sweep s = sweep::load_sweep(sweep_file("plan", kGrid));
+  ASSERT_EQ(s.runs.size(), 4u);
+  EXPECT_EQ(s.varied_keys, (std::vector<std::string>{"learning_rate", "network_dim"}));
+  const std::vector<std::string> labels = {"lr1e-3_dim2", "lr1e-3_dim4", "lr5e-4_dim2", "lr5e-4_dim4"};
+  std::set<std::string> hashes;
+  for (size_t i = 0; i < 4; ++i) {
+    const auto& run = s.runs[i];
+    EXPECT_EQ(run.label, labels[i]);
+    EXPECT_EQ(run.hash.size(), 8u);
+    hashes.insert(run.hash);
+    EXPECT_EQ(run.folder, (*dir_ / "plan" / "runs" / (run.label + "-" + run.hash)).string());
+    EXPECT_EQ(run.config.output_dir, run.folder);
+    EXPECT_EQ(run.config.seed, std::optional<uint64_t>(0));  // unset: the same seed in every run
+    EXPECT_EQ(run.config.save_every_n_epochs, std::optional<int>(1));
+    EXPECT_TRUE(run.config.save_state);
+  }
+  EXPECT_EQ(hashes.size(), 4u);
+  EXPECT_EQ(s.runs[3].config.learning_rate, 5e-4);
+  EXPECT_EQ(s.runs[3].config.network_dim, 4);
+  EXPECT_EQ(s.runs[1].values, (std::vector<std::pair<std::string, std::string>>{{"learning_rate", "0.001"},
+                                                                                  {"network_dim", "4"}}));
+  // The same effective config is the same run, whatever the file around it says.
+  const sweep::Sweep again = sweep::load_sweep(sweep_file("plan", "# a comment\n" + kGrid));
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(again.runs[i].hash, s.runs[i].hash);
+
+  // Variants are crossed with the grid; a one-value grid key is not in the labels.
+  const sweep::Sweep v = sweep::load_sweep(sweep_file(
+      "variants", "[grid]\nlearning_rate = [1e-3, 5e-4]\nnetwork_dim = [4]\n"
+                  "[[variants]]\nname = \"adamw\"\n[[variants]]\nname = \"ada factor\"\noptimizer_type = \"Adafactor\"\n"
+                  "optimizer_args = [\"relative_step=False\"]\nlr_scheduler = \"constant_with_warmup\"\n"));
+  ASSERT_EQ(v.runs.size(), 4u);
+  EXPECT_EQ(v.runs[0].label, "adamw_lr1e-3");
+  EXPECT_EQ(v.runs[3].label, "ada-factor_lr5e-4");
+  EXPECT_EQ(v.runs[3].config.optimizer_type, "Adafactor");
+  EXPECT_EQ(v.varied_keys, (std::vector<std::string>{"learning_rate", "variant"}));
+}
+
+TEST_F(SweepTest, LabelValues) {
+  EXPECT_EQ(sweep::label_value("learning_rate", "0.0001"), "1e-4");
+  EXPECT_EQ(sweep::label_value("learning_rate", "5e-05"), "5e-5");
+  EXPECT_EQ(sweep::label_value("learning_rate", "2.5e-05"), "2.5e-5");
+  EXPECT_EQ(sweep::label_value("network_alpha", "0.5"), "0.5");
+  EXPECT_EQ(sweep::label_value("noise_offset", "0.01"), "0.01");
+  EXPECT_EQ(sweep::label_value("network_dim", "32"), "32");
+  EXPECT_EQ(sweep::label_value("dataset_config", "/data/dogs v2.toml"), "dogs-v2");
+  EXPECT_EQ(sweep::label_value("optimizer_args", "weight_decay=0.01 betas=0.9,0.99"), "weight_decay-0.01-betas-0.9-0.99");
+  EXPECT_EQ(sweep::label_key("network_dim"), "dim");
+  EXPECT_EQ(sweep::label_key("min_timestep"), "min_timestep");
+}
+
+TEST_F(SweepTest, BadFilesNameFileAndLine) {
+  const std::string file = (*dir_ / "bad" / "sweep.toml").string();
+  std::string e = error_of("[grid]\nlearning_rat = [1e-4]\n");
+  EXPECT_NE(e.find(file + ":10: unknown training key 'learning_rat' (did you mean 'learning_rate'?)"), std::string::npos) << e;
+  e = error_of("[grid]\nnetwork_dim = [4, \"eight\"]\n");
+  EXPECT_NE(e.find(file + ":10: 'network_dim' must be an integer"), std::string::npos) << e;
+  e = error_of("[grid]\nnetwork_dim = []\n");
+  EXPECT_NE(e.find(file + ":10: grid key 'network_dim' has no values"), std::string::npos) << e;
+  e = error_of("[grid]\nnetwork_dim = [4, 4]\n");
+  EXPECT_NE(e.find("lists 4 twice"), std::string::npos) << e;
+  e = error_of("[[variants]]\nname = \"a\"\n[[variants]]\nname = \"a\"\n");
+  EXPECT_NE(e.find(file + ":12: variant name 'a' is used twice"), std::string::npos) << e;
+  e = error_of("[[variants]]\noptimizer_type = \"Adafactor\"\n");
+  EXPECT_NE(e.find("a variant needs a name"), std::string::npos) << e;
+  e = error_of("grd = 1\n");  // lands in [base]: a training key after all
+  EXPECT_NE(e.find(file + ":9: unknown training key 'grd'"), std::string::npos) << e;
+  const std::string top = test::error_of([&] {
+    core::write_file_atomic(file, "output_dir = \"x\"\nbase = \"t.toml\"\ngird = 1\n");
+    sweep::load_sweep(file);
+  });
+  EXPECT_NE(top.find(file + ":3: unknown sweep key 'gird' (did you mean 'grid'?)"), std::string::npos) << top;
+  e = error_of("[grid]\nlr_scheduler = [\"constant\", \"cosine_with_restart\"]\n");
+  EXPECT_NE(e.find("run schedcosine_with_restart: "), std::string::npos) << e;  // validate() refuses it: named by run
+  EXPECT_NE(e.find("cosine_with_restart"), std::string::npos) << e;
+}
+
+std::map<std::string, std::string> lora_files(const sweep::Sweep& s) {
+  std::map<std::string, std::string> out;
+  for (const auto& run : s.runs)
+    for (const auto& e : fs::directory_iterator(run.folder))
+      if (e.path().extension() == ".safetensors") out[run.label + "/" + e.path().filename().string()] = core::read_file(e.path());
+  return out;
+}
+
+TEST_F(SweepTest, TrainsEveryRunOnceAndResumesWhereItStopped) {
+  const sweep::Sweep full = sweep::load_sweep(sweep_file("full", kGrid));
+  sweep::SweepResult r = sweep::run_sweep(full, {});
+  EXPECT_EQ(r.trained, 4);
+  EXPECT_EQ(r.failed, 0);
+  const auto files = lora_files(full);
+  EXPECT_EQ(files.size(), 4u * 2u);  // tiny-000001 and the final tiny per run
+  for (const auto& run : full.runs) {
+    EXPECT_TRUE(fs::is_regular_file(fs::path(run.folder) / "tiny-000001.safetensors")) << run.label;
+    EXPECT_TRUE(fs::is_regular_file(fs::path(run.folder) / "tiny.safetensors")) << run.label;
+    EXPECT_EQ(sweep::read_run_record(run).state, sweep::RunState::kDone);
+    EXPECT_EQ(sweep::run_status(run).epochs_done, 2);
+  }
+  // The runs trained what they say: other lr or rank, other bytes.
+  EXPECT_NE(files.at("lr1e-3_dim2/tiny.safetensors"), files.at("lr5e-4_dim2/tiny.safetensors"));
+  EXPECT_NE(files.at("lr1e-3_dim2/tiny.safetensors").size(), files.at("lr1e-3_dim4/tiny.safetensors").size());
+  r = sweep::run_sweep(full, {});  // again: nothing to train
+  EXPECT_EQ(r.trained, 0);
+  EXPECT_EQ(r.skipped, 4);
+  EXPECT_EQ(lora_files(full), files);
+
+  // Stopped after 3 steps of its third run, then started again.
+  const sweep::Sweep stopped = sweep::load_sweep(sweep_file("stopped", kGrid));
+  bool third = false;
+  sweep::SweepOptions o;
+  o.print = [&](const std::string& line) { third = third || line.rfind("run 3/4", 0) == 0; };
+  o.train_hooks.stop_after_step = [&](int64_t step) { return third && step == 3; };
+  r = sweep::run_sweep(stopped, o);
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(r.trained, 2);
+  EXPECT_EQ(sweep::read_run_record(stopped.runs[2]).state, sweep::RunState::kPending);
+  EXPECT_FALSE(sweep::newest_state(stopped.runs[2]).empty());
+  std::vector<std::string> lines;
+  o.train_hooks.stop_after_step = nullptr;
+  o.print = [&](const std::string& line) { lines.push_back(line); };
+  r = sweep::run_sweep(stopped, o);
+  EXPECT_EQ(r.trained, 2);
+  EXPECT_EQ(r.skipped, 2);  // no finished run trained twice
+  ASSERT_EQ(lines.size(), 6u);
+  EXPECT_NE(lines[2].find("resuming from"), std::string::npos) << lines[2];
+  for (const auto& [k, bytes] : lora_files(stopped)) {
+    const auto it = files.find(k);
+    ASSERT_NE(it, files.end()) << k;
+    EXPECT_TRUE(it->second == bytes) << k << " differs from the uninterrupted sweep's";
+  }
+}
+
+TEST_F(SweepTest, AFailedRunIsRecordedAndTheSweepGoesOn) {
+  // A dataset that does not exist for one variant: that run fails, the other trains.
+  const sweep::Sweep s = sweep::load_sweep(sweep_file(
+      "failing", "[[variants]]\nname = \"ok\"\n[[variants]]\nname = \"missing\"\ndataset_config = \"nowhere.toml\"\n"));
+  const sweep::SweepResult r = sweep::run_sweep(s, {});
+  EXPECT_EQ(r.trained, 1);
+  EXPECT_EQ(r.failed, 1);
+  const sweep::RunRecord failed = sweep::read_run_record(s.runs[1]);
+  EXPECT_EQ(failed.state, sweep::RunState::kFailed);
+  EXPECT_NE(failed.error.find("nowhere.toml"), std::string::npos) << failed.error;
+}
+
+// run label -> how many times a worker started it, from the sweep's event log.
+std::map<std::string, int> starts(const sweep::Sweep& s) {
+  std::map<std::string, int> out;
+  std::istringstream log(core::read_file(fs::path(s.output_dir) / "sweep-log.jsonl"));
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["event"] == "run_start") ++out[j["run"].get<std::string>()];
+  }
+  return out;
+}
+
+bool exited_zero(int pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+TEST_F(SweepTest, TwoShardsShareTheRunsAndADeadWorkersRunIsTakenOver) {
+  // Heartbeats every timeout/4; 60 s leaves a loaded machine room, 2 s makes the takeover quick.
+  const auto argv = [](const std::string& file, const char* shard, const char* timeout = "60") {
+    return std::vector<std::string>{test::kLorastudioExe, "sweep", file, "--shard", shard, "--heartbeat_timeout", timeout};
+  };
+  // Two workers started at once: every run trained exactly once.
+  const std::string both = sweep_file("shards", kGrid);
+  const std::string log = (*dir_ / "shards" / "workers.log").string();
+  const int a = test::spawn(argv(both, "0/2"), log), b = test::spawn(argv(both, "1/2"), log);
+  ASSERT_TRUE(exited_zero(a)) << core::read_file(log);
+  ASSERT_TRUE(exited_zero(b)) << core::read_file(log);
+  const sweep::Sweep shared = sweep::load_sweep(both);
+  for (const auto& run : shared.runs) EXPECT_EQ(sweep::read_run_record(run).state, sweep::RunState::kDone) << run.label;
+  for (const auto& [label, n] : starts(shared)) EXPECT_EQ(n, 1) << label;
+  EXPECT_EQ(starts(shared).size(), 4u);
+
+  // A worker killed in its first run: the other takes that run over once the heartbeat is stale,
+  // and finishes the dead worker's share too.
+  const std::string file = sweep_file("takeover", kGrid);
+  const sweep::Sweep s = sweep::load_sweep(file);
+  const fs::path first = s.runs[0].folder;
+  const int dead = test::spawn(argv(file, "0/2", "2"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!fs::exists(first / "tiny-log.jsonl") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(dead, SIGKILL);
+  waitpid(dead, nullptr, 0);
+  ASSERT_TRUE(fs::exists(first / "sweep-run.lock"));  // left behind by the dead worker
+  const std::string survivor_log = (*dir_ / "takeover" / "survivor.log").string();
+  ASSERT_TRUE(exited_zero(test::spawn(argv(file, "1/2", "2"), survivor_log))) << core::read_file(survivor_log);
+  for (const auto& run : s.runs) EXPECT_EQ(sweep::read_run_record(run).state, sweep::RunState::kDone) << run.label;
+  EXPECT_EQ(starts(s)[s.runs[0].label], 2);  // the dead worker's start and the takeover
+  EXPECT_FALSE(fs::exists(first / "sweep-run.lock"));
+  EXPECT_EQ(lora_files(s), lora_files(shared));  // the taken-over run ends with the same bytes
+}
+
+}  // namespace
+}  // namespace ls
