@@ -14,8 +14,6 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "models/checkpoint.h"
-#include "models/sdxl_model.h"
 #include "support/support.h"
 #include "support/training_data.h"
 #include "sweep/sweep_runner.h"
@@ -30,9 +28,7 @@ class SweepTest : public ::testing::Test {
   static void SetUpTestSuite() {
     torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
     dir_ = new test::TempDir();
-    torch::manual_seed(3);
-    models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
-    models::save_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), m, std::nullopt);
+    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
     toml_ = test::write_training_dataset(*dir_ / "data", 0);
   }
   static void TearDownTestSuite() { delete dir_; }

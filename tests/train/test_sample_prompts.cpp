@@ -8,6 +8,7 @@
 #include "io/png_text.h"
 #include "models/checkpoint.h"
 #include "support/support.h"
+#include "support/training_data.h"
 #include "train/sample_prompts.h"
 #include "train/trainer.h"
 
@@ -83,10 +84,7 @@ TEST(SamplePrompts, JsonAndTomlListsAndErrors) {
 TEST(SamplePrompts, TrainerSamplesWithoutChangingTheTraining) {
   torch::set_num_threads(1);
   test::TempDir dir;
-  torch::manual_seed(3);
-  models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
-  const std::string model = (dir.path() / "tiny.safetensors").string();
-  models::save_sdxl_checkpoint(model, m, std::nullopt);
+  const std::string model = test::write_tiny_checkpoint(dir.path() / "tiny.safetensors");
   data::SyntheticOptions o;
   o.images = 4;
   o.repeats = 1;

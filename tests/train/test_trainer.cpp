@@ -44,9 +44,7 @@ class TrainerTest : public ::testing::Test {
   static void SetUpTestSuite() {
     torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
     dir_ = new test::TempDir();
-    torch::manual_seed(3);
-    models::SdxlModel m = models::SdxlModel::create(models::SdxlConfig::tiny(), models::Components::all());
-    models::save_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), m, std::nullopt);
+    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
     toml_ = test::write_training_dataset(*dir_ / "data", 2);
   }
   static void TearDownTestSuite() { delete dir_; }
