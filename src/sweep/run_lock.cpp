@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <random>
+#include <csignal>
+#include <cstdlib>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -26,13 +28,13 @@ std::string lock_text(const std::string& owner) {
   return nlohmann::json{{"owner", owner}, {"heartbeat", wall_seconds()}}.dump() + "\n";
 }
 
+std::string host_name();
+
 std::string new_owner() {
-  char host[256] = "host";
-  gethostname(host, sizeof host - 1);
   std::random_device rd;
   char nonce[16];
   std::snprintf(nonce, sizeof nonce, "%08x", static_cast<unsigned>(rd()));
-  return std::string(host) + ":" + std::to_string(getpid()) + ":" + nonce;
+  return host_name() + ":" + std::to_string(getpid()) + ":" + nonce;
 }
 
 /// Creates the lock file if there is none; false when it exists.
@@ -48,6 +50,21 @@ bool create_exclusive(const fs::path& path, const std::string& owner) {
   ::close(fd);
   LS_CHECK(ok, path.string(), ": cannot write the run lock; check the disk");
   return true;
+}
+
+std::string host_name() {
+  char host[256] = "host";
+  gethostname(host, sizeof host - 1);
+  return host;
+}
+
+/// True when `owner` is a process of this machine that no longer exists (a worker killed here
+/// need not wait for its heartbeat to age).
+bool owner_is_gone(const std::string& owner) {
+  const size_t a = owner.find(':'), b = owner.find(':', a + 1);
+  if (a == std::string::npos || b == std::string::npos || owner.substr(0, a) != host_name()) return false;
+  const long pid = std::strtol(owner.substr(a + 1, b - a - 1).c_str(), nullptr, 10);
+  return pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH;
 }
 
 }  // namespace
@@ -71,7 +88,7 @@ std::unique_ptr<RunLock> RunLock::try_take(const std::string& folder, double tim
       continue;
     }
     const double age = wall_seconds() - j.value("heartbeat", 0.0);
-    if (age <= timeout) {
+    if (age <= timeout && !owner_is_gone(j.value("owner", std::string()))) {
       if (holder) *holder = j.value("owner", std::string("?"));
       return nullptr;
     }

@@ -1,7 +1,8 @@
 // Keeping two workers off one run without a scheduler of our own: a lock file in the run's folder
 // (a shared file system is all the workers share) holding its owner and a heartbeat time that the
 // owner renews while it trains. A run whose heartbeat is older than the timeout belongs to a
-// worker that died (killed, machine lost): another worker may take it over and resume it.
+// worker that died (killed, machine lost): another worker may take it over and resume it. A lock
+// whose owner is a process of this machine that no longer exists is taken at once.
 //
 // Taking is atomic on POSIX file systems: a free lock is created with O_EXCL; a stale one is first
 // renamed away (only one of several workers' renames of the same file succeeds), then created.

@@ -1,7 +1,8 @@
 // sweep: the sweep file (runs of a grid and variants, labels, hashes, defaults; errors with file
 // and line before anything trains) and the runner on the tiny model (a 2 x 2 sweep trains 4 runs
-// x 2 epochs; run again it trains nothing; stopped in its third run and started again it ends
-// with the same bytes as an uninterrupted sweep and trains no finished run twice).
+// x 2 epochs; run again it trains nothing; stopped or SIGKILLed in its third run and started
+// again it ends with the same bytes as an uninterrupted sweep and trains no finished run twice;
+// two --shard workers train each run once and take over a dead worker's run).
 #include <chrono>
 #include <csignal>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "core/error.h"
 #include "support/support.h"
 #include "support/training_data.h"
+#include "sweep/run_lock.h"
 #include "sweep/sweep_runner.h"
 
 namespace fs = std::filesystem;
@@ -254,6 +256,69 @@ TEST_F(SweepTest, TwoShardsShareTheRunsAndADeadWorkersRunIsTakenOver) {
   EXPECT_EQ(starts(s)[s.runs[0].label], 2);  // the dead worker's start and the takeover
   EXPECT_FALSE(fs::exists(first / "sweep-run.lock"));
   EXPECT_EQ(lora_files(s), lora_files(shared));  // the taken-over run ends with the same bytes
+}
+
+TEST_F(SweepTest, LocksAreHeldWhileTheirHeartbeatIsFresh) {
+  const fs::path folder = *dir_ / "locks";
+  fs::create_directories(folder);
+  const fs::path file = folder / "sweep-run.lock";
+  const auto foreign = [&](double age) {  // a worker on another machine, last heard of `age` s ago
+    core::write_file_atomic(file, nlohmann::json{{"owner", "elsewhere:1:0"}, {"heartbeat", sweep::wall_seconds() - age}}.dump());
+  };
+  std::string holder;
+  foreign(1);
+  EXPECT_EQ(sweep::RunLock::try_take(folder.string(), 5, &holder), nullptr);
+  EXPECT_EQ(holder, "elsewhere:1:0");
+  foreign(10);
+  {
+    auto lock = sweep::RunLock::try_take(folder.string(), 5);
+    ASSERT_NE(lock, nullptr);  // stale: taken over
+    EXPECT_NE(core::read_file(file).find(lock->owner()), std::string::npos);
+    EXPECT_EQ(sweep::RunLock::try_take(folder.string(), 5), nullptr);  // now held, by a live owner
+  }
+  EXPECT_FALSE(fs::exists(file));  // released
+  {
+    auto lock = sweep::RunLock::try_take(folder.string(), 0.4);  // beats every 0.1 s
+    ASSERT_NE(lock, nullptr);
+    const auto heartbeat = [&] { return nlohmann::json::parse(core::read_file(file))["heartbeat"].get<double>(); };
+    const double first = heartbeat();
+    // Renewed (polled, so a loaded machine only makes it slower), and so held by a live owner.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (heartbeat() == first && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_GT(heartbeat(), first);
+    EXPECT_EQ(sweep::RunLock::try_take(folder.string(), 60), nullptr);
+  }
+}
+
+TEST_F(SweepTest, KilledInItsThirdRunAndStartedAgainEndsWithTheSameBytes) {
+  const auto sweep_argv = [](const std::string& file) {
+    return std::vector<std::string>{test::kLorastudioExe, "sweep", file};
+  };
+  const std::string reference = sweep_file("uninterrupted", kGrid);
+  ASSERT_TRUE(exited_zero(test::spawn(sweep_argv(reference))));
+
+  const std::string file = sweep_file("killed", kGrid);
+  const sweep::Sweep s = sweep::load_sweep(file);
+  const fs::path third = s.runs[2].folder;
+  const int pid = test::spawn(sweep_argv(file));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(3);
+  while (!fs::exists(third / "tiny-log.jsonl") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  EXPECT_EQ(sweep::read_run_record(s.runs[1]).state, sweep::RunState::kDone);
+  EXPECT_NE(sweep::read_run_record(s.runs[2]).state, sweep::RunState::kDone);
+  // Its lock names a process of this machine that is gone: taken at once, no heartbeat wait
+  // (the default timeout is 120 s; the test would time out waiting for it).
+  ASSERT_TRUE(fs::exists(third / "sweep-run.lock"));
+  ASSERT_TRUE(exited_zero(test::spawn(sweep_argv(file))));
+  const auto started = starts(s);
+  EXPECT_EQ(started.at(s.runs[0].label), 1);  // no finished run trained twice
+  EXPECT_EQ(started.at(s.runs[1].label), 1);
+  EXPECT_EQ(started.at(s.runs[2].label), 2);
+  EXPECT_EQ(started.at(s.runs[3].label), 1);
+  EXPECT_EQ(lora_files(s), lora_files(sweep::load_sweep(reference)));
 }
 
 }  // namespace
