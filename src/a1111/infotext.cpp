@@ -274,15 +274,10 @@ const std::set<std::string>& field_keys() {
   return keys;
 }
 
-/// A request field's value on the parameters line.
+/// A request field's value on the parameters line (numbers checked finite: they must read back).
 std::string param_text(const sample::RequestField& f, const GenerationParams& p) {
-  struct Text {
-    const GenerationParams& p;
-    std::string operator()(std::string sample::ImageSettings::*m) const { return p.*m; }
-    std::string operator()(int64_t sample::ImageSettings::*m) const { return std::to_string(p.*m); }
-    std::string operator()(double sample::ImageSettings::*m) const { return format_number(p.*m); }
-  };
-  return std::visit(Text{p}, f.member);
+  if (const auto* m = std::get_if<double sample::ImageSettings::*>(&f.member)) return format_number(p.**m);
+  return sample::field_text(f, p);
 }
 
 /// Reads a request field from its part of the parameters line; `what` names it in errors.

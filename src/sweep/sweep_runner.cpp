@@ -89,7 +89,7 @@ RunStatus run_status(const SweepRun& run) {
   RunStatus s;
   s.record = read_run_record(run);
   s.loss_avg = std::nan("");
-  const fs::path log = fs::path(run.folder) / (run.config.output_name + "-log.jsonl");
+  const fs::path log = fs::path(run.folder) / train::log_file_name(run.config.output_name);
   std::error_code ec;
   if (!fs::is_regular_file(log, ec)) return s;
   const auto records = train::read_step_records(log.string());

@@ -288,8 +288,8 @@ void Trainer::start(const TrainStateInfo* resumed) {
     s.scheduler->set_last_step(position_.global_step - s.scaler.state().skipped_steps);
   }
   result_.max_steps = s.max_steps;
-  if (!resumed) fs::remove(out(c.output_name + "-log.jsonl"));  // a new run starts a new log
-  log_ = std::make_unique<TrainLog>(out(c.output_name + "-log.jsonl"), position_.global_step);
+  if (!resumed) fs::remove(out(log_file_name(c.output_name)));  // a new run starts a new log
+  log_ = std::make_unique<TrainLog>(out(log_file_name(c.output_name)), position_.global_step);
   result_.log_path = log_->path();
   log_->event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
                              {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
@@ -412,6 +412,8 @@ void Trainer::finish(core::Progress& progress) {
 }  // namespace
 
 std::string epoch_file_name(const std::string& output_name, int epoch) { return output_name + "-" + zero_padded(epoch); }
+
+std::string log_file_name(const std::string& output_name) { return output_name + "-log.jsonl"; }
 
 std::string step_file_name(const std::string& output_name, int64_t step) {
   char buf[40];

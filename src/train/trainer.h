@@ -54,5 +54,7 @@ TrainResult run_training(TrainConfig config, const TrainHooks& hooks = {});
 /// states <name>-000005-state, <name>-step00000100-state, <name>-state.
 std::string epoch_file_name(const std::string& output_name, int epoch);
 std::string step_file_name(const std::string& output_name, int64_t step);
+/// The run's JSONL log, <name>-log.jsonl (read back by `sweep status`).
+std::string log_file_name(const std::string& output_name);
 
 }  // namespace ls::train
