@@ -70,12 +70,14 @@ std::string review_page_html() { return assemble_review_page({{"mode", "server"}
 std::string static_review_page(const ReviewStore& store) {
   const Sheet& sheet = store.sheet();
   nlohmann::json images = nlohmann::json::object();
-  for (const auto& cell : sheet.cells) {
-    auto file = store.dir() / cell.image;
+  const auto inline_image = [&](const std::string& relative) {
+    auto file = store.dir() / relative;
     std::error_code ec;
-    if (!std::filesystem::is_regular_file(file, ec)) continue;  // not rendered yet: the page shows a gap
-    images[cell.image] = std::string("data:") + data_uri_mime(file) + ";base64," + base64_encode(core::read_file(file));
-  }
+    if (!std::filesystem::is_regular_file(file, ec)) return;  // not rendered yet: the page shows a gap
+    images[relative] = std::string("data:") + data_uri_mime(file) + ";base64," + base64_encode(core::read_file(file));
+  };
+  for (const auto& cell : sheet.cells) inline_image(cell.image);
+  for (const auto& figure : sheet.figures) inline_image(figure.image);
   // One localStorage slot per sheet content, so two static pages never share their picks.
   std::string key = "lorastudio-review:" + core::sha256_hex(sheet.doc.dump()).substr(0, 16);
   nlohmann::json data = {{"mode", "static"},

@@ -129,6 +129,42 @@ SummaryGroup summarize_epochs(const Sheet& sheet, const Selections& selections) 
   return group;
 }
 
+// Facets (sheet_file.h) are counted per key: a cell counts for the facet values of its value on
+// each axis that has them (a sweep sheet: the run's learning_rate, network_dim, ...). Keys and
+// values keep the order they first appear in.
+std::vector<SummaryGroup> summarize_facets(const Sheet& sheet, const Selections& selections) {
+  std::vector<SummaryGroup> groups;
+  const auto group_of = [&](const std::string& key) -> SummaryGroup& {
+    for (auto& g : groups)
+      if (g.title == key) return g;
+    groups.push_back({"sweep", key, {}});
+    return groups.back();
+  };
+  const auto value_of = [](SummaryGroup& g, const std::string& value) -> SummaryValue& {
+    for (auto& v : g.values)
+      if (v.value == value) return v;
+    g.values.push_back({value, 0, 0});
+    return g.values.back();
+  };
+  for (const auto& axis : sheet.axes)
+    for (const auto& facets : axis.facets)
+      for (const auto& [key, value] : facets) value_of(group_of(key), value);
+  for (const auto& cell : sheet.cells) {
+    auto it = selections.find(cell.id);
+    if (it == selections.end()) continue;
+    for (const auto& axis : sheet.axes) {
+      if (axis.facets.empty()) continue;
+      for (const auto& [key, value] : axis.facets[static_cast<size_t>(cell.coords.at(axis.role))]) {
+        auto& counts = value_of(group_of(key), value);
+        counts.picked += it->second.state == CellState::kPicked;
+        counts.rejected += it->second.state == CellState::kRejected;
+      }
+    }
+  }
+  for (auto& g : groups) sort_summary_values(g.values);
+  return groups;
+}
+
 }  // namespace
 
 Summary summarize(const Sheet& sheet, const Selections& selections) {
@@ -140,6 +176,7 @@ Summary summarize(const Sheet& sheet, const Selections& selections) {
     summary.rejected += it->second.state == CellState::kRejected;
     summary.noted += !it->second.note.empty();
   }
+  summary.groups = summarize_facets(sheet, selections);
   for (const char* kind : {"lora", "strength"}) {
     for (const auto& axis : sheet.axes) {
       if (axis.kind == kind) summary.groups.push_back(summarize_axis(sheet, axis, selections));

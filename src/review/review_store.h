@@ -50,7 +50,7 @@ struct SummaryValue {
   int rejected = 0;
 };
 struct SummaryGroup {
-  std::string kind;   // lora, strength, epoch, then the other axis kinds in axis order
+  std::string kind;   // sweep (one group per facet key), lora, strength, epoch, then the other axis kinds
   std::string title;
   std::vector<SummaryValue> values;  // most picked first; ties keep the axis order
 };

@@ -12,6 +12,7 @@
 #include "core/nearest_name.h"
 #include "core/runtime.h"
 #include "core/strings.h"
+#include "io/safetensors.h"
 #include "lora/kohya_format.h"
 
 namespace fs = std::filesystem;
@@ -167,7 +168,7 @@ void set_sheet_key(SheetDefinition& spec, const std::string& key, const std::str
 }
 
 void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where) {
-  Axis axis{role, kind, {}, {}};
+  Axis axis{role, kind, {}, {}, {}, {}, {}};
   for (auto& v : values) {
     v = core::trim(v);
     if ((kind == AxisKind::kLora || kind == AxisKind::kModel) && has_glob(v)) {
@@ -284,6 +285,14 @@ void validate(const SheetDefinition& spec) {
   LS_CHECK(!has(AxisKind::kStrength) || has(AxisKind::kLora) || !spec.request.loras.empty(),
            "sheet: a strength axis needs a LoRA to act on; add a lora axis or --lora FILE");
   LS_CHECK(has(AxisKind::kModel) || !spec.model.checkpoint.empty(), "sheet: no base model; pass --model FILE");
+  for (const Axis& a : spec.axes) {
+    LS_CHECK(a.facets.empty() || a.facets.size() == a.values.size(), "sheet: axis ", role_name(a.role), " has ",
+             a.facets.size(), " facets for ", a.values.size(), " values");
+    LS_CHECK(a.checkpoints.empty() || (a.kind == AxisKind::kLora && a.checkpoints.size() == a.values.size()),
+             "sheet: per-value checkpoints belong to a lora axis, one per value");
+    LS_CHECK(a.checkpoints.empty() || !has(AxisKind::kModel),
+             "sheet: a lora axis with its own checkpoints and a model axis cannot both choose the model");
+  }
 }
 
 std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
@@ -315,7 +324,11 @@ std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
             const std::string& v = a->values[static_cast<size_t>(i)];
             auto& r = cell.request;
             switch (a->kind) {
-              case AxisKind::kLora: r.loras.push_back({v, 1.0}); break;
+              case AxisKind::kLora:
+                r.loras.push_back({v, 1.0});
+                if (!a->checkpoints.empty() && !a->checkpoints[static_cast<size_t>(i)].empty())
+                  cell.checkpoint = a->checkpoints[static_cast<size_t>(i)];
+                break;
               case AxisKind::kStrength: {
                 const double s = core::number_or_fail(v, "sheet: strength");
                 if (lora_axis) {
@@ -344,6 +357,15 @@ int64_t epoch_of(const std::string& lora_path) {
   if (dash == std::string::npos || stem.size() - dash - 1 != 6) return -1;
   int64_t e = 0;
   return core::parse_int64(stem.substr(dash + 1), e) ? e : -1;
+}
+
+int64_t lora_file_epoch(const std::string& lora_path) {
+  if (const int64_t e = epoch_of(lora_path); e >= 0) return e;
+  const io::SafetensorsReader reader(lora_path);
+  const auto& meta = reader.metadata();
+  const auto it = meta.find("ss_epoch");
+  int64_t e = -1;
+  return it != meta.end() && core::parse_int64(it->second, e) ? e : -1;
 }
 
 }  // namespace ls::sheet

@@ -6,10 +6,12 @@
 
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/key_table.h"
 #include "sample/request.h"
+#include "sheet/sheet_file.h"
 
 namespace ls::sheet {
 
@@ -25,6 +27,18 @@ struct Axis {
   AxisKind kind = AxisKind::kSeed;
   std::vector<std::string> values;  // as given (globs of LoRA/model files already expanded)
   std::vector<std::string> labels;  // what the grid and the review page show
+  std::string title;                // "" = the kind's title (sheet_runner.h axis_title)
+  /// Optional, one per value: what the value stands for (a sweep run's varied training values),
+  /// written to sheet.json for the review's summary (sheet_file.h).
+  std::vector<Facets> facets;
+  /// lora axis only, optional, one per value: the checkpoint that value's cells are rendered on
+  /// ("" = the sheet's model): a sweep whose runs train on different base models.
+  std::vector<std::string> checkpoints;
+};
+
+/// An image in the sheet folder shown beside the grid on the review page (a sweep's loss curves).
+struct Figure {
+  std::string title, image;  // image: relative to the sheet folder
 };
 
 struct SheetDefinition {
@@ -35,6 +49,7 @@ struct SheetDefinition {
   std::vector<Axis> axes;       // sorted by role, at most one per role
   std::string cache_dir;        // file-hash cache; empty = a1111::user_cache_dir()
   bool paths = true;            // model/LoRA paths in the cells' PNG text (no_paths = true drops them)
+  std::vector<Figure> figures;  // written by whoever made the sheet (the runner only lists them)
 };
 
 /// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with
@@ -70,5 +85,8 @@ std::vector<CellPlan> plan_cells(const SheetDefinition& spec);
 
 /// kohya's epoch suffix of a LoRA file name ("name-000005.safetensors" -> 5), or -1.
 int64_t epoch_of(const std::string& lora_path);
+/// The training epoch of a LoRA file: its name's suffix, else its ss_epoch metadata (a run's final
+/// file has no suffix), else -1.
+int64_t lora_file_epoch(const std::string& lora_path);
 
 }  // namespace ls::sheet

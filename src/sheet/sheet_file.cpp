@@ -76,9 +76,39 @@ std::vector<SheetAxis> parse_sheet_axes(const nlohmann::json& doc, const std::st
                values[v].type_name(), kRegenerateSheet);
       axis.values.push_back(values[v].get<std::string>());
     }
+    if (list[i].contains("facets")) {
+      const auto& facets = sheet_member(list[i], "facets", kJsonArray, where, name);
+      LS_CHECK(facets.size() == values.size(), name, ": ", where, "facets has ", facets.size(), " entries for ",
+               values.size(), " values", kRegenerateSheet);
+      for (size_t v = 0; v < facets.size(); ++v) {
+        LS_CHECK(facets[v].is_object(), name, ": ", where, "facets[", v, "] must be an object", kRegenerateSheet);
+        Facets f;
+        for (const auto& [key, value] : facets[v].items()) {
+          LS_CHECK(value.is_string() && !key.empty(), name, ": ", where, "facets[", v, "].", key,
+                   " must be a string", kRegenerateSheet);
+          f.emplace_back(key, value.get<std::string>());
+        }
+        axis.facets.push_back(std::move(f));
+      }
+    }
     axes.push_back(std::move(axis));
   }
   return axes;
+}
+
+void parse_sheet_figures(const nlohmann::json& doc, Sheet& sheet, const std::string& name) {
+  if (!doc.contains("figures")) return;
+  const auto& list = sheet_member(doc, "figures", kJsonArray, "", name);
+  for (size_t i = 0; i < list.size(); ++i) {
+    std::string where = str_cat("figures[", i, "].");
+    LS_CHECK(list[i].is_object(), name, ": figures[", i, "] must be an object", kRegenerateSheet);
+    SheetFigure f;
+    f.title = sheet_member(list[i], "title", kJsonString, where, name).get<std::string>();
+    f.image = sheet_member(list[i], "image", kJsonString, where, name).get<std::string>();
+    LS_CHECK(is_safe_relative_path(f.image), name, ": ", where, "image '", f.image,
+             "' is not a plain relative path inside the sheet folder", kRegenerateSheet);
+    sheet.figures.push_back(std::move(f));
+  }
 }
 
 void parse_sheet_pages(const nlohmann::json& doc, Sheet& sheet, const std::string& name) {
@@ -198,6 +228,7 @@ Sheet parse_sheet(const nlohmann::json& doc, const std::string& name) {
   sheet.doc = doc;
   sheet.axes = parse_sheet_axes(doc, name);
   parse_sheet_pages(doc, sheet, name);
+  parse_sheet_figures(doc, sheet, name);
   const auto& cells = sheet_member(doc, "cells", kJsonArray, "", name);
   std::set<std::string> ids;
   std::set<std::map<std::string, int>> seen_coords;
@@ -227,7 +258,19 @@ Sheet load_sheet(const std::filesystem::path& file) {
 nlohmann::json sheet_document(const Sheet& sheet) {
   using nlohmann::json;
   json axes = json::array();
-  for (const auto& a : sheet.axes) axes.push_back({{"role", a.role}, {"kind", a.kind}, {"title", a.title}, {"values", a.values}});
+  for (const auto& a : sheet.axes) {
+    json axis = {{"role", a.role}, {"kind", a.kind}, {"title", a.title}, {"values", a.values}};
+    if (!a.facets.empty()) {
+      json facets = json::array();
+      for (const Facets& f : a.facets) {
+        json one = json::object();
+        for (const auto& [k, v] : f) one[k] = v;
+        facets.push_back(std::move(one));
+      }
+      axis["facets"] = std::move(facets);
+    }
+    axes.push_back(std::move(axis));
+  }
   json pages = json::array();
   for (size_t p = 0; p < sheet.grids.size(); ++p) {
     const std::string label = p < sheet.page_labels.size() ? sheet.page_labels[p] : "";
@@ -245,8 +288,14 @@ nlohmann::json sheet_document(const Sheet& sheet) {
                      {"params", c.params},
                      {"infotext", c.infotext}});
   }
-  return {{"format", kSheetFormat}, {"version", kSheetVersion}, {"title", sheet.title},
-          {"axes", axes},           {"pages", pages},             {"cells", cells}};
+  json doc = {{"format", kSheetFormat}, {"version", kSheetVersion}, {"title", sheet.title},
+              {"axes", axes},           {"pages", pages},             {"cells", cells}};
+  if (!sheet.figures.empty()) {
+    json figures = json::array();
+    for (const auto& f : sheet.figures) figures.push_back({{"title", f.title}, {"image", f.image}});
+    doc["figures"] = std::move(figures);
+  }
+  return doc;
 }
 
 void write_sheet(const std::filesystem::path& file, const Sheet& sheet) {

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -14,10 +15,21 @@ namespace ls::sheet {
 inline constexpr const char* kSheetFormat = "lorastudio-sheet";
 inline constexpr int kSheetVersion = 1;
 
+/// What an axis value stands for beyond its label, as (key, value) pairs: a sweep's LoRA axis
+/// gives each run's varied training values ("learning_rate" -> "1e-4"), and the review counts picks
+/// per such value.
+using Facets = std::vector<std::pair<std::string, std::string>>;
+
 /// One axis of the sheet: role x (columns), y (rows), z (blocks) or page.
 struct SheetAxis {
   std::string role, kind, title;
   std::vector<std::string> values;
+  std::vector<Facets> facets;  // empty, or one per value
+};
+
+/// An image shown beside the grid (a sweep's loss curves), a file in the sheet folder.
+struct SheetFigure {
+  std::string title, image;
 };
 
 struct SheetCell {
@@ -39,6 +51,7 @@ struct Sheet {
   std::vector<SheetCell> cells;
   std::vector<std::string> grids;        // pages[].grid
   std::vector<std::string> page_labels;  // pages[].label ("" without a page axis)
+  std::vector<SheetFigure> figures;      // figures[] (optional)
 
   /// The cell with this id, or nullptr.
   const SheetCell* find(const std::string& id) const;

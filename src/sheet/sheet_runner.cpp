@@ -18,7 +18,6 @@
 #include "core/strings.h"
 #include "io/image.h"
 #include "io/png_text.h"
-#include "io/safetensors.h"
 #include "sample/pipeline.h"
 #include "sheet/grid_render.h"
 #include "sheet/sheet_file.h"
@@ -62,23 +61,12 @@ std::string cell_id(const CellPlan& cell, const Identity& who, a1111::FileHashCa
   return core::sha256_hex(key.dump()).substr(0, 16);
 }
 
-/// The training epoch of a LoRA file: kohya's "-NNNNNN" name suffix, else the ss_epoch of its
-/// metadata (the final file of a run has no suffix), else -1.
-int64_t lora_epoch(const std::string& path) {
-  if (const int64_t e = epoch_of(path); e >= 0) return e;
-  const io::SafetensorsReader reader(path);
-  const auto& meta = reader.metadata();
-  const auto it = meta.find("ss_epoch");
-  int64_t e = -1;
-  return it != meta.end() && core::parse_int64(it->second, e) ? e : -1;
-}
-
 json params_json(const a1111::GenerationParams& p, const std::vector<sample::LoraSpec>& files) {
   json loras = json::array();
   for (size_t i = 0; i < p.loras.size(); ++i) {
     const auto& l = p.loras[i];
     json j = {{"name", l.name}, {"path", l.path}, {"strength", l.strength}, {"hash", l.hash}};
-    const int64_t epoch = lora_epoch(files[i].path);
+    const int64_t epoch = lora_file_epoch(files[i].path);
     if (epoch >= 0) j["epoch"] = epoch;
     loras.push_back(j);
   }
@@ -103,6 +91,8 @@ std::string grid_name(int64_t page) {
   return buf;
 }
 
+std::string title_of(const Axis& a) { return a.title.empty() ? axis_title(a.kind) : a.title; }
+
 const Axis* axis_for(const SheetDefinition& spec, AxisRole role) {
   for (const auto& a : spec.axes) {
     if (a.role == role) return &a;
@@ -123,10 +113,11 @@ int64_t coord(const CellPlan& c, AxisRole role) {
 void write_manifest(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
   Sheet sheet;
   sheet.title = spec.title;
-  for (const auto& a : spec.axes) sheet.axes.push_back({role_name(a.role), kind_name(a.kind), axis_title(a.kind), a.labels});
+  for (const auto& a : spec.axes) sheet.axes.push_back({role_name(a.role), kind_name(a.kind), title_of(a), a.labels, a.facets});
+  for (const auto& f : spec.figures) sheet.figures.push_back({f.title, f.image});
   const Axis* page_axis = axis_for(spec, AxisRole::kPage);
   for (int64_t p = 0; p < axis_size(spec, AxisRole::kPage); ++p) {
-    sheet.page_labels.push_back(page_axis ? axis_title(page_axis->kind) + ": " + page_axis->labels[static_cast<size_t>(p)] : "");
+    sheet.page_labels.push_back(page_axis ? title_of(*page_axis) + ": " + page_axis->labels[static_cast<size_t>(p)] : "");
     sheet.grids.push_back(grid_name(p));
   }
   for (const auto& c : cells) {
@@ -147,7 +138,7 @@ void write_manifest(const SheetDefinition& spec, const std::vector<CellRecord>& 
 void write_grids(const SheetDefinition& spec, const std::vector<CellRecord>& cells, const fs::path& dir) {
   const auto labels = [&](AxisRole role) {
     GridAxis g;
-    if (const Axis* a = axis_for(spec, role)) g = {axis_title(a->kind), a->labels};
+    if (const Axis* a = axis_for(spec, role)) g = {title_of(*a), a->labels};
     return g;
   };
   const int64_t nx = axis_size(spec, AxisRole::kX), ny = axis_size(spec, AxisRole::kY);
@@ -156,7 +147,7 @@ void write_grids(const SheetDefinition& spec, const std::vector<CellRecord>& cel
     GridSpec g;
     g.title = spec.title;
     if (const Axis* pa = axis_for(spec, AxisRole::kPage)) {
-      const std::string page_label = axis_title(pa->kind) + ": " + pa->labels[static_cast<size_t>(p)];
+      const std::string page_label = title_of(*pa) + ": " + pa->labels[static_cast<size_t>(p)];
       g.title = g.title.empty() ? page_label : g.title + " — " + page_label;
     }
     g.x = labels(AxisRole::kX);

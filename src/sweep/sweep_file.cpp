@@ -14,6 +14,7 @@
 #include "core/sha256.h"
 #include "core/strings.h"
 #include "core/toml_value.h"
+#include "sample/pipeline.h"
 
 namespace fs = std::filesystem;
 
@@ -144,12 +145,109 @@ bool is_path_key(const std::string& key) {
 }
 
 std::string config_hash(train::TrainConfig config) {
-  config.output_dir.clear();  // where the run lives is not what it computes
+  config.output_dir.clear();  // where the run lives and what runs it are not what it computes
   config.resume.clear();
+  config.device.clear();      // --devices gives each worker its own
   return core::sha256_hex(train::train_config_toml(config)).substr(0, 8);
 }
 
+std::vector<int64_t> int_list(const toml::node& node, const std::string& key, const std::string& file) {
+  const toml::array* a = node.as_array();
+  LS_CHECK(a && !a->empty(), core::toml_place(file, node), ": [sheet] ", key, " must be a non-empty list of integers");
+  std::vector<int64_t> out;
+  for (const toml::node& v : *a) {
+    LS_CHECK(v.is_integer(), core::toml_place(file, v), ": [sheet] ", key, " must hold integers");
+    out.push_back(*v.value<int64_t>());
+  }
+  return out;
+}
+
+SweepSheetSpec read_sheet(const toml::table& table, const std::string& file, const std::string& base_dir) {
+  SweepSheetSpec spec;
+  spec.present = true;
+  const auto positive = [&](const toml::node& n, const std::string& key) {
+    LS_CHECK(n.is_integer() && *n.value<int64_t>() >= 1, core::toml_place(file, n), ": [sheet] ", key,
+             " must be a positive integer");
+    return *n.value<int64_t>();
+  };
+  for (const auto& [k, node] : table) {
+    const std::string key(k.str());
+    const std::string where = core::toml_place(file, node);
+    if (key == "prompts") {
+      const toml::array* a = node.as_array();
+      LS_CHECK(a && !a->empty(), where, ": [sheet] prompts must be a non-empty list of strings");
+      for (const toml::node& v : *a) {
+        LS_CHECK(v.is_string(), core::toml_place(file, v), ": [sheet] prompts must hold strings");
+        spec.prompts.push_back(v.as_string()->get());
+      }
+    } else if (key == "seeds") {
+      spec.seeds = int_list(node, key, file);
+    } else if (key == "strengths") {
+      const toml::array* a = node.as_array();
+      LS_CHECK(a && !a->empty(), where, ": [sheet] strengths must be a non-empty list of numbers");
+      spec.strengths.clear();
+      for (const toml::node& v : *a) {
+        LS_CHECK(v.is_number(), core::toml_place(file, v), ": [sheet] strengths must hold numbers");
+        spec.strengths.push_back(*v.value<double>());
+      }
+    } else if (key == "epochs") {
+      if (node.is_string()) {
+        LS_CHECK(node.as_string()->get() == "all", where, ": [sheet] epochs is \"all\" or a list of epoch numbers");
+      } else {
+        spec.epochs = int_list(node, key, file);
+      }
+    } else if (key == "every_n_epochs") {
+      spec.every_n_epochs = positive(node, key);
+    } else if (key == "last_n_epochs") {
+      spec.last_n_epochs = positive(node, key);
+    } else {
+      core::KeyValue value = core::toml_value(node);
+      const core::Key<sheet::SheetDefinition>* found = sheet::sheet_keys().find(key);
+      if (found && found->type == core::KeyType::kPath && value.kind == core::KeyValue::Kind::kString &&
+          !value.text.empty() && fs::path(value.text).is_relative())
+        value = core::text_value((fs::path(base_dir) / value.text).lexically_normal().string());
+      const std::vector<std::string> own = {"prompts", "seeds", "strengths", "epochs", "every_n_epochs", "last_n_epochs"};
+      if (sheet::sheet_keys().apply(spec.settings, key, value, where + ": [sheet] " + key, nullptr, &found) ==
+          core::Applied::kUnknown) {
+        std::vector<std::string> names = sheet::sheet_keys().names();
+        names.insert(names.end(), own.begin(), own.end());
+        LS_FAIL(where, ": unknown [sheet] key '", key, "'", core::did_you_mean(key, names),
+                "; see docs/sweep.md for the keys of [sheet]");
+      }
+      spec.given.push_back(found->name);
+    }
+  }
+  if (spec.prompts.empty()) {
+    LS_CHECK(!spec.settings.request.prompt.empty(), file, ": [sheet] has no prompts; add prompts = [\"...\"]");
+    spec.prompts = {spec.settings.request.prompt};
+  }
+  if (spec.seeds.empty()) spec.seeds = {spec.settings.request.seed >= 0 ? spec.settings.request.seed : 0};
+  for (size_t i = 0; i < spec.seeds.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      LS_CHECK(spec.seeds[i] != spec.seeds[j], file, ": [sheet] seeds lists ", spec.seeds[i], " twice");
+  for (size_t i = 0; i < spec.strengths.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      LS_CHECK(spec.strengths[i] != spec.strengths[j], file, ": [sheet] strengths lists ",
+               core::format_double(spec.strengths[i]), " twice");
+  LS_CHECK(spec.epochs.empty() || (!spec.every_n_epochs && !spec.last_n_epochs), file,
+           ": [sheet] epochs names the epochs; drop every_n_epochs / last_n_epochs, or epochs");
+  sample::ImageRequest check = spec.settings.request;
+  check.prompt = spec.prompts.front();
+  try {
+    sample::validate_request(check);
+  } catch (const Error& e) {
+    LS_FAIL(file, ": [sheet]: ", e.what());
+  }
+  return spec;
+}
+
 }  // namespace
+
+std::string facet_value(const std::string& key, const std::string& shown) {
+  double v = 0;
+  if (is_path_key(key) || core::parse_double(shown, v)) return label_value(key, shown);
+  return shown;
+}
 
 std::string label_key(const std::string& key) {
   static const std::map<std::string, std::string> short_names = {
@@ -195,6 +293,7 @@ Sweep load_sweep(const std::string& path) {
   const toml::node* base_node = nullptr;
   const toml::table* grid = nullptr;
   const toml::array* variant_list = nullptr;
+  const toml::table* sheet_table = nullptr;
   for (const auto& [k, node] : root) {
     const std::string key(k.str());
     const std::string where = core::toml_place(path, node);
@@ -207,18 +306,22 @@ Sweep load_sweep(const std::string& path) {
     } else if (key == "grid") {
       grid = node.as_table();
       LS_CHECK(grid, where, ": grid must be a table ([grid]) of training keys, each with a list of values");
+    } else if (key == "sheet") {
+      sheet_table = node.as_table();
+      LS_CHECK(sheet_table, where, ": sheet must be a table ([sheet]) saying how to compare the runs");
     } else if (key == "variants") {
       variant_list = node.as_array();
       LS_CHECK(variant_list, where, ": variants must be a list of tables ([[variants]])");
     } else {
       LS_FAIL(where, ": unknown sweep key '", key, "'",
-              core::did_you_mean(key, {"output_dir", "base", "grid", "variants"}),
-              "; a sweep has output_dir, base, [grid] and [[variants]] (training keys go in [base])");
+              core::did_you_mean(key, {"output_dir", "base", "grid", "variants", "sheet"}),
+              "; a sweep has output_dir, base, [grid], [[variants]] and [sheet] (training keys go in [base])");
     }
   }
   LS_CHECK(base_node, path, ": no base; set base = \"train.toml\" or add a [base] table of training keys");
   LS_CHECK(!sweep.output_dir.empty(), path, ": no output_dir; set output_dir = \"sweeps/name\" (the runs' folders)");
   const train::TrainConfig base = read_base(*base_node, path, base_dir, sweep.notes);
+  if (sheet_table) sweep.sheet = read_sheet(*sheet_table, path, base_dir);
   const auto axes = grid ? read_grid(*grid, base, path, base_dir) : std::vector<std::vector<Setting>>{};
   const auto variants = variant_list ? read_variants(*variant_list, base, path, base_dir) : std::vector<Variant>{};
   for (const Variant& v : variants)

@@ -97,22 +97,62 @@ std::string tick_text(double v) {
 
 }  // namespace
 
+namespace {
+
+// Tableau's ten categorical colours (matplotlib's default cycle), as OpenCV's BGR.
+const cv::Scalar kSeriesColours[] = {{180, 119, 31}, {14, 127, 255}, {44, 160, 44},   {40, 39, 214},  {189, 103, 148},
+                                     {75, 86, 140},  {194, 119, 227}, {127, 127, 127}, {34, 189, 188}, {207, 190, 23}};
+
+/// Each point's mean over the last `window` points (fewer at the start).
+std::vector<double> running_mean(const std::vector<std::pair<double, double>>& pts, int window) {
+  std::vector<double> out;
+  double sum = 0;
+  for (size_t i = 0; i < pts.size(); ++i) {
+    sum += pts[i].second;
+    if (i >= static_cast<size_t>(window)) sum -= pts[i - window].second;
+    out.push_back(sum / static_cast<double>(std::min<size_t>(i + 1, window)));
+  }
+  return out;
+}
+
+}  // namespace
+
 void write_loss_curve(const std::string& png_path, const std::vector<StepRecord>& records, int width, int height,
                       int window) {
-  std::vector<std::pair<double, double>> pts;  // (step, loss), finite only
-  for (const auto& r : records)
-    if (std::isfinite(r.loss)) pts.emplace_back(static_cast<double>(r.step), r.loss);
+  write_loss_curves(png_path, {{"", records}}, width, height, window);
+}
+
+void write_loss_curves(const std::string& png_path, const std::vector<LossSeries>& series, int width, int height,
+                       int window) {
+  // (step, loss) per series, finite only.
+  std::vector<std::vector<std::pair<double, double>>> pts(series.size());
+  bool any = false;
+  for (size_t s = 0; s < series.size(); ++s) {
+    for (const auto& r : series[s].records)
+      if (std::isfinite(r.loss)) pts[s].emplace_back(static_cast<double>(r.step), r.loss);
+    any = any || !pts[s].empty();
+  }
+  const bool one = series.size() == 1;
   cv::Mat img(height, width, CV_8UC3, cv::Scalar(255, 255, 255));
   const int left = 80, right = 20, top = 40, bottom = 50;
   const cv::Rect area(left, top, width - left - right, height - top - bottom);
   const auto font = cv::FONT_HERSHEY_SIMPLEX;
-  cv::putText(img, "training loss (thin: per step, thick: mean of " + std::to_string(window) + ")",
-              {left, 25}, font, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+  const std::string title = one ? "training loss (thin: per step, thick: mean of " + std::to_string(window) + ")"
+                                : "training loss, mean of " + std::to_string(window) + " steps, one line per run";
+  cv::putText(img, title, {left, 25}, font, 0.5, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
   cv::rectangle(img, area, cv::Scalar(0, 0, 0), 1);
-  if (!pts.empty()) {
-    double x0 = pts.front().first, x1 = pts.back().first;
-    double y0 = pts.front().second, y1 = y0;
-    for (const auto& p : pts) y0 = std::min(y0, p.second), y1 = std::max(y1, p.second);
+  if (any) {
+    // One run: its raw losses set the range. Several: the running means do (raw noise would flatten them).
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    std::vector<std::vector<double>> means(series.size());
+    for (size_t s = 0; s < series.size(); ++s) {
+      means[s] = running_mean(pts[s], window);
+      for (size_t i = 0; i < pts[s].size(); ++i) {
+        const double y = one ? pts[s][i].second : means[s][i];
+        x0 = std::min(x0, pts[s][i].first), x1 = std::max(x1, pts[s][i].first);
+        y0 = std::min(y0, y), y1 = std::max(y1, y);
+      }
+    }
     if (x1 <= x0) x1 = x0 + 1;
     if (y1 <= y0) y1 = y0 + std::max(1e-6, std::abs(y0) * 0.1);
     const double pad = (y1 - y0) * 0.05;
@@ -133,17 +173,32 @@ void write_loss_curve(const std::string& png_path, const std::vector<StepRecord>
     }
     cv::putText(img, "step", {area.x + area.width / 2 - 15, height - 10}, font, 0.5, ink, 1, cv::LINE_AA);
     cv::rectangle(img, area, cv::Scalar(0, 0, 0), 1);
-    std::vector<cv::Point> raw, mean;
-    double sum = 0;
-    for (size_t i = 0; i < pts.size(); ++i) {
-      raw.push_back(map(pts[i].first, pts[i].second));
-      sum += pts[i].second;
-      if (i >= static_cast<size_t>(window)) sum -= pts[i - window].second;
-      const double n = static_cast<double>(std::min<size_t>(i + 1, window));
-      mean.push_back(map(pts[i].first, sum / n));
+    for (size_t s = 0; s < series.size(); ++s) {
+      std::vector<cv::Point> raw, mean;
+      for (size_t i = 0; i < pts[s].size(); ++i) {
+        raw.push_back(map(pts[s][i].first, pts[s][i].second));
+        mean.push_back(map(pts[s][i].first, means[s][i]));
+      }
+      if (one) {
+        cv::polylines(img, raw, false, cv::Scalar(150, 190, 240), 1, cv::LINE_AA);  // RGB: light blue
+        cv::polylines(img, mean, false, cv::Scalar(20, 60, 170), 2, cv::LINE_AA);
+      } else {
+        cv::polylines(img, mean, false, kSeriesColours[s % 10], 2, cv::LINE_AA);
+      }
     }
-    cv::polylines(img, raw, false, cv::Scalar(150, 190, 240), 1, cv::LINE_AA);  // RGB: light blue
-    cv::polylines(img, mean, false, cv::Scalar(20, 60, 170), 2, cv::LINE_AA);
+    if (!one) {  // the legend, top right inside the plot, one line per run
+      int label_width = 0;
+      for (const auto& se : series) label_width = std::max(label_width, cv::getTextSize(se.label, font, 0.45, 1, nullptr).width);
+      const int row = 18, box_w = label_width + 40;
+      const cv::Rect box(area.x + area.width - box_w - 8, area.y + 8, box_w, row * static_cast<int>(series.size()) + 8);
+      cv::rectangle(img, box, cv::Scalar(255, 255, 255), cv::FILLED);
+      cv::rectangle(img, box, cv::Scalar(180, 180, 180), 1);
+      for (size_t s = 0; s < series.size(); ++s) {
+        const int y = box.y + 4 + row * static_cast<int>(s) + row / 2;
+        cv::line(img, {box.x + 6, y}, {box.x + 28, y}, kSeriesColours[s % 10], 3, cv::LINE_AA);
+        cv::putText(img, series[s].label, {box.x + 34, y + 5}, font, 0.45, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+      }
+    }
   } else {
     cv::putText(img, "no finite loss recorded", {area.x + 20, area.y + 30}, font, 0.6, cv::Scalar(0, 0, 0), 1,
                 cv::LINE_AA);

@@ -44,4 +44,13 @@ std::vector<StepRecord> read_step_records(const std::string& path);
 void write_loss_curve(const std::string& png_path, const std::vector<StepRecord>& records, int width = 960,
                       int height = 540, int window = 25);
 
+/// Several runs in one plot (a sweep): each run's running mean over `window` steps in its own
+/// colour, and a legend of their labels. One series draws as write_loss_curve.
+struct LossSeries {
+  std::string label;
+  std::vector<StepRecord> records;
+};
+void write_loss_curves(const std::string& png_path, const std::vector<LossSeries>& series, int width = 960,
+                       int height = 540, int window = 25);
+
 }  // namespace ls::train

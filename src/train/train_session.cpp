@@ -10,7 +10,11 @@
 #include "core/strings.h"
 #include "data/findings.h"
 #include "io/safetensors.h"
+#include "lora/kohya_format.h"
+#include "lora/plan.h"
 #include "models/checkpoint.h"
+#include "models/checkpoint_kind.h"
+#include "nn/layers.h"
 #include "models/sdxl_conditioner.h"
 #include "text/prompt_windows.h"
 #include "train/adafactor.h"
@@ -291,6 +295,42 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     }
   }
   return s;
+}
+
+TrainingPlan plan_training(const TrainConfig& config) {
+  validate(config);
+  TrainSession s;
+  s.config = config;
+  data::Findings findings;
+  s.data = load_data(config, findings);
+  s.datasets = data::index_datasets(s.data, findings, {false, {}, true});
+  data::require_no_errors(findings, s.data.source);
+  count_steps(s);
+  TrainingPlan plan;
+  plan.batches_per_epoch = s.batches_per_epoch;
+  plan.updates_per_epoch = s.updates_per_epoch;
+  plan.max_steps = s.max_steps;
+  plan.num_epochs = s.num_epochs;
+
+  io::SafetensorsReader reader(config.pretrained_model_name_or_path);
+  models::require_sdxl_base(reader.tensors(), config.pretrained_model_name_or_path);
+  lora::LoraNetworkOptions options = network_options(config);
+  if (config.cache_text_encoder_outputs || config.cache_text_encoder_outputs_to_disk) options.text_encoders = false;
+  models::SdxlModel model;
+  {
+    nn::SkipInitGuard skip;  // shapes only: these weights are never read
+    model = models::SdxlModel::create(models::resolve_config(reader, config.model_config), {true, true, false});
+  }
+  const lora::LoraPlan lora = lora::plan_network(model, options);
+  plan.lora_parameters = lora.total_parameters();
+  const c10::ScalarType lora_dtype = config.full_bf16 ? c10::kBFloat16 : config.full_fp16 ? c10::kHalf : c10::kFloat;
+  const c10::ScalarType save = save_dtype_of(config.save_precision, lora_dtype);
+  const io::Dtype file_dtype = save == c10::kHalf ? io::Dtype::kF16 : save == c10::kBFloat16 ? io::Dtype::kBF16 : io::Dtype::kF32;
+  auto metadata = lora::network_metadata(options, config.output_name, 1024, 1024);
+  metadata["sshs_model_hash"] = std::string(64, '0');
+  metadata["sshs_legacy_hash"] = std::string(8, '0');
+  plan.lora_file_bytes = lora.file_size(file_dtype, metadata);
+  return plan;
 }
 
 }  // namespace ls::train

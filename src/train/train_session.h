@@ -70,6 +70,17 @@ void place_cached_parts(TrainSession& s, c10::Device where);
 /// turned into defaults, sampling unavailable). Throws ls::Error for bad input.
 std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes);
 
+/// What a config will do, without loading any weights: kohya's step arithmetic over the indexed
+/// dataset (image headers only) and the LoRA's size from the checkpoint's architecture
+/// (lora::plan_network; the file's metadata estimated as `lorastudio plan` does).
+struct TrainingPlan {
+  int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
+  int num_epochs = 0;
+  int64_t lora_parameters = 0;
+  uint64_t lora_file_bytes = 0;  // one saved file, at save_precision
+};
+TrainingPlan plan_training(const TrainConfig& config);
+
 /// kohya's network_args ("conv_dim=4", "conv_alpha=1", "rank_dropout=0.1", "module_dropout=0.1",
 /// "dropout=..." is network_dropout) applied over the config's own keys.
 lora::LoraNetworkOptions network_options(const TrainConfig& config);

@@ -220,6 +220,27 @@ TEST(ReviewStore, SummaryCountsPicksPerValue) {
   EXPECT_EQ(seed[0].value, "1");  // 2 picked, 0 rejected; seed 2: 2 picked, 1 rejected
 }
 
+TEST(ReviewStore, SummaryCountsPicksPerSweepValue) {
+  // A sweep's sheet: the LoRA files are two runs, their facets the runs' varied values.
+  ls::test::TempDir dir;
+  json doc = make_review_sheet_doc();
+  doc["axes"][0]["facets"] = {{{"learning_rate", "1e-4"}, {"network_dim", "4"}}, {{"learning_rate", "5e-5"}, {"network_dim", "4"}}};
+  write_review_sheet_folder(dir.path(), doc);
+  ls::review::ReviewStore store(dir.path());
+  store.set(review_cell_id(1, 0, 0), CellState::kPicked, "");
+  store.set(review_cell_id(1, 1, 1), CellState::kPicked, "");
+  store.set(review_cell_id(0, 1, 0), CellState::kPicked, "");
+  store.set(review_cell_id(0, 0, 1), CellState::kRejected, "");
+  json summary = ls::review::summary_to_json(store.summary());
+  auto v = [](const char* value, int picked, int rejected) {
+    return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
+  };
+  ASSERT_EQ(summary["groups"].size(), 6u);  // 2 sweep keys, then lora, strength, epoch, seed
+  EXPECT_EQ(summary["groups"][0], (json{{"kind", "sweep"}, {"title", "learning_rate"}, {"values", {v("5e-5", 2, 0), v("1e-4", 1, 1)}}}));
+  EXPECT_EQ(summary["groups"][1], (json{{"kind", "sweep"}, {"title", "network_dim"}, {"values", {v("4", 3, 1)}}}));
+  EXPECT_EQ(summary["groups"][2]["kind"], "lora");
+}
+
 // The server on a free port of 127.0.0.1, talked to over a real socket.
 class ReviewServerTest : public ::testing::Test {
  protected:

@@ -15,8 +15,11 @@ using ls::sheet::SheetCell;
 Sheet example_sheet() {
   Sheet s;
   s.title = "strengths — ünïcode";
-  s.axes = {SheetAxis{"x", "strength", "LoRA strength", {"0.5", "1"}},
-            SheetAxis{"page", "seed", "Seed", {"1", "2"}}};
+  // x carries facets (a sweep's varied values, keys in name order as JSON objects keep them).
+  s.axes = {SheetAxis{"x", "strength", "LoRA strength", {"0.5", "1"},
+                      {{{"learning_rate", "1e-4"}, {"network_dim", "8"}}, {{"learning_rate", "5e-5"}, {"network_dim", "8"}}}},
+            SheetAxis{"page", "seed", "Seed", {"1", "2"}, {}}};
+  s.figures = {{"training loss, all runs", "loss.png"}};
   s.grids = {"grid-000.png", "grid-001.png"};
   s.page_labels = {"Seed: 1", "Seed: 2"};
   for (int page = 0; page < 2; ++page) {
@@ -46,7 +49,11 @@ TEST(SheetFile, WhatTheWriterWritesTheReaderReadsBack) {
     EXPECT_EQ(read.axes[i].kind, written.axes[i].kind);
     EXPECT_EQ(read.axes[i].title, written.axes[i].title);
     EXPECT_EQ(read.axes[i].values, written.axes[i].values);
+    EXPECT_EQ(read.axes[i].facets, written.axes[i].facets);
   }
+  ASSERT_EQ(read.figures.size(), 1u);
+  EXPECT_EQ(read.figures[0].title, "training loss, all runs");
+  EXPECT_EQ(read.figures[0].image, "loss.png");
   EXPECT_EQ(read.grids, written.grids);
   EXPECT_EQ(read.page_labels, written.page_labels);
   ASSERT_EQ(read.cells.size(), written.cells.size());
@@ -65,6 +72,22 @@ TEST(SheetFile, WhatTheWriterWritesTheReaderReadsBack) {
   EXPECT_EQ(read.doc, ls::sheet::sheet_document(written));
   ls::sheet::write_sheet(dir / "again.json", read);
   EXPECT_EQ(ls::core::read_file(dir / "again.json"), ls::core::read_file(dir / "sheet.json"));
+}
+
+TEST(SheetFile, FacetsAndFiguresAreChecked) {
+  nlohmann::json doc = ls::sheet::sheet_document(example_sheet());
+  const auto error = [](const nlohmann::json& d) {
+    return ls::test::error_of([&] { ls::sheet::parse_sheet(d, "sheet.json"); });
+  };
+  nlohmann::json bad = doc;
+  bad["axes"][0]["facets"].erase(1);
+  EXPECT_NE(error(bad).find("axes[0].facets has 1 entries for 2 values"), std::string::npos) << error(bad);
+  bad = doc;
+  bad["axes"][0]["facets"][0]["network_dim"] = 8;
+  EXPECT_NE(error(bad).find("facets[0].network_dim must be a string"), std::string::npos) << error(bad);
+  bad = doc;
+  bad["figures"][0]["image"] = "../loss.png";
+  EXPECT_NE(error(bad).find("figures[0].image '../loss.png' is not a plain relative path"), std::string::npos) << error(bad);
 }
 
 }  // namespace

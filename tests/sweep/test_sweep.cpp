@@ -18,7 +18,11 @@
 #include "support/support.h"
 #include "support/training_data.h"
 #include "sweep/run_lock.h"
+#include "sheet/sheet_file.h"
 #include "sweep/sweep_runner.h"
+#include "sweep/sweep_sheet.h"
+#include "sweep/sweep_workers.h"
+#include "train/train_session.h"
 
 namespace fs = std::filesystem;
 
@@ -60,6 +64,8 @@ class SweepTest : public ::testing::Test {
 };
 
 const std::string kGrid = "[grid]\nlearning_rate = [1e-3, 5e-4]\nnetwork_dim = [2, 4]\n";
+const std::string kGridSmall = "[grid]\nlearning_rate = [1e-3, 5e-4]\n";
+const std::string kSheetSmall = "[sheet]\nprompts = [\"a\", \"b\"]\nsampler = \"Euler a\"\nseed = 3\nsteps = 3\nevery_n_epochs = 2\n";
 
 TEST_F(SweepTest, GridAndVariantsMakeLabelledRuns) {
   const sweep::Sweep s = sweep::load_sweep(sweep_file("plan", kGrid));
@@ -97,6 +103,49 @@ TEST_F(SweepTest, GridAndVariantsMakeLabelledRuns) {
   EXPECT_EQ(v.runs[3].label, "ada-factor_lr5e-4");
   EXPECT_EQ(v.runs[3].config.optimizer_type, "Adafactor");
   EXPECT_EQ(v.varied_keys, (std::vector<std::string>{"learning_rate", "variant"}));
+}
+
+TEST_F(SweepTest, SheetTableIsReadBeforeAnythingTrains) {
+  const sweep::Sweep s = sweep::load_sweep(sweep_file("sheet", kGridSmall + kSheetSmall));
+  ASSERT_TRUE(s.sheet.present);
+  EXPECT_EQ(s.sheet.prompts, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(s.sheet.seeds, (std::vector<int64_t>{3}));  // from seed
+  EXPECT_EQ(s.sheet.strengths, (std::vector<double>{1.0}));
+  EXPECT_EQ(s.sheet.settings.request.steps, 3);
+  EXPECT_EQ(s.sheet.settings.request.sampler, "Euler a");
+  EXPECT_EQ(s.sheet.every_n_epochs, 2);
+  EXPECT_EQ(s.sheet.given, (std::vector<std::string>{"sampler", "seed", "steps"}));
+  EXPECT_EQ(sweep::facet_value("learning_rate", "0.0001"), "1e-4");
+  EXPECT_EQ(sweep::facet_value("optimizer_args", "weight_decay=0.01 betas=0.9,0.99"), "weight_decay=0.01 betas=0.9,0.99");
+  EXPECT_EQ(sweep::facet_value("dataset_config", "/data/dogs.toml"), "dogs");
+
+  const std::string file = (*dir_ / "bad" / "sweep.toml").string();
+  std::string e = error_of("[sheet]\nprompts = [\"a\"]\nsteeps = 3\n");
+  EXPECT_NE(e.find(file + ":11: unknown [sheet] key 'steeps' (did you mean 'steps'?)"), std::string::npos) << e;
+  e = error_of("[sheet]\nprompts = [\"a\"]\nsteps = \"many\"\n");
+  EXPECT_NE(e.find(file + ":11: [sheet] steps"), std::string::npos) << e;
+  e = error_of("[sheet]\nprompts = []\n");
+  EXPECT_NE(e.find(file + ":10: [sheet] prompts must be a non-empty list"), std::string::npos) << e;
+  e = error_of("[sheet]\nprompts = [\"a\"]\nseeds = [1, 1]\n");
+  EXPECT_NE(e.find("seeds lists 1 twice"), std::string::npos) << e;
+  e = error_of("[sheet]\nprompts = [\"a\"]\nsampler = \"Eulr\"\n");
+  EXPECT_NE(e.find(file + ": [sheet]: "), std::string::npos) << e;
+  EXPECT_NE(e.find("Eulr"), std::string::npos) << e;
+  e = error_of("[sheet]\nseeds = [1]\n");
+  EXPECT_NE(e.find("[sheet] has no prompts"), std::string::npos) << e;
+  e = error_of("[sheet]\nprompts = [\"a\"]\nepochs = [2]\nlast_n_epochs = 1\n");
+  EXPECT_NE(e.find("drop every_n_epochs / last_n_epochs, or epochs"), std::string::npos) << e;
+  // Without [sheet], `sweep sheet` says what to add.
+  const sweep::Sweep plain = sweep::load_sweep(sweep_file("nosheet", kGridSmall));
+  e = test::error_of([&] { sweep::plan_sweep_sheet(plain); });
+  EXPECT_NE(e.find("no [sheet] table"), std::string::npos) << e;
+  // Nothing trained yet: says to train first.
+  e = test::error_of([&] { sweep::plan_sweep_sheet(s); });
+  EXPECT_NE(e.find("no run has a LoRA file to compare yet"), std::string::npos) << e;
+
+  EXPECT_EQ(sweep::parse_device_list("cpu, cpu"), (std::vector<std::string>{"cpu", "cpu"}));
+  e = test::error_of([] { sweep::parse_device_list("cpu,,cpu"); });
+  EXPECT_NE(e.find("an empty device name"), std::string::npos) << e;
 }
 
 TEST_F(SweepTest, LabelValues) {
@@ -146,8 +195,11 @@ std::map<std::string, std::string> lora_files(const sweep::Sweep& s) {
   return out;
 }
 
+const std::string kSheet = "[sheet]\nprompts = [\"lsshape, a red circle\"]\nseeds = [1, 2]\nstrengths = [0.5, 1.0]\n"
+                           "steps = 2\nwidth = 64\nheight = 64\n";
+
 TEST_F(SweepTest, TrainsEveryRunOnceAndResumesWhereItStopped) {
-  const sweep::Sweep full = sweep::load_sweep(sweep_file("full", kGrid));
+  const sweep::Sweep full = sweep::load_sweep(sweep_file("full", kGrid + kSheet));
   sweep::SweepResult r = sweep::run_sweep(full, {});
   EXPECT_EQ(r.trained, 4);
   EXPECT_EQ(r.failed, 0);
@@ -162,10 +214,54 @@ TEST_F(SweepTest, TrainsEveryRunOnceAndResumesWhereItStopped) {
   // The runs trained what they say: other lr or rank, other bytes.
   EXPECT_NE(files.at("lr1e-3_dim2/tiny.safetensors"), files.at("lr5e-4_dim2/tiny.safetensors"));
   EXPECT_NE(files.at("lr1e-3_dim2/tiny.safetensors").size(), files.at("lr1e-3_dim4/tiny.safetensors").size());
-  r = sweep::run_sweep(full, {});  // again: nothing to train
+  // One sheet: 4 runs x 2 epochs (y) x 2 strengths (x) x 2 seeds (z).
+  sweep::SweepSheetResult shown = sweep::render_sweep_sheet(full, {false});
+  EXPECT_EQ(shown.stats.cells, 4 * 2 * 2 * 2);
+  EXPECT_EQ(shown.stats.rendered, 32);
+  EXPECT_TRUE(shown.notes.empty());
+  EXPECT_EQ(shown.folder, (fs::path(full.output_dir) / "sheet").string());
+  const sheet::Sheet made = sheet::load_sheet(fs::path(shown.folder) / "sheet.json");
+  ASSERT_EQ(made.axes.size(), 3u);
+  const sheet::SheetAxis& runs = made.axes[1];
+  EXPECT_EQ(runs.role, "y");
+  EXPECT_EQ(runs.title, "run, epoch");
+  EXPECT_EQ(runs.values, (std::vector<std::string>{"lr1e-3_dim2 e1", "lr1e-3_dim2 e2", "lr1e-3_dim4 e1", "lr1e-3_dim4 e2",
+                                                   "lr5e-4_dim2 e1", "lr5e-4_dim2 e2", "lr5e-4_dim4 e1", "lr5e-4_dim4 e2"}));
+  ASSERT_EQ(runs.facets.size(), 8u);
+  EXPECT_EQ(runs.facets[5], (sheet::Facets{{"learning_rate", "5e-4"}, {"network_dim", "2"}}));
+  EXPECT_EQ(made.axes[0].kind, "strength");
+  EXPECT_EQ(made.axes[2].kind, "seed");
+  EXPECT_EQ(made.cells.size(), 32u);
+  std::set<int> epochs;
+  for (const auto& c : made.cells) epochs.insert(c.epochs.begin(), c.epochs.end());
+  EXPECT_EQ(epochs, (std::set<int>{1, 2}));  // the final file's epoch from its metadata
+  ASSERT_EQ(made.figures.size(), 1u);
+  EXPECT_TRUE(fs::is_regular_file(fs::path(shown.folder) / made.figures[0].image));
+  EXPECT_TRUE(fs::is_regular_file(fs::path(shown.folder) / "grid-000.png"));
+
+  r = sweep::run_sweep(full, {});  // again: nothing to train, nothing to render
   EXPECT_EQ(r.trained, 0);
   EXPECT_EQ(r.skipped, 4);
   EXPECT_EQ(lora_files(full), files);
+  shown = sweep::render_sweep_sheet(full, {false});
+  EXPECT_EQ(shown.stats.rendered, 0);
+  EXPECT_EQ(shown.stats.reused, 32);
+
+  // Only the last epoch: the same cells, fewer of them, nothing new to render.
+  sweep::Sweep last = full;
+  last.sheet.last_n_epochs = 1;
+  const sweep::SweepSheetPlan plan = sweep::plan_sweep_sheet(last);
+  EXPECT_EQ(plan.definition.axes[1].labels.front(), "lr1e-3_dim2 e2");
+  EXPECT_EQ(plan.definition.axes[1].values.size(), 4u);
+
+  // The dry run's plan: the steps the runs took, the LoRA file's size to within its training metadata.
+  const train::TrainingPlan predicted = train::plan_training(full.runs[1].config);
+  EXPECT_EQ(predicted.num_epochs, 2);
+  EXPECT_EQ(predicted.max_steps, sweep::run_status(full.runs[1]).steps);
+  const auto real = fs::file_size(fs::path(full.runs[1].folder) / "tiny.safetensors");
+  EXPECT_NEAR(static_cast<double>(predicted.lora_file_bytes), static_cast<double>(real), 16384.0);
+  const train::TrainingPlan smaller = train::plan_training(full.runs[0].config);
+  EXPECT_LT(smaller.lora_parameters, predicted.lora_parameters);  // rank 2 against rank 4
 
   // Stopped after 3 steps of its third run, then started again.
   const sweep::Sweep stopped = sweep::load_sweep(sweep_file("stopped", kGrid));
@@ -256,6 +352,27 @@ TEST_F(SweepTest, TwoShardsShareTheRunsAndADeadWorkersRunIsTakenOver) {
   EXPECT_EQ(starts(s)[s.runs[0].label], 2);  // the dead worker's start and the takeover
   EXPECT_FALSE(fs::exists(first / "sweep-run.lock"));
   EXPECT_EQ(lora_files(s), lora_files(shared));  // the taken-over run ends with the same bytes
+}
+
+TEST_F(SweepTest, OneWorkerPerDeviceTrainsEachRunOnce) {
+  // Two workers on the CPU (a GPU machine gives --devices cuda:0,cuda:1): each run trained once,
+  // by one of two workers, each worker's progress in its own log; then the sheet of both runs.
+  const std::string file = sweep_file("devices", kGridSmall + kSheet);
+  const std::string log = (*dir_ / "devices" / "parent.log").string();
+  ASSERT_TRUE(exited_zero(test::spawn({test::kLorastudioExe, "sweep", file, "--devices", "cpu,cpu"}, log)))
+      << core::read_file(log);
+  const sweep::Sweep s = sweep::load_sweep(file);
+  for (const auto& run : s.runs) EXPECT_EQ(sweep::read_run_record(run).state, sweep::RunState::kDone) << run.label;
+  const auto started = starts(s);
+  EXPECT_EQ(started.size(), 2u);
+  for (const auto& [label, n] : started) EXPECT_EQ(n, 1) << label;
+  EXPECT_TRUE(fs::is_regular_file(fs::path(s.output_dir) / "worker-0.log"));
+  EXPECT_TRUE(fs::is_regular_file(fs::path(s.output_dir) / "worker-1.log"));
+  const std::string out = core::read_file(log);
+  EXPECT_NE(out.find("worker 0 on cpu"), std::string::npos) << out;
+  EXPECT_NE(out.find("[cpu] run "), std::string::npos) << out;
+  EXPECT_NE(out.find("sheet " + s.output_dir + "/sheet: 16 cells, 16 rendered"), std::string::npos) << out;
+  EXPECT_TRUE(fs::is_regular_file(fs::path(s.output_dir) / "sweep-loss.png"));
 }
 
 TEST_F(SweepTest, LocksAreHeldWhileTheirHeartbeatIsFresh) {

@@ -62,7 +62,7 @@ LORA_STRENGTH_SEED = [
 ]
 
 
-def make_sheet(folder, axes=LORA_STRENGTH_SEED):
+def make_sheet(folder, axes=LORA_STRENGTH_SEED, epoch_of=lambda lora: js_number(lora[-6:]), extra=None):
     """Every combination of the axes' values as a cell with its PNG; ids from the parameters'
     SHA-256. Returns the sheet and at({role: index, ...}) -> cell id."""
     folder = pathlib.Path(folder)
@@ -84,7 +84,7 @@ def make_sheet(folder, axes=LORA_STRENGTH_SEED):
                   "model": "tiny", "model_hash": "0123456789",
                   "loras": [{"name": lora, "path": f"out/{lora}.safetensors",
                              "strength": js_number(value(coords, "strength", "1")),
-                             "hash": "abcdef012345", "epoch": js_number(lora[-6:])}]}
+                             "hash": "abcdef012345", "epoch": epoch_of(lora)}]}
         cell_id = hashlib.sha256(js_json(params).encode()).hexdigest()[:16]
         image = f"cells/{cell_id}.png"
         (folder / image).write_bytes(solid_png(64, 64, [(60 * n) % 256, 200 - ((40 * n) % 200), 90]))
@@ -94,7 +94,7 @@ def make_sheet(folder, axes=LORA_STRENGTH_SEED):
     pages = [{"index": i, "label": f"{page_axis['title']}: {v}" if page_axis else "", "grid": f"grid-00{i}.png"}
              for i, v in enumerate(page_axis["values"] if page_axis else [""])]
     sheet = {"format": "lorastudio-sheet", "version": 1, "title": "web test sheet", "axes": axes,
-             "pages": pages, "cells": cells}
+             "pages": pages, "cells": cells, **(extra or {})}
     for p in pages:
         (folder / p["grid"]).write_bytes(solid_png(128, 128, [255, 255, 255]))
     (folder / "sheet.json").write_text(json.dumps(sheet, indent=2, ensure_ascii=False))
@@ -456,6 +456,69 @@ class ReviewPage(unittest.TestCase):
             self.assert_deep_equal(problems, [])
         finally:
             context.close()
+
+    @time_limit(60)
+    def test_5_server_sweep_sheet_counts_picks_per_sweep_value_and_shows_the_loss_plot(self):
+        # A sweep's sheet (docs/sheet-format.md facets and figures): the LoRA axis is runs x epochs,
+        # each value carrying its run's varied training values.
+        folder = pathlib.Path(temp_dir())
+        runs = [("lr1e-4_dim4", "1e-4", "4"), ("lr1e-4_dim8", "1e-4", "8"), ("lr5e-5_dim4", "5e-5", "4")]
+        values, facets = [], []
+        for label, lr, dim in runs:
+            for epoch in (1, 2):
+                values.append(f"{label} e{epoch}")
+                facets.append({"learning_rate": lr, "network_dim": dim})
+        (folder / "loss.png").write_bytes(solid_png(96, 54, [250, 250, 250]))
+        _, at = make_sheet(folder, [
+            {"role": "x", "kind": "strength", "title": "LoRA strength", "values": ["0.5", "1"]},
+            {"role": "y", "kind": "lora", "title": "run, epoch", "values": values, "facets": facets},
+        ], epoch_of=lambda v: int(v[-1]), extra={"figures": [{"title": "training loss, all runs", "image": "loss.png"}]})
+        proc, url = start_server(folder)
+        context = self.browser.new_context()
+        try:
+            page = context.new_page()
+            problems = watch(page, url)
+            page.goto(url)
+            settled(page)
+            page.wait_for_function(ALL_IMAGES_LOADED)
+            # Three picks with the mouse (lr 1e-4 twice, 5e-5 once; dim 4 twice), one rejection by key.
+            picks = [at({"x": 1, "y": 1}), at({"x": 0, "y": 3}), at({"x": 1, "y": 5})]
+            for cell in picks:
+                page.click(cell_sel(cell))
+                page.click("#lb-pick")
+                page.keyboard.press("Escape")
+                settled(page)
+            rejected = at({"x": 0, "y": 4})
+            page.click(cell_sel(rejected))
+            page.keyboard.press("r")
+            page.keyboard.press("Escape")
+            settled(page)
+
+            rows = page.eval_on_selector_all(
+                '#summary section[data-kind="sweep"]',
+                """s => s.map((g) => [g.querySelector('h3').textContent,
+                    [...g.querySelectorAll('.sum-row')].map((r) => [r.dataset.value, r.querySelector('.sum-count').textContent])])""")
+            self.assert_deep_equal(rows, [
+                ["learning_rate (sweep)", [["1e-4", "2 picked, 0 rejected"], ["5e-5", "1 picked, 1 rejected"]]],
+                ["network_dim (sweep)", [["4", "2 picked, 1 rejected"], ["8", "1 picked, 0 rejected"]]]])
+            self.assertEqual(page.eval_on_selector('#summary section[data-kind="sweep"] .sum-row.top',
+                                                   "e => e.dataset.value"), "1e-4")
+            mine, theirs = page.evaluate("""async () => [
+                window.lorastudioReview.summarize(window.lorastudioReview.sheet, window.lorastudioReview.selections),
+                await (await fetch('api/summary')).json()]""")
+            self.assert_deep_equal(mine, theirs)
+            self.assert_deep_equal([g["title"] for g in theirs["groups"]][:2], ["learning_rate", "network_dim"])
+            # The loss plot is on the page, loaded from the sheet folder.
+            page.wait_for_function("() => { const i = document.querySelector('.sum-figure img'); return i && i.complete && i.naturalWidth === 96; }")
+            self.assertEqual(page.text_content(".sum-figure figcaption"), "training loss, all runs")
+
+            on_disk = json.loads((folder / "selections.json").read_text(encoding="utf-8"))
+            self.assert_deep_equal(on_disk, {"format": "lorastudio-selections", "version": 1, "cells": {
+                **{c: {"state": "picked"} for c in picks}, rejected: {"state": "rejected"}}})
+            self.assert_deep_equal(problems, [])
+        finally:
+            context.close()
+            stop_server(proc)
 
 
 if __name__ == "__main__":

@@ -144,6 +144,24 @@
       for (const c of cells) if (sel[c.id]) count(values[c.coords[a.role]], sel[c.id]);
       return { kind: a.kind, title: a.title || a.kind, values: sortValues(values) };
     };
+    // Facets (a sweep's varied training values per LoRA): one group per key, in first-seen order.
+    const facetGroups = new Map();
+    const facetValue = (key, value) => {
+      if (!facetGroups.has(key)) facetGroups.set(key, { kind: 'sweep', title: key, values: [] });
+      const g = facetGroups.get(key);
+      let v = g.values.find((x) => x.value === value);
+      if (!v) { v = { value, picked: 0, rejected: 0 }; g.values.push(v); }
+      return v;
+    };
+    for (const a of axes) for (const f of a.facets || []) for (const [k, v] of Object.entries(f)) facetValue(k, v);
+    for (const c of cells) {
+      if (!sel[c.id]) continue;
+      for (const a of axes) {
+        if (!a.facets) continue;
+        for (const [k, v] of Object.entries(a.facets[c.coords[a.role]])) count(facetValue(k, v), sel[c.id]);
+      }
+    }
+    for (const g of facetGroups.values()) { sortValues(g.values); sum.groups.push(g); }
     for (const kind of ['lora', 'strength']) for (const a of axes) if (a.kind === kind) sum.groups.push(byAxis(a));
     const epochsOf = (c) => [...new Set(((c.params || {}).loras || [])
       .filter((l) => Number.isInteger(l.epoch)).map((l) => l.epoch))];
@@ -458,6 +476,19 @@
         section.append(row);
       }
       box.append(section);
+    }
+    // Figures the sheet's maker put in the folder (a sweep's loss curves): click opens full size.
+    for (const f of st.sheet.figures || []) {
+      const fig = el('figure', 'sum-figure');
+      const img = el('img');
+      img.src = imageUrl(f.image);
+      img.alt = f.title;
+      const link = el('a');
+      link.href = img.src;
+      link.target = '_blank';
+      link.append(img);
+      fig.append(link, el('figcaption', null, f.title));
+      box.append(fig);
     }
     document.body.dataset.summaryPicked = String(sum.picked);
   }
