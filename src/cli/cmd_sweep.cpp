@@ -47,7 +47,7 @@ void print_line(const std::string& line) {
 
 std::string values_text(const sweep::SweepRun& run) {
   std::string out;
-  for (const auto& [k, v] : run.values) out += (out.empty() ? "" : ", ") + k + "=" + v;
+  for (const auto& [k, v] : run.values) out += (out.empty() ? "" : ", ") + k + "=" + sweep::facet_value(k, v);
   return out.empty() ? "(base)" : out;
 }
 
@@ -179,7 +179,7 @@ void run_sweep_command(const SweepCommand& o) {
 void register_sweep(CLI::App& app) {
   auto o = std::make_shared<SweepCommand>();
   CLI::App* cmd = app.add_subcommand("sweep", "Train many LoRAs that differ in a few training keys (a grid and/or named variants)");
-  cmd->add_option("sweep", o->file, "Sweep TOML: base, output_dir, [grid], [[variants]]");
+  cmd->add_option("sweep", o->file, "Sweep TOML: base, output_dir, [grid], [[variants]], [sheet]");
   cmd->add_flag("--dry-run", o->dry_run,
                 "List the runs: state, epochs, steps, predicted LoRA file size, time left once a step time is known; train nothing");
   cmd->add_option("--shard", o->shard, "Take the runs with index % N == I (I/N), for workers started by a scheduler");
