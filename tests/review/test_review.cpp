@@ -190,19 +190,24 @@ TEST(ReviewStore, SaveIsAtomic) {
   EXPECT_EQ(ls::core::read_file(dir / "kept.json"), before);
 }
 
-TEST(ReviewStore, SummaryCountsPicksPerValue) {
-  ls::test::TempDir dir;
-  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
-  ls::review::ReviewStore store(dir.path());
-  // picked: (lora 1, 0.5, seed 1), (lora 2, 1, seed 1), (lora 2, 0.5, seed 2); rejected: (lora 1, 1, seed 2).
+// picked: (lora 1, 0.5, seed 1), (lora 2, 1, seed 1), (lora 2, 0.5, seed 2); rejected: (lora 1, 1, seed 2).
+void make_four_choices(ls::review::ReviewStore& store) {
   store.set(review_cell_id(0, 0, 0), CellState::kPicked, "");
   store.set(review_cell_id(1, 1, 0), CellState::kPicked, "sharp");
   store.set(review_cell_id(1, 0, 1), CellState::kPicked, "");
   store.set(review_cell_id(0, 1, 1), CellState::kRejected, "");
+}
+
+json v(const char* value, int picked, int rejected) {  // one value of a summary group
+  return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
+}
+
+TEST(ReviewStore, SummaryCountsPicksPerValue) {
+  ls::test::TempDir dir;
+  write_review_sheet_folder(dir.path(), make_review_sheet_doc());
+  ls::review::ReviewStore store(dir.path());
+  make_four_choices(store);
   json summary = ls::review::summary_to_json(store.summary());
-  auto v = [](const char* value, int picked, int rejected) {
-    return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
-  };
   json expected = {{"picked", 3}, {"rejected", 1}, {"noted", 1},
                    {"groups", {{{"kind", "lora"}, {"title", "LoRA file"}, {"values", {v("name-000002", 2, 0), v("name-000001", 1, 1)}}},
                                {{"kind", "strength"}, {"title", "strength"}, {"values", {v("0.5", 2, 0), v("1", 1, 1)}}},
@@ -227,14 +232,8 @@ TEST(ReviewStore, SummaryCountsPicksPerSweepValue) {
   doc["axes"][0]["facets"] = {{{"learning_rate", "1e-4"}, {"network_dim", "4"}}, {{"learning_rate", "5e-5"}, {"network_dim", "4"}}};
   write_review_sheet_folder(dir.path(), doc);
   ls::review::ReviewStore store(dir.path());
-  store.set(review_cell_id(1, 0, 0), CellState::kPicked, "");
-  store.set(review_cell_id(1, 1, 1), CellState::kPicked, "");
-  store.set(review_cell_id(0, 1, 0), CellState::kPicked, "");
-  store.set(review_cell_id(0, 0, 1), CellState::kRejected, "");
+  make_four_choices(store);
   json summary = ls::review::summary_to_json(store.summary());
-  auto v = [](const char* value, int picked, int rejected) {
-    return json{{"value", value}, {"picked", picked}, {"rejected", rejected}};
-  };
   ASSERT_EQ(summary["groups"].size(), 6u);  // 2 sweep keys, then lora, strength, epoch, seed
   EXPECT_EQ(summary["groups"][0], (json{{"kind", "sweep"}, {"title", "learning_rate"}, {"values", {v("5e-5", 2, 0), v("1e-4", 1, 1)}}}));
   EXPECT_EQ(summary["groups"][1], (json{{"kind", "sweep"}, {"title", "network_dim"}, {"values", {v("4", 3, 1)}}}));

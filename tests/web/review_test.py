@@ -3,6 +3,7 @@
 # summary equals the server's, nothing is fetched from elsewhere; and the --static file keeps its
 # choices in localStorage and exports them with the download button.
 # Run by scripts/test-web (BUILD_DIR = the build folder holding lorastudio, CHROMIUM = browser).
+import contextlib
 import hashlib
 import json
 import os
@@ -270,6 +271,21 @@ class ReviewPage(unittest.TestCase):
         cls.browser.close()
         cls.pw.stop()
 
+    @contextlib.contextmanager
+    def served_page(self, folder):
+        """`lorastudio review folder` and a browser page on it, loaded; yields (page, problems, url)."""
+        proc, url = start_server(folder)
+        context = self.browser.new_context()
+        try:
+            page = context.new_page()
+            problems = watch(page, url)
+            page.goto(url)
+            settled(page)
+            yield page, problems, url
+        finally:
+            context.close()
+            stop_server(proc)
+
     def assert_deep_equal(self, actual, expected):
         self.assertEqual(actual, expected)
         self.assertTrue(_same_types(actual, expected), f"same values, different JSON types: {actual!r} vs {expected!r}")
@@ -279,13 +295,7 @@ class ReviewPage(unittest.TestCase):
     def test_1_server_picks_by_click_and_keys_survive_a_reload_and_reach_selections_json(self):
         folder = temp_dir()
         _, at = make_sheet(folder)
-        proc, url = start_server(folder)
-        context = self.browser.new_context()
-        try:
-            page = context.new_page()
-            problems = watch(page, url)
-            page.goto(url)
-            settled(page)
+        with self.served_page(folder) as (page, problems, url):
             self.assertEqual(page.text_content("#title"), "web test sheet")
             self.assertEqual(page.locator("#grid .cell[data-id]").count(), 4)  # page 1 of 2
             self.assert_deep_equal(page.eval_on_selector_all(".col-head", "e => e.map((n) => n.textContent)"),
@@ -357,9 +367,6 @@ class ReviewPage(unittest.TestCase):
             self.assertEqual(after - before, 32)
 
             self.assert_deep_equal(problems, [])
-        finally:
-            context.close()
-            stop_server(proc)
 
     @time_limit(60)
     def test_2_server_z_values_as_stacked_blocks_arrows_cross_them_the_lightbox_follows(self):
@@ -368,13 +375,7 @@ class ReviewPage(unittest.TestCase):
             {"role": "x", "kind": "lora", "title": "LoRA file", "values": ["name-000003", "name-000004"]},
             {"role": "z", "kind": "prompt", "title": "prompt", "values": ["a cat", "a dog"]},
         ])
-        proc, url = start_server(folder)
-        context = self.browser.new_context()
-        try:
-            page = context.new_page()
-            problems = watch(page, url)
-            page.goto(url)
-            settled(page)
+        with self.served_page(folder) as (page, problems, url):
             self.assert_deep_equal(page.eval_on_selector_all(".block h2", "e => e.map((n) => n.textContent)"),
                                    ["prompt: a cat", "prompt: a dog"])
             self.assertEqual(page.locator("#pages button").count(), 0)
@@ -395,9 +396,6 @@ class ReviewPage(unittest.TestCase):
                                     for g in summary["groups"]],
                                    [["lora", "name-000004", 1], ["epoch", "4", 1], ["prompt", "a dog", 1]])
             self.assert_deep_equal(problems, [])
-        finally:
-            context.close()
-            stop_server(proc)
 
     @time_limit(30)
     def test_3_server_stops_on_sigterm(self):
@@ -473,13 +471,7 @@ class ReviewPage(unittest.TestCase):
             {"role": "x", "kind": "strength", "title": "LoRA strength", "values": ["0.5", "1"]},
             {"role": "y", "kind": "lora", "title": "run, epoch", "values": values, "facets": facets},
         ], epoch_of=lambda v: int(v[-1]), extra={"figures": [{"title": "training loss, all runs", "image": "loss.png"}]})
-        proc, url = start_server(folder)
-        context = self.browser.new_context()
-        try:
-            page = context.new_page()
-            problems = watch(page, url)
-            page.goto(url)
-            settled(page)
+        with self.served_page(folder) as (page, problems, url):
             page.wait_for_function(ALL_IMAGES_LOADED)
             # Three picks with the mouse (lr 1e-4 twice, 5e-5 once; dim 4 twice), one rejection by key.
             picks = [at({"x": 1, "y": 1}), at({"x": 0, "y": 3}), at({"x": 1, "y": 5})]
@@ -516,9 +508,6 @@ class ReviewPage(unittest.TestCase):
             self.assert_deep_equal(on_disk, {"format": "lorastudio-selections", "version": 1, "cells": {
                 **{c: {"state": "picked"} for c in picks}, rejected: {"state": "rejected"}}})
             self.assert_deep_equal(problems, [])
-        finally:
-            context.close()
-            stop_server(proc)
 
 
 if __name__ == "__main__":
