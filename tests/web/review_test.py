@@ -286,6 +286,14 @@ class ReviewPage(unittest.TestCase):
             context.close()
             stop_server(proc)
 
+    def assert_page_summary_is_the_servers(self, page):
+        """The page's summary function (static pages use it) gives the server's /api/summary."""
+        mine, theirs = page.evaluate("""async () => [
+            window.lorastudioReview.summarize(window.lorastudioReview.sheet, window.lorastudioReview.selections),
+            await (await fetch('api/summary')).json()]""")
+        self.assert_deep_equal(mine, theirs)
+        return theirs
+
     def assert_deep_equal(self, actual, expected):
         self.assertEqual(actual, expected)
         self.assertTrue(_same_types(actual, expected), f"same values, different JSON types: {actual!r} vs {expected!r}")
@@ -351,10 +359,7 @@ class ReviewPage(unittest.TestCase):
             # (used by static pages) equals the server's /api/summary.
             self.assertEqual(page.eval_on_selector('#summary section[data-kind="lora"] .sum-row.top',
                                                    "e => e.dataset.value"), "name-000001")
-            mine, theirs = page.evaluate("""async () => [
-                window.lorastudioReview.summarize(window.lorastudioReview.sheet, window.lorastudioReview.selections),
-                await (await fetch('api/summary')).json()]""")
-            self.assert_deep_equal(mine, theirs)
+            theirs = self.assert_page_summary_is_the_servers(page)
             self.assert_deep_equal([g["kind"] for g in theirs["groups"]], ["lora", "strength", "epoch", "seed"])
 
             # Page tabs and zoom.
@@ -495,10 +500,7 @@ class ReviewPage(unittest.TestCase):
                 ["network_dim (sweep)", [["4", "2 picked, 1 rejected"], ["8", "1 picked, 0 rejected"]]]])
             self.assertEqual(page.eval_on_selector('#summary section[data-kind="sweep"] .sum-row.top',
                                                    "e => e.dataset.value"), "1e-4")
-            mine, theirs = page.evaluate("""async () => [
-                window.lorastudioReview.summarize(window.lorastudioReview.sheet, window.lorastudioReview.selections),
-                await (await fetch('api/summary')).json()]""")
-            self.assert_deep_equal(mine, theirs)
+            theirs = self.assert_page_summary_is_the_servers(page)
             self.assert_deep_equal([g["title"] for g in theirs["groups"]][:2], ["learning_rate", "network_dim"])
             # The loss plot is on the page, loaded from the sheet folder.
             page.wait_for_function("() => { const i = document.querySelector('.sum-figure img'); return i && i.complete && i.naturalWidth === 96; }")
