@@ -151,13 +151,16 @@ std::string config_hash(train::TrainConfig config) {
   return core::sha256_hex(train::train_config_toml(config)).substr(0, 8);
 }
 
-std::vector<int64_t> int_list(const toml::node& node, const std::string& key, const std::string& file) {
+/// A non-empty [sheet] list whose items all pass `is` ("integers", "numbers", "strings").
+template <typename T>
+std::vector<T> list_of(const toml::node& node, const std::string& key, const std::string& file,
+                       bool (toml::node::*is)() const noexcept, const char* what) {
   const toml::array* a = node.as_array();
-  LS_CHECK(a && !a->empty(), core::toml_place(file, node), ": [sheet] ", key, " must be a non-empty list of integers");
-  std::vector<int64_t> out;
+  LS_CHECK(a && !a->empty(), core::toml_place(file, node), ": [sheet] ", key, " must be a non-empty list of ", what);
+  std::vector<T> out;
   for (const toml::node& v : *a) {
-    LS_CHECK(v.is_integer(), core::toml_place(file, v), ": [sheet] ", key, " must hold integers");
-    out.push_back(*v.value<int64_t>());
+    LS_CHECK((v.*is)(), core::toml_place(file, v), ": [sheet] ", key, " must hold ", what);
+    out.push_back(*v.value<T>());
   }
   return out;
 }
@@ -174,27 +177,16 @@ SweepSheetSpec read_sheet(const toml::table& table, const std::string& file, con
     const std::string key(k.str());
     const std::string where = core::toml_place(file, node);
     if (key == "prompts") {
-      const toml::array* a = node.as_array();
-      LS_CHECK(a && !a->empty(), where, ": [sheet] prompts must be a non-empty list of strings");
-      for (const toml::node& v : *a) {
-        LS_CHECK(v.is_string(), core::toml_place(file, v), ": [sheet] prompts must hold strings");
-        spec.prompts.push_back(v.as_string()->get());
-      }
+      spec.prompts = list_of<std::string>(node, key, file, &toml::node::is_string, "strings");
     } else if (key == "seeds") {
-      spec.seeds = int_list(node, key, file);
+      spec.seeds = list_of<int64_t>(node, key, file, &toml::node::is_integer, "integers");
     } else if (key == "strengths") {
-      const toml::array* a = node.as_array();
-      LS_CHECK(a && !a->empty(), where, ": [sheet] strengths must be a non-empty list of numbers");
-      spec.strengths.clear();
-      for (const toml::node& v : *a) {
-        LS_CHECK(v.is_number(), core::toml_place(file, v), ": [sheet] strengths must hold numbers");
-        spec.strengths.push_back(*v.value<double>());
-      }
+      spec.strengths = list_of<double>(node, key, file, &toml::node::is_number, "numbers");
     } else if (key == "epochs") {
       if (node.is_string()) {
         LS_CHECK(node.as_string()->get() == "all", where, ": [sheet] epochs is \"all\" or a list of epoch numbers");
       } else {
-        spec.epochs = int_list(node, key, file);
+        spec.epochs = list_of<int64_t>(node, key, file, &toml::node::is_integer, "integers");
       }
     } else if (key == "every_n_epochs") {
       spec.every_n_epochs = positive(node, key);
