@@ -51,11 +51,16 @@ std::string values_text(const sweep::SweepRun& run) {
   return out.empty() ? "(base)" : out;
 }
 
+/// A run's state as status shows it: "partial" for a pending run that has trained steps.
+const char* shown_state(const sweep::RunStatus& st) {
+  return st.record.state == sweep::RunState::kPending && st.steps > 0 ? "partial" : state_name(st.record.state);
+}
+
 void print_status(const sweep::Sweep& s) {
   std::printf("%-32s %-8s %6s %8s %10s %8s  %s\n", "run", "state", "epochs", "steps", "loss_avg", "time", "values");
   for (const sweep::SweepRun& run : s.runs) {
     const sweep::RunStatus st = sweep::run_status(run);
-    const char* state = st.record.state == sweep::RunState::kPending && st.steps > 0 ? "partial" : state_name(st.record.state);
+    const char* state = shown_state(st);
     char loss[32] = "-";
     if (!std::isnan(st.loss_avg)) std::snprintf(loss, sizeof loss, "%.5f", st.loss_avg);
     char time[32] = "-";
@@ -94,7 +99,7 @@ void print_dry_run(const sweep::Sweep& s) {
     char size[32];
     std::snprintf(size, sizeof size, "%.1f MB", static_cast<double>(plan.lora_file_bytes) / 1e6);
     const std::string time = step_seconds > 0 ? core::Progress::format_duration(static_cast<double>(left) * step_seconds) : "-";
-    const char* state = st.record.state == sweep::RunState::kPending && st.steps > 0 ? "partial" : state_name(st.record.state);
+    const char* state = shown_state(st);
     std::printf("  %-40s %-8s %7d %6lld %12s %10s  %s\n", (run.label + "-" + run.hash).c_str(), state, plan.num_epochs,
                 static_cast<long long>(plan.max_steps), size, time.c_str(), values_text(run).c_str());
   }
