@@ -5,12 +5,13 @@
 
 namespace ls::cli {
 
-/// `lorastudio debug ...` (cmd_debug.cpp), which calls the four below.
+/// `lorastudio debug ...` (cmd_debug.cpp), which calls the five below.
 void register_debug(CLI::App& app);
 void register_debug_tokenize(CLI::App& debug);    // cmd_debug_tokenize.cpp
 void register_debug_forward(CLI::App& debug);     // cmd_debug_forward.cpp
 void register_debug_make_model(CLI::App& debug);  // cmd_debug_make_model.cpp
 void register_debug_train_step(CLI::App& debug);  // cmd_debug_train_step.cpp
+void register_debug_tagger(CLI::App& debug);      // cmd_debug_tagger.cpp: tagger, tagger-preprocess
 
 /// `lorastudio lora info` (cmd_lora.cpp), `plan` (cmd_plan.cpp), `merge` (cmd_merge.cpp).
 void register_lora(CLI::App& app);

@@ -11,6 +11,7 @@
 #include "models/checkpoint_kind.h"
 #include "models/key_map_open_clip.h"
 #include "nn/layers.h"
+#include "nn/load_report.h"
 
 namespace ls::models {
 
@@ -18,36 +19,6 @@ namespace {
 
 // TE1 files from transformers < 4.31 carry this buffer; the model recomputes it.
 constexpr const char* kTe1PositionIds = "text_model.embeddings.position_ids";
-
-std::string shape_str(c10::IntArrayRef shape) {
-  std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
-  return s + "]";
-}
-
-// Everything wrong with a file, collected over all parts, reported in one line.
-struct Problems {
-  std::vector<std::string> missing, unexpected, misshaped;
-
-  bool empty() const { return missing.empty() && unexpected.empty() && misshaped.empty(); }
-  static std::string list(const std::vector<std::string>& items) {
-    std::string s;
-    for (size_t i = 0; i < items.size() && i < 5; ++i) s += (i ? ", " : "") + items[i];
-    if (items.size() > 5) s += ", ... " + std::to_string(items.size() - 5) + " more";
-    return s;
-  }
-  std::string summary() const {
-    std::string s;
-    auto add = [&](const std::string& head, const std::vector<std::string>& items) {
-      if (items.empty()) return;
-      s += (s.empty() ? "" : "; ") + std::to_string(items.size()) + " " + head + ": " + list(items);
-    };
-    add("missing", missing);
-    add("wrong shape", misshaped);
-    add("unexpected", unexpected);
-    return s;
-  }
-};
 
 // One part of the checkpoint: its key prefix and the module that receives it.
 struct Part {
@@ -63,52 +34,43 @@ std::unordered_map<std::string, torch::Tensor> module_tensors(torch::nn::Module&
   return out;
 }
 
-void assign(torch::Tensor& target, const torch::Tensor& value) {
-  torch::NoGradGuard no_grad;
-  target.copy_(value);
-}
-
-void load_part(const io::SafetensorsReader& reader, const Part& part, Problems& problems) {
+// TE2: open_clip's fused in_proj in the file becomes the module's q/k/v, so one file key may
+// fill several module keys; the other parts are name-for-name.
+void load_open_clip_part(const io::SafetensorsReader& reader, const Part& part, nn::LoadReport& report) {
   auto targets = module_tensors(*part.module);
   std::set<std::string> filled;
-  auto place = [&](const std::string& file_key, const std::string& module_key, const torch::Tensor& value) {
-    auto it = targets.find(module_key);
-    if (it == targets.end()) {
-      problems.unexpected.push_back(file_key);
-    } else if (it->second.sizes() != value.sizes()) {
-      problems.misshaped.push_back(file_key + " " + shape_str(value.sizes()) + " (model " +
-                                   shape_str(it->second.sizes()) + ")");
-    } else {
-      assign(it->second, value);
-      filled.insert(module_key);
-    }
-  };
+  torch::NoGradGuard no_grad;
   for (const auto& info : reader.tensors()) {
     if (info.name.rfind(part.prefix, 0) != 0) continue;
     std::string key = info.name.substr(part.prefix.size());
-    if (key == kTe1PositionIds && !targets.count(key)) continue;
-    if (part.open_clip) {
-      if (hf_keys_for(key).empty()) {
-        problems.unexpected.push_back(info.name);
-        continue;
+    if (hf_keys_for(key).empty()) {
+      report.unexpected.push_back(info.name);
+      continue;
+    }
+    for (auto& [hf_key, value] : open_clip_to_hf(key, reader.load(info.name))) {
+      auto it = targets.find(hf_key);
+      if (it == targets.end()) {
+        report.unexpected.push_back(info.name);
+      } else if (it->second.sizes() != value.sizes()) {
+        report.misshaped.push_back(info.name + " " + nn::shape_str(value.sizes()) + " (model " +
+                                   nn::shape_str(it->second.sizes()) + ")");
+      } else {
+        it->second.copy_(value);
+        filled.insert(hf_key);
       }
-      for (auto& [hf_key, value] : open_clip_to_hf(key, reader.load(info.name))) place(info.name, hf_key, value);
-    } else {
-      auto it = targets.find(key);
-      std::vector<int64_t> file_shape(info.shape.begin(), info.shape.end());
-      if (it != targets.end() && it->second.sizes() != c10::IntArrayRef(file_shape)) {
-        problems.misshaped.push_back(info.name + " " + shape_str(file_shape) + " (model " +
-                                     shape_str(it->second.sizes()) + ")");
-        continue;
-      }
-      place(info.name, key, it == targets.end() ? torch::Tensor() : reader.load(info.name));
     }
     reader.release(info.name);
   }
-  for (const auto& [key, tensor] : targets) {
-    if (filled.count(key)) continue;
-    problems.missing.push_back(part.prefix + (part.open_clip ? open_clip_key_for(key) : key));
-  }
+  for (const auto& [key, tensor] : targets)
+    if (!filled.count(key)) report.missing.push_back(part.prefix + open_clip_key_for(key));
+}
+
+void load_part(const io::SafetensorsReader& reader, const Part& part, nn::LoadReport& report) {
+  if (part.open_clip) return load_open_clip_part(reader, part, report);
+  nn::LoadOptions options;
+  options.prefix = part.prefix;
+  options.ignore = [](const std::string& key) { return key == kTe1PositionIds; };
+  nn::load_module_state(reader, *part.module, report, options);
 }
 
 }  // namespace
@@ -147,7 +109,7 @@ SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& confi
   if (model.te2) plan.push_back({kTe2Prefix, model.te2.get(), true});
   if (model.vae) plan.push_back({kVaePrefix, model.vae.get(), false});
 
-  Problems problems;
+  nn::LoadReport problems;
   for (const auto& part : plan) load_part(reader, part, problems);
   LS_CHECK(problems.empty(), path, ": does not match the ", config_path.empty() ? "SDXL" : config_path,
            " architecture (", problems.summary(), "); check that the file is complete and the config is right");

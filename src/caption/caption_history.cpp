@@ -1,0 +1,171 @@
+#include "caption/caption_history.h"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <map>
+#include <random>
+#include <set>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace ls::caption {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string utc_now(const char* format) {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+std::optional<std::string> read_if_exists(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  return core::read_file(path);
+}
+
+fs::path state_dir(const fs::path& dataset_dir) { return dataset_dir / ".lorastudio"; }
+
+nlohmann::json optional_text(const std::optional<std::string>& t) { return t ? nlohmann::json(*t) : nlohmann::json(); }
+
+}  // namespace
+
+std::string new_run_id() {
+  // Random per process (two processes in one second differ), counted within one: ids must
+  // differ, not be reproducible.
+  static const unsigned base = std::random_device{}();
+  static std::atomic<unsigned> count{0};
+  char suffix[8];
+  std::snprintf(suffix, sizeof suffix, "%04x", (base + count++) & 0xffffu);
+  return utc_now("%Y%m%d-%H%M%S") + "-" + suffix;
+}
+
+fs::path history_path(const fs::path& dataset_dir) { return state_dir(dataset_dir) / "caption_history.jsonl"; }
+
+std::vector<CaptionChange> read_history(const fs::path& dataset_dir) {
+  std::vector<CaptionChange> changes;
+  std::ifstream in(history_path(dataset_dir));
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;  // a line torn by a crash mid-append
+    CaptionChange c;
+    c.run = j.value("run", "");
+    c.path = j.value("path", "");
+    if (j.contains("old") && j["old"].is_string()) c.old_text = j["old"].get<std::string>();
+    if (j.contains("new") && j["new"].is_string()) c.new_text = j["new"].get<std::string>();
+    c.source = j.value("source", "");
+    c.time = j.value("time", "");
+    if (!c.run.empty() && !c.path.empty()) changes.push_back(std::move(c));
+  }
+  return changes;
+}
+
+CaptionWriter::CaptionWriter(fs::path dataset_dir, std::string run, std::string source)
+    : dir_(std::move(dataset_dir)), run_(std::move(run)), source_(std::move(source)) {}
+
+void CaptionWriter::record(const fs::path& caption_file, const std::optional<std::string>& old_text,
+                           const std::optional<std::string>& new_text) {
+  const std::string rel = fs::relative(caption_file, dir_).generic_string();
+  LS_CHECK(!rel.empty() && rel.rfind("..", 0) != 0, caption_file.string(), ": outside the dataset folder ",
+           dir_.string());
+  fs::create_directories(state_dir(dir_));
+  if (old_text) {
+    auto backup = state_dir(dir_) / "caption_backups" / run_ / rel;
+    fs::create_directories(backup.parent_path());
+    core::write_file_atomic(backup, *old_text);
+  }
+  nlohmann::json j = {{"run", run_},     {"path", rel},         {"old", optional_text(old_text)},
+                      {"new", optional_text(new_text)}, {"source", source_}, {"time", utc_now("%Y-%m-%dT%H:%M:%SZ")}};
+  // One write of a whole line, then fsync: the history is on disk before the caption changes.
+  const std::string line = j.dump() + "\n";
+  const auto path = history_path(dir_);
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  LS_CHECK(fd >= 0, path.string(), ": cannot open for appending; check the folder's permissions");
+  ssize_t n = ::write(fd, line.data(), line.size());
+  bool ok = n == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
+  ::close(fd);
+  LS_CHECK(ok, path.string(), ": cannot append the change record (disk full?); nothing was changed");
+  ++changed_;
+}
+
+bool CaptionWriter::write(const fs::path& caption_file, const std::string& text) {
+  auto old_text = read_if_exists(caption_file);
+  if (old_text && *old_text == text) return false;
+  record(caption_file, old_text, text);
+  core::write_file_atomic(caption_file, text);
+  return true;
+}
+
+void CaptionWriter::remove(const fs::path& caption_file) {
+  auto old_text = read_if_exists(caption_file);
+  if (!old_text) return;
+  record(caption_file, old_text, std::nullopt);
+  fs::remove(caption_file);
+}
+
+UndoReport undo_run(const fs::path& dataset_dir, const std::string& run) {
+  auto history = read_history(dataset_dir);
+  LS_CHECK(!history.empty(), history_path(dataset_dir).string(),
+           ": no caption history; lorastudio has not changed captions in this folder");
+  std::string target = run;
+  if (target.empty()) {
+    for (auto it = history.rbegin(); it != history.rend() && target.empty(); ++it)
+      if (it->source.rfind("undo ", 0) != 0) target = it->run;
+    LS_CHECK(!target.empty(), history_path(dataset_dir).string(), ": every recorded run is an undo; pass --run");
+  }
+  // The run's net effect per file: the text before its first change, after its last.
+  std::map<std::string, std::pair<std::optional<std::string>, std::optional<std::string>>> effect;
+  for (const auto& c : history) {
+    if (c.run != target) continue;
+    auto [it, inserted] = effect.try_emplace(c.path, c.old_text, c.new_text);
+    if (!inserted) it->second.second = c.new_text;
+  }
+  if (effect.empty()) {
+    std::set<std::string> runs;
+    for (const auto& c : history) runs.insert(c.run);
+    std::string list;
+    for (const auto& r : runs) list += (list.empty() ? "" : ", ") + r;
+    LS_FAIL(history_path(dataset_dir).string(), ": no run '", target, "'; recorded runs: ", list);
+  }
+  UndoReport report;
+  report.run = target;
+  report.undo_run = new_run_id();
+  CaptionWriter writer(dataset_dir, report.undo_run, "undo " + target);
+  for (const auto& [rel, texts] : effect) {
+    const auto& [before, after] = texts;
+    const fs::path file = dataset_dir / rel;
+    auto now = read_if_exists(file);
+    if (now == before) {
+      ++report.unchanged;
+    } else if (now != after) {
+      const std::string was = before ? "its text before the run is in " +
+                                           (state_dir(dataset_dir) / "caption_backups" / target / rel).string()
+                                     : "it did not exist before the run";
+      report.conflicts.push_back(rel + ": edited since run " + target + "; left as it is (" + was + ")");
+    } else if (before) {
+      writer.write(file, *before);
+      ++report.restored;
+    } else {
+      writer.remove(file);
+      ++report.removed;
+    }
+  }
+  return report;
+}
+
+}  // namespace ls::caption
