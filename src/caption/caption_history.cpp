@@ -32,17 +32,17 @@ std::string utc_now(const char* format) {
   return buf;
 }
 
-std::optional<std::string> read_if_exists(const fs::path& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) return std::nullopt;
-  return core::read_file(path);
-}
-
 fs::path state_dir(const fs::path& dataset_dir) { return dataset_dir / ".lorastudio"; }
 
 nlohmann::json optional_text(const std::optional<std::string>& t) { return t ? nlohmann::json(*t) : nlohmann::json(); }
 
 }  // namespace
+
+std::optional<std::string> read_caption_file(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return std::nullopt;
+  return core::read_file(path);
+}
 
 std::string new_run_id() {
   // Random per process (two processes in one second differ), counted within one: ids must
@@ -104,7 +104,7 @@ void CaptionWriter::record(const fs::path& caption_file, const std::optional<std
 }
 
 bool CaptionWriter::write(const fs::path& caption_file, const std::string& text) {
-  auto old_text = read_if_exists(caption_file);
+  auto old_text = read_caption_file(caption_file);
   if (old_text && *old_text == text) return false;
   record(caption_file, old_text, text);
   core::write_file_atomic(caption_file, text);
@@ -112,7 +112,7 @@ bool CaptionWriter::write(const fs::path& caption_file, const std::string& text)
 }
 
 void CaptionWriter::remove(const fs::path& caption_file) {
-  auto old_text = read_if_exists(caption_file);
+  auto old_text = read_caption_file(caption_file);
   if (!old_text) return;
   record(caption_file, old_text, std::nullopt);
   fs::remove(caption_file);
@@ -149,7 +149,7 @@ UndoReport undo_run(const fs::path& dataset_dir, const std::string& run) {
   for (const auto& [rel, texts] : effect) {
     const auto& [before, after] = texts;
     const fs::path file = dataset_dir / rel;
-    auto now = read_if_exists(file);
+    auto now = read_caption_file(file);
     if (now == before) {
       ++report.unchanged;
     } else if (now != after) {

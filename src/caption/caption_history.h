@@ -21,6 +21,9 @@ struct CaptionChange {
   std::string time;                     // UTC, ISO 8601
 };
 
+/// A caption file's bytes, or none when it does not exist.
+std::optional<std::string> read_caption_file(const std::filesystem::path& path);
+
 /// "20261202-133005-4f2a": UTC time plus 4 hex digits of randomness (two runs in one second differ).
 std::string new_run_id();
 

@@ -5,6 +5,7 @@
 
 #include <torch/torch.h>
 
+#include "caption/tagger_input.h"
 #include "caption/tagger_model.h"
 #include "cli/commands.h"
 #include "cli/debug_inputs.h"
@@ -35,6 +36,16 @@ void run_tagger(const TaggerOptions& o) {
   io::save_safetensors(o.output, {{"logits", logits}}, {{"architecture", model.config.architecture}, {"dtype", o.dtype}});
 }
 
+void run_preprocess(const TaggerOptions& o) {
+  auto config = caption::read_tagger_config(caption::tagger_file(o.model_dir, "config.json").string());
+  caption::PixelSpec spec;
+  spec.size = static_cast<int>(config.input_size);
+  spec.mean = config.mean;
+  spec.std = config.std;
+  auto pixels = caption::tagger_pixels_from_file(o.image, spec);
+  io::save_safetensors(o.output, {{"pixel_values", pixels}});
+}
+
 }  // namespace
 
 void register_debug_tagger(CLI::App& debug) {
@@ -47,6 +58,12 @@ void register_debug_tagger(CLI::App& debug) {
   cmd->add_option("--device", opt->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->callback([opt] { run_tagger(*opt); });
 
+  auto popt = std::make_shared<TaggerOptions>();
+  auto* pre = debug.add_subcommand("tagger-preprocess", "The pixel_values a WD14 tagger gets for an image");
+  pre->add_option("--model_dir", popt->model_dir, "Tagger folder (its config.json gives size, mean, std)")->required();
+  pre->add_option("--image", popt->image, "PNG, JPEG, WebP or BMP image")->required();
+  pre->add_option("--output", popt->output, "safetensors to write: pixel_values [1,3,S,S] float32")->required();
+  pre->callback([popt] { run_preprocess(*popt); });
 }
 
 }  // namespace ls::cli

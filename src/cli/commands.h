@@ -18,6 +18,9 @@ void register_lora(CLI::App& app);
 void register_plan(CLI::App& app);
 void register_merge(CLI::App& app);
 
+/// `lorastudio caption`, `caption retag`, `caption undo` (cmd_caption.cpp).
+void register_caption(CLI::App& app);
+
 /// `lorastudio dataset check|cache|make-synthetic` (cmd_dataset.cpp).
 void register_dataset(CLI::App& app);
 

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   CLI::App app{"lorastudio: caption, train, sample and review SDXL LoRAs"};
   app.require_subcommand(1);
   ls::cli::register_version(app);
+  ls::cli::register_caption(app);
   ls::cli::register_dataset(app);
   ls::cli::register_train(app);
   ls::cli::register_sweep(app);

@@ -184,3 +184,21 @@ TEST(TaggerCli, DebugTaggerWritesTheLogits) {
 }
 
 }  // namespace tagger_models_test
+
+namespace tagger_models_test {
+
+// bfloat16 on the CPU (what --dtype bf16 gives without a GPU): 8 mantissa bits, u = 2^-9 per
+// rounding; a block rounds its activations ~10 times, two blocks and the head give ~20u = 4e-2
+// relative to the largest logit; 0.1 leaves room for accumulation order.
+TEST(TaggerLogitsBf16, WithinBfloat16RoundingOfTimm) {
+  for (const char* name : {"vit", "eva02"}) {
+    auto model = load_tagger_model(fixture(name), torch::kCPU, torch::kBFloat16);
+    ls::io::SafetensorsReader golden(fixture(name) / "golden.safetensors");
+    auto expected = golden.load("logits");
+    torch::InferenceMode inference;
+    auto logits = model.net->forward(golden.load("pixel_values").to(torch::kBFloat16)).to(torch::kFloat);
+    EXPECT_LE((logits - expected).abs().max().item<double>(), 0.1 * expected.abs().max().item<double>()) << name;
+  }
+}
+
+}  // namespace tagger_models_test

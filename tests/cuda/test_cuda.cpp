@@ -9,6 +9,7 @@
 #include <ATen/Context.h>
 #include <torch/cuda.h>
 
+#include "caption/tagger_model.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "lora/network.h"
@@ -56,6 +57,25 @@ TEST(CudaModels, UnetTextAndVaeMatchTheCpu) {
   EXPECT_LE(test::norm_rel_error(m.unet->forward(x.to(kCuda), t.to(kCuda), ctx.to(kCuda), y.to(kCuda)), cpu_unet), 1e-5);
   EXPECT_LE(test::norm_rel_error(m.te2->forward(ids.to(kCuda)).last, cpu_text), 1e-5);
   EXPECT_LE(test::norm_rel_error(m.vae->encode(image.to(kCuda)).mean, cpu_mean), 1e-5);
+}
+
+// The five tagger networks on the GPU against timm's logits (float32, TF32 off: the CPU bound
+// 1e-4 of the largest logit holds with room), and in bf16 / fp16 within what 8 / 11 mantissa bits
+// allow through a few blocks (~2e-2 / 3e-3 relative per block, so 0.1 and 0.02 of the largest logit).
+TEST(CudaTagger, FiveArchitecturesMatchTimm) {
+  LS_REQUIRE_CUDA();
+  for (const char* name : {"vit", "vit_large", "swinv2", "convnext", "eva02"}) {
+    const fs::path dir = fs::path(test::kSourceDir) / "tests/fixtures/tagger" / name;
+    io::SafetensorsReader golden(dir / "golden.safetensors");
+    const auto pixels = golden.load("pixel_values").to(kCuda), expected = golden.load("logits");
+    const double scale = expected.abs().max().item<double>();
+    torch::InferenceMode inference;
+    for (auto [dtype, bound] : {std::pair{torch::kFloat, 1e-4}, std::pair{torch::kBFloat16, 0.1}, std::pair{torch::kHalf, 0.02}}) {
+      auto model = caption::load_tagger_model(dir, kCuda, dtype);
+      auto logits = model.net->forward(pixels.to(dtype)).to(torch::kCPU, torch::kFloat);
+      EXPECT_LE((logits - expected).abs().max().item<double>(), bound * scale) << name << " " << c10::toString(dtype);
+    }
+  }
 }
 
 TEST(CudaLora, AppliedAndMergedMatchTheCpu) {

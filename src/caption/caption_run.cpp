@@ -1,0 +1,314 @@
+#include "caption/caption_run.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "caption/caption_history.h"
+#include "caption/selected_tags.h"
+#include "caption/tag_probs.h"
+#include "caption/tagger_input.h"
+#include "caption/tagger_model.h"
+#include "core/atomic_file.h"
+#include "core/clock.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/runtime.h"
+#include "data/dataset.h"
+#include "data/findings.h"
+
+namespace ls::caption {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Item {
+  fs::path image, caption;
+  std::string rel;  // image path relative to the dataset folder
+};
+
+fs::path caption_file_of(const fs::path& image, const std::string& extension) {
+  fs::path p = image;
+  return p.replace_extension(extension);
+}
+
+std::string one_line(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  std::replace(s.begin(), s.end(), '\n', ' ');
+  return s;
+}
+
+// Decodes and preprocesses images on worker threads, at most `window` ahead of the consumer,
+// handing them over in order.
+class Prefetcher {
+ public:
+  Prefetcher(const std::vector<Item>& items, const PixelSpec& spec, int threads, size_t window)
+      : items_(items), spec_(spec), window_(window), results_(items.size()) {
+    for (int t = 0; t < std::max(1, threads); ++t) workers_.emplace_back([this] { work(); });
+  }
+  ~Prefetcher() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& w : workers_) w.join();
+  }
+  /// Item i's pixels [1,3,S,S], or its error text.
+  std::pair<torch::Tensor, std::string> take(size_t i) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return results_[i].has_value(); });
+    auto r = std::move(*results_[i]);
+    results_[i].reset();
+    consumed_ = i + 1;
+    cv_.notify_all();
+    return r;
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      size_t i;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || (next_ < items_.size() && next_ < consumed_ + window_); });
+        if (stop_ || next_ >= items_.size()) return;
+        i = next_++;
+      }
+      std::pair<torch::Tensor, std::string> r;
+      try {
+        r.first = tagger_pixels_from_file(items_[i].image.string(), spec_);
+      } catch (const std::exception& e) {
+        r.second = e.what();
+      }
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        results_[i] = std::move(r);
+      }
+      cv_.notify_all();
+    }
+  }
+
+  const std::vector<Item>& items_;
+  PixelSpec spec_;
+  size_t window_;
+  std::vector<std::optional<std::pair<torch::Tensor, std::string>>> results_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  size_t next_ = 0, consumed_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> workers_;
+};
+
+// Writes (or, dry run, describes) one caption.
+class Output {
+ public:
+  Output(const fs::path& dir, ExistingMode mode, bool dry_run, const std::string& source)
+      : mode_(mode), dry_run_(dry_run), writer_(dir, new_run_id(), source) {}
+
+  void put(const Item& item, const Selection& selection, const SelectionOptions& o, CaptionSummary& s) {
+    std::vector<std::string> tags;
+    for (const auto& t : selection.tags) tags.push_back(t.name);
+    auto old = read_caption_file(item.caption);
+    const std::string text = merged_caption(mode_, old, o.prefix, tags, o.caption_separator);
+    if (old && *old == text) {
+      ++s.unchanged;
+      return;
+    }
+    ++s.captioned;
+    if (dry_run_) {
+      s.dry_run_lines.push_back(item.caption.string() + ": " + (old ? "'" + one_line(*old) + "'" : "(new)") + " -> '" +
+                                one_line(text) + "'");
+    } else {
+      writer_.write(item.caption, text);
+    }
+  }
+  std::string run() const { return writer_.changed() ? writer_.run() : ""; }
+
+ private:
+  ExistingMode mode_;
+  bool dry_run_;
+  CaptionWriter writer_;
+};
+
+void write_run_log(const fs::path& dir, const std::string& command, const nlohmann::json& options, CaptionSummary& s) {
+  if (s.run.empty()) return;
+  nlohmann::json j = {{"command", command},     {"run", s.run},           {"options", options},
+                      {"images", s.images},      {"captioned", s.captioned}, {"unchanged", s.unchanged},
+                      {"skipped", s.skipped},    {"failed", s.failed},      {"seconds", s.seconds},
+                      {"images_per_second", s.images_per_second}};
+  auto path = dir / ".lorastudio" / "caption_runs" / (s.run + ".json");
+  fs::create_directories(path.parent_path());
+  core::write_file_atomic(path, j.dump(2) + "\n");
+  s.log_path = path.string();
+}
+
+nlohmann::json selection_json(const SelectionOptions& o) {
+  nlohmann::json j;
+  for (const auto& k : selection_keys().keys())
+    if (k.text) j[k.name] = k.text(o);
+  return j;
+}
+
+}  // namespace
+
+std::vector<std::string> caption_images(const std::string& dir, bool recursive) {
+  data::Findings findings;
+  std::vector<std::string> files = data::list_image_files(dir, findings);
+  if (recursive) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (!it->is_directory()) continue;
+      if (it->path().filename().string().rfind('.', 0) == 0) {
+        it.disable_recursion_pending();  // hidden folders: lorastudio's own state, VCS, ...
+        continue;
+      }
+      auto sub = data::list_image_files(it->path().string(), findings);
+      files.insert(files.end(), sub.begin(), sub.end());
+    }
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+CaptionSummary run_caption(const CaptionOptions& o) {
+  const double start = core::monotonic_seconds();
+  LS_CHECK(fs::is_directory(o.dir), o.dir, ": no such folder; pass the folder that holds the images");
+  LS_CHECK(o.batch_size >= 1, "--batch_size must be at least 1, got ", o.batch_size);
+  LS_CHECK(!o.caption_extension.empty() && o.caption_extension[0] == '.', "--caption_extension must start with '.', got '",
+           o.caption_extension, "'");
+  const SelectedTags tags = read_selected_tags(tagger_file(o.model_dir, "selected_tags.csv").string());
+  const TagSelector selector(tags, o.selection);  // option errors before the model loads
+
+  CaptionSummary s;
+  std::vector<Item> todo;
+  for (const auto& path : caption_images(o.dir, o.recursive)) {
+    ++s.images;
+    Item item{path, caption_file_of(path, o.caption_extension), fs::relative(path, o.dir).generic_string()};
+    if (o.existing == ExistingMode::kSkip && fs::exists(item.caption)) {
+      ++s.skipped;
+      continue;
+    }
+    todo.push_back(std::move(item));
+  }
+  const fs::path dir(o.dir);
+  const std::string model_name = fs::path(o.model_dir).lexically_normal().filename().string();
+  Output out(dir, o.existing, o.dry_run, "wd14 " + model_name);
+  std::map<std::string, ImageProbs> probs;
+  if (o.save_probs && !o.dry_run) probs = read_tag_probs(dir);
+  TagFrequency frequency;
+  double model_seconds_start = 0;
+  if (!todo.empty()) {
+    core::init_threads();
+    const auto device = core::parse_device(o.device);
+    const auto dtype = core::parse_dtype(o.dtype);
+    TaggerModel model = load_tagger_model(o.model_dir, device, dtype);
+    LS_CHECK(model.config.num_classes == tags.size(), o.model_dir, ": config.json has ", model.config.num_classes,
+             " classes but selected_tags.csv lists ", tags.size(), " tags; the two files come from different models");
+    PixelSpec spec;
+    spec.size = static_cast<int>(model.config.input_size);
+    spec.mean = model.config.mean;
+    spec.std = model.config.std;
+    model_seconds_start = core::monotonic_seconds();
+    core::Progress progress("captioning", static_cast<int64_t>(todo.size()), "img", o.show_progress);
+    Prefetcher prefetch(todo, spec, o.loader_threads, static_cast<size_t>(o.batch_size) * 3);
+    torch::InferenceMode inference;
+    std::vector<size_t> batch;
+    std::vector<torch::Tensor> pixels;
+    auto flush = [&] {
+      if (batch.empty()) return;
+      auto logits = model.net->forward(torch::cat(pixels).to(device, dtype));
+      auto p = torch::sigmoid(logits.to(torch::kFloat)).to(torch::kCPU).contiguous();
+      for (size_t b = 0; b < batch.size(); ++b) {
+        const Item& item = todo[batch[b]];
+        const float* row = p[static_cast<int64_t>(b)].data_ptr<float>();
+        Selection selection = selector.select(row, tags.size());
+        if (o.frequency_tags) frequency.add(selection);
+        out.put(item, selection, o.selection, s);
+        if (o.save_probs && !o.dry_run) probs[item.rel] = {model_name, tags_to_save(tags, row)};
+      }
+      progress.advance(static_cast<int64_t>(batch.size()));
+      batch.clear();
+      pixels.clear();
+    };
+    for (size_t i = 0; i < todo.size(); ++i) {
+      auto [tensor, error] = prefetch.take(i);
+      if (!error.empty()) {
+        s.failed.push_back(error);
+        progress.advance();
+        continue;
+      }
+      batch.push_back(i);
+      pixels.push_back(tensor);
+      if (static_cast<int>(batch.size()) == o.batch_size) flush();
+    }
+    flush();
+  }
+  if (o.save_probs && !o.dry_run && !todo.empty()) write_tag_probs(dir, probs);
+  const double end = core::monotonic_seconds();
+  s.seconds = end - start;
+  const int ran = static_cast<int>(todo.size() - s.failed.size());
+  if (ran > 0 && end > model_seconds_start) s.images_per_second = ran / (end - model_seconds_start);
+  if (o.frequency_tags) s.frequencies = frequency.sorted();
+  s.run = o.dry_run ? "" : out.run();
+  write_run_log(dir, "caption",
+                {{"model_dir", o.model_dir}, {"selection", selection_json(o.selection)},
+                 {"recursive", o.recursive}, {"caption_extension", o.caption_extension},
+                 {"batch_size", o.batch_size}, {"device", o.device}, {"dtype", o.dtype}, {"save_probs", o.save_probs}},
+                s);
+  return s;
+}
+
+CaptionSummary run_retag(const RetagOptions& o) {
+  const double start = core::monotonic_seconds();
+  LS_CHECK(fs::is_directory(o.dir), o.dir, ": no such folder; pass the dataset folder captioned with --save-probs");
+  const fs::path dir(o.dir);
+  auto saved = read_tag_probs(dir);
+  LS_CHECK(!saved.empty(), tag_probs_path(dir).string(),
+           ": no saved probabilities; run `lorastudio caption DIR --save-probs` first");
+  // Below the floor the saved tags are not all there is: the result would differ from a model run.
+  LS_CHECK(!o.selection.general_mcut && !o.selection.character_mcut,
+           "retag: MCut needs every tag's probability and only those >= ", kSavedProbabilityFloor,
+           " were saved; run `lorastudio caption` again with --general_mcut / --character_mcut");
+  LS_CHECK(effective_general_threshold(o.selection) >= kSavedProbabilityFloor,
+           "retag: the general threshold must be at least ", kSavedProbabilityFloor,
+           " (lower probabilities were not saved); run `lorastudio caption` again for lower ones");
+  LS_CHECK(effective_character_threshold(o.selection) >= kSavedProbabilityFloor,
+           "retag: the character threshold must be at least ", kSavedProbabilityFloor,
+           " (lower probabilities were not saved); run `lorastudio caption` again for lower ones");
+  CaptionSummary s;
+  Output out(dir, o.existing, o.dry_run, "retag");
+  TagFrequency frequency;
+  for (const auto& [rel, probs] : saved) {
+    ++s.images;
+    Item item{dir / rel, caption_file_of(dir / rel, o.caption_extension), rel};
+    if (!fs::exists(item.image)) {
+      s.failed.push_back(item.image.string() + ": image no longer exists; its saved probabilities are skipped");
+      continue;
+    }
+    if (o.existing == ExistingMode::kSkip && fs::exists(item.caption)) {
+      ++s.skipped;
+      continue;
+    }
+    const TagSelector selector(saved_tag_list(probs), o.selection);
+    Selection selection = selector.select(saved_probabilities(probs));
+    if (o.frequency_tags) frequency.add(selection);
+    out.put(item, selection, o.selection, s);
+  }
+  s.seconds = core::monotonic_seconds() - start;
+  if (o.frequency_tags) s.frequencies = frequency.sorted();
+  s.run = o.dry_run ? "" : out.run();
+  write_run_log(dir, "caption retag", {{"selection", selection_json(o.selection)}}, s);
+  return s;
+}
+
+}  // namespace ls::caption
