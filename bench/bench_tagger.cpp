@@ -49,43 +49,11 @@ std::string real_config(const std::string& name) {
 
 }  // namespace
 
-int bench(const ls::bench::Args& args) {
-  const bool real = args.has("real");
-  const double budget = std::stod(args.text("seconds", "3"));
-  const fs::path fixtures = args.text("fixtures", "tests/fixtures/tagger");
-  std::string python = args.text("python", "");
-  if (python.empty()) {
-    FILE* p = popen("scripts/torch-venv 2>/dev/null", "r");
-    char buf[512] = {0};
-    if (p && std::fgets(buf, sizeof buf, p)) python = ls::core::trim(buf) + "/bin/python";
-    if (p) pclose(p);
-  }
-  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
-  torch::manual_seed(0);
-  std::map<std::string, double> ours;
-  for (const char* name : kNames) {
-    auto model = ls::caption::load_tagger_model(fixtures / name, torch::kCPU, torch::kFloat);
-    double r = rate(*model.net, model.config.input_size, 8, budget);
-    ours[std::string("tagger_") + name + "_tiny"] = r;
-    std::printf("tagger_%s_tiny_img_per_s %.2f\n", name, r);
-    std::fflush(stdout);
-    if (real) {
-      auto config = ls::caption::parse_tagger_config(real_config(name), name);
-      auto net = ls::caption::make_tagger_net(config);  // random weights
-      net->eval();
-      r = rate(*net, 448, 1, budget);
-      ours[std::string("tagger_") + name + "_448"] = r;
-      std::printf("tagger_%s_448_img_per_s %.3f\n", name, r);
-      std::fflush(stdout);
-    }
-  }
-  // The reference, same machine, same torch, same threads.
-  if (python.empty() || !fs::exists(python)) {
-    std::printf("tagger_timm skipped (no python with timm; pass --python)\n");
-    return 0;
-  }
-  std::string cmd = python + " bench/bench_tagger_timm.py " + fixtures.string() + " " +
-                    std::to_string(budget) + (real ? " --real" : "") + " 2>/dev/null";
+// timm's figures for one architecture, printed with the ratios to ours; false when it cannot run.
+bool run_timm(const std::string& python, const fs::path& fixtures, const char* name, double budget, bool real,
+              const std::map<std::string, double>& ours) {
+  std::string cmd = python + " bench/bench_tagger_timm.py " + fixtures.string() + " " + std::to_string(budget) + " " +
+                    name + (real ? " --real" : "") + " 2>/dev/null";
   FILE* p = popen(cmd.c_str(), "r");
   char line[512];
   int lines = 0;
@@ -97,12 +65,52 @@ int bench(const ls::bench::Args& args) {
     double timm = std::stod(l.substr(space + 1));
     std::printf("%s %s\n", key.c_str(), l.substr(space + 1).c_str());
     auto base = key.substr(0, key.find("_timm_img_per_s"));
-    if (ours.count(base) && timm > 0) std::printf("%s_ratio_vs_timm %.2f\n", base.c_str(), ours[base] / timm);
+    if (ours.count(base) && timm > 0) std::printf("%s_ratio_vs_timm %.2f\n", base.c_str(), ours.at(base) / timm);
     std::fflush(stdout);
     ++lines;
   }
-  int rc = p ? pclose(p) : -1;
-  if (lines == 0) std::printf("tagger_timm skipped (%s could not run timm: exit %d)\n", python.c_str(), rc);
+  if (p) pclose(p);
+  return lines > 0;
+}
+
+int bench(const ls::bench::Args& args) {
+  const bool real = args.has("real");
+  const double budget = std::stod(args.text("seconds", "3"));
+  const fs::path fixtures = args.text("fixtures", "tests/fixtures/tagger");
+  std::string python = args.text("python", "");
+  if (python.empty()) {
+    FILE* p = popen("scripts/torch-venv 2>/dev/null", "r");
+    char buf[512] = {0};
+    if (p && std::fgets(buf, sizeof buf, p)) python = ls::core::trim(buf) + "/bin/python";
+    if (p) pclose(p);
+  }
+  bool have_python = !python.empty() && fs::exists(python);
+  if (!have_python) std::printf("tagger_timm skipped (no python with timm; pass --python)\n");
+  at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  torch::manual_seed(0);
+  std::map<std::string, double> ours;
+  for (const char* name : kNames) {
+    auto model = ls::caption::load_tagger_model(fixtures / name, torch::kCPU, torch::kFloat);
+    double r = rate(*model.net, model.config.input_size, 8, budget);
+    ours[std::string("tagger_") + name + "_tiny"] = r;
+    std::printf("tagger_%s_tiny_img_per_s %.2f\n", name, r);
+    std::fflush(stdout);
+    if (real) {
+      torch::manual_seed(0);
+      auto config = ls::caption::parse_tagger_config(real_config(name), name);
+      auto net = ls::caption::make_tagger_net(config);  // random weights
+      net->eval();
+      r = rate(*net, 448, 1, budget);
+      ours[std::string("tagger_") + name + "_448"] = r;
+      std::printf("tagger_%s_448_img_per_s %.3f\n", name, r);
+      std::fflush(stdout);
+    }
+    // The reference right after, on the same machine state, torch and threads.
+    if (have_python && !run_timm(python, fixtures, name, budget, real, ours)) {
+      std::printf("tagger_timm skipped (%s could not run timm)\n", python.c_str());
+      have_python = false;
+    }
+  }
   return 0;
 }
 

@@ -1,6 +1,6 @@
 # The reference half of bench_tagger: timm's forward of the same tagger configs on the same torch,
 # in images per second, one line per figure ("tagger_<name>_<size>_timm_img_per_s value").
-# Usage: python bench_tagger_timm.py FIXTURES_DIR SECONDS [--real]   (needs timm, safetensors)
+# Usage: python bench_tagger_timm.py FIXTURES_DIR SECONDS NAME [--real]   (needs timm)
 import json
 import pathlib
 import sys
@@ -11,6 +11,7 @@ import torch
 
 fixtures = pathlib.Path(sys.argv[1])
 budget = float(sys.argv[2])
+name = sys.argv[3]
 real = "--real" in sys.argv
 torch.set_num_threads(torch.get_num_threads())
 REAL_ARGS = {  # the hub configs' model_args (tests/fixtures/tagger/make_fixtures.py)
@@ -35,11 +36,10 @@ def rate(model, size, batch):
                 return n / elapsed
 
 
-for name in ["vit", "vit_large", "swinv2", "convnext", "eva02"]:
-    cfg = json.loads((fixtures / name / "config.json").read_text())
-    model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=cfg["num_classes"], **cfg["model_args"]).eval()
-    print(f"tagger_{name}_tiny_timm_img_per_s {rate(model, cfg['pretrained_cfg']['input_size'][1], 8):.2f}", flush=True)
-    if real:
-        arch, args = REAL_ARGS[name]
-        model = timm.create_model(arch, pretrained=False, num_classes=10861, **args).eval()
-        print(f"tagger_{name}_448_timm_img_per_s {rate(model, 448, 1):.3f}", flush=True)
+cfg = json.loads((fixtures / name / "config.json").read_text())
+model = timm.create_model(cfg["architecture"], pretrained=False, num_classes=cfg["num_classes"], **cfg["model_args"]).eval()
+print(f"tagger_{name}_tiny_timm_img_per_s {rate(model, cfg['pretrained_cfg']['input_size'][1], 8):.2f}", flush=True)
+if real:
+    arch, args = REAL_ARGS[name]
+    model = timm.create_model(arch, pretrained=False, num_classes=10861, **args).eval()
+    print(f"tagger_{name}_448_timm_img_per_s {rate(model, 448, 1):.3f}", flush=True)

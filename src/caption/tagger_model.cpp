@@ -2,7 +2,10 @@
 
 #include <torch/torch.h>
 
+#include "caption/convnext.h"
+#include "caption/eva02.h"
 #include "caption/swinv2.h"
+#include "caption/vit.h"
 #include "core/error.h"
 #include "io/safetensors.h"
 #include "nn/load_report.h"
@@ -21,6 +24,16 @@ bool is_recomputed_buffer(const std::string& key) {
   return false;
 }
 }  // namespace
+
+std::shared_ptr<TaggerNet> make_tagger_net(const TaggerConfig& config) {
+  switch (config.family) {
+    case TaggerFamily::kVit: return std::make_shared<VitNet>(config);
+    case TaggerFamily::kEva02: return std::make_shared<Eva02Net>(config);
+    case TaggerFamily::kSwinV2: return std::make_shared<SwinV2Net>(config);
+    case TaggerFamily::kConvNext: return std::make_shared<ConvNextNet>(config);
+  }
+  LS_FAIL("unknown tagger family");
+}
 
 std::filesystem::path tagger_file(const std::filesystem::path& dir, const std::string& name) {
   LS_CHECK(std::filesystem::is_directory(dir), dir.string(), ": no such folder; pass --model_dir with ", kFolderHint);

@@ -21,6 +21,9 @@ struct TaggerModel {
   std::shared_ptr<TaggerNet> net;  // eval mode, on device in dtype
 };
 
+/// The untrained network for a config (parameters uninitialised under nn::SkipInitGuard).
+std::shared_ptr<TaggerNet> make_tagger_net(const TaggerConfig& config);
+
 /// Reads DIR/config.json and DIR/model.safetensors. One-line errors: a missing folder or file
 /// (a folder with only model.onnx is told which file to fetch), an unsupported architecture, or
 /// every missing / mis-shaped / unexpected tensor at once.

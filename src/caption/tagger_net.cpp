@@ -2,23 +2,8 @@
 
 #include <torch/torch.h>
 
-#include "caption/convnext.h"
-#include "caption/eva02.h"
-#include "caption/swinv2.h"
-#include "caption/vit.h"
-#include "core/error.h"
 
 namespace ls::caption {
-
-std::shared_ptr<TaggerNet> make_tagger_net(const TaggerConfig& config) {
-  switch (config.family) {
-    case TaggerFamily::kVit: return std::make_shared<VitNet>(config);
-    case TaggerFamily::kEva02: return std::make_shared<Eva02Net>(config);
-    case TaggerFamily::kSwinV2: return std::make_shared<SwinV2Net>(config);
-    case TaggerFamily::kConvNext: return std::make_shared<ConvNextNet>(config);
-  }
-  LS_FAIL("unknown tagger family");
-}
 
 torch::Tensor learned(torch::nn::Module& owner, const std::string& name, c10::IntArrayRef shape) {
   auto t = torch::empty(shape);

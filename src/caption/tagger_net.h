@@ -20,9 +20,6 @@ class TaggerNet : public torch::nn::Module {
   virtual torch::Tensor forward(const torch::Tensor& pixels) = 0;
 };
 
-/// The untrained network for a config (parameters uninitialised under nn::SkipInitGuard).
-std::shared_ptr<TaggerNet> make_tagger_net(const TaggerConfig& config);
-
 /// A learned tensor registered under `name`: torch::empty under nn::SkipInitGuard (about to be
 /// loaded), else N(0, 0.02²) like timm's trunc_normal_ init (random-weight benchmarks).
 torch::Tensor learned(torch::nn::Module& owner, const std::string& name, c10::IntArrayRef shape);
