@@ -104,7 +104,11 @@ void CaptionWriter::record(const fs::path& caption_file, const std::optional<std
 }
 
 bool CaptionWriter::write(const fs::path& caption_file, const std::string& text) {
-  auto old_text = read_caption_file(caption_file);
+  return write(caption_file, text, read_caption_file(caption_file));
+}
+
+bool CaptionWriter::write(const fs::path& caption_file, const std::string& text,
+                          const std::optional<std::string>& old_text) {
   if (old_text && *old_text == text) return false;
   record(caption_file, old_text, text);
   core::write_file_atomic(caption_file, text);

@@ -40,6 +40,9 @@ class CaptionWriter {
   /// Replaces `caption_file` (inside the dataset folder) with `text`: backup, history line, then
   /// an atomic write. Returns false (and records nothing) when the file already holds `text`.
   bool write(const std::filesystem::path& caption_file, const std::string& text);
+  /// The same when the caller has just read the file: `old_text` is its content (none: absent).
+  bool write(const std::filesystem::path& caption_file, const std::string& text,
+             const std::optional<std::string>& old_text);
   /// Removes the file, recorded the same way (used by undo for files a run created).
   void remove(const std::filesystem::path& caption_file);
 

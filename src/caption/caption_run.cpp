@@ -128,7 +128,7 @@ class Output {
       s.dry_run_lines.push_back(item.caption.string() + ": " + (old ? "'" + one_line(*old) + "'" : "(new)") + " -> '" +
                                 one_line(text) + "'");
     } else {
-      writer_.write(item.caption, text);
+      writer_.write(item.caption, text, old);  // the text just read: one read per file
     }
   }
   std::string run() const { return writer_.changed() ? writer_.run() : ""; }
