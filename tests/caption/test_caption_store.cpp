@@ -1,0 +1,103 @@
+// The caption editor's store: entries with hashes and flags, tag counts, saves refused on a
+// changed file, bulk operations reporting exactly the files they changed, undone as one run.
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "caption/caption_history.h"
+#include "caption/caption_store.h"
+#include "core/atomic_file.h"
+#include "io/image.h"
+#include "support/support.h"
+
+namespace caption_store_test {
+
+namespace fs = std::filesystem;
+using ls::caption::BulkKind;
+using ls::caption::BulkOp;
+using ls::caption::CaptionStore;
+
+struct Folder {
+  ls::test::TempDir dir;
+  Folder() {
+    cv::Mat rgb(8, 8, CV_8UC3, cv::Scalar(10, 20, 30));
+    for (const char* name : {"a.png", "b.png", "c.png", "sub/d.png"}) {
+      fs::create_directories((dir / name).parent_path());
+      ls::io::write_image((dir / name).string(), rgb);
+    }
+    put("a.txt", "1girl, solo,  smile\n");
+    put("b.txt", "solo, hat, solo\n");
+    put("sub/d.txt", "1girl, solo,  smile\n");  // the same text as a.txt
+  }
+  void put(const std::string& name, const std::string& text) const { std::ofstream(dir / name, std::ios::binary) << text; }
+  std::string get(const std::string& name) const { return ls::core::read_file(dir / name); }
+};
+
+TEST(CaptionStore, EntriesCarryTextHashTagsAndFlags) {
+  Folder f;
+  f.put("c.txt", "  \n");
+  CaptionStore store(f.dir.path());
+  auto e = store.entries();
+  ASSERT_EQ(e.size(), 4u);
+  EXPECT_EQ(e[0].image, "a.png");
+  EXPECT_EQ(e[0].tags, (std::vector<std::string>{"1girl", "solo", "smile"}));
+  EXPECT_EQ(e[0].hash, ls::caption::caption_hash("1girl, solo,  smile\n"));
+  EXPECT_TRUE(e[0].duplicate);
+  EXPECT_TRUE(e[3].duplicate);
+  EXPECT_FALSE(e[1].duplicate);
+  EXPECT_TRUE(e[2].empty);
+  fs::remove(f.dir / "c.txt");
+  EXPECT_TRUE(store.entries()[2].missing);
+  auto counts = store.tag_counts();
+  EXPECT_EQ(counts["solo"], 3);  // b.txt's two "solo" count once
+  EXPECT_EQ(counts["1girl"], 2);
+}
+
+TEST(CaptionStore, SaveNamesTheTextItReplacesAndRefusesAChangedFile) {
+  Folder f;
+  CaptionStore store(f.dir.path());
+  const std::string loaded = store.entries()[1].hash;
+  f.put("b.txt", "edited meanwhile\n");
+  auto r = store.save("b.png", "from the page\n", loaded);
+  EXPECT_FALSE(r.saved);
+  EXPECT_NE(r.conflict.find("changed on disk"), std::string::npos);
+  EXPECT_EQ(*r.on_disk, "edited meanwhile\n");
+  EXPECT_EQ(f.get("b.txt"), "edited meanwhile\n");
+  r = store.save("b.png", "from the page\n", ls::caption::caption_hash("edited meanwhile\n"));
+  EXPECT_TRUE(r.saved);
+  EXPECT_EQ(f.get("b.txt"), "from the page\n");
+  r = store.save("c.png", "new\n", "");  // no file yet: the expected hash is ""
+  EXPECT_TRUE(r.saved);
+  EXPECT_NE(ls::test::error_of([&] { store.save("zz.png", "x", ""); }).find("no image 'zz.png'"), std::string::npos);
+}
+
+TEST(CaptionStore, BulkOperationsReportChangedFilesAndUndoAsOneRun) {
+  Folder f;
+  CaptionStore store(f.dir.path());
+  std::string run;
+  BulkOp dedupe{BulkKind::kDedupe};
+  EXPECT_EQ(store.bulk(dedupe, {}, &run), (std::vector<std::string>{"b.png"}));
+  EXPECT_EQ(f.get("b.txt"), "solo, hat\n");
+  BulkOp prefix{BulkKind::kAddPrefix};
+  prefix.prefix = "sks";
+  EXPECT_EQ(store.bulk(prefix, {"a.png", "b.png"}), (std::vector<std::string>{"a.png", "b.png"}));
+  EXPECT_EQ(f.get("a.txt"), "sks, 1girl, solo, smile\n");
+  BulkOp regex{BulkKind::kRegexReplace};
+  regex.find = "\\bsmile\\b";
+  regex.replace = "grin";
+  EXPECT_EQ(store.bulk(regex, {}), (std::vector<std::string>{"a.png", "sub/d.png"}));
+  BulkOp remove{BulkKind::kRemoveTags};
+  remove.tags = {"solo"};
+  std::string remove_run;
+  EXPECT_EQ(store.bulk(remove, {}, &remove_run), (std::vector<std::string>{"a.png", "b.png", "sub/d.png"}));
+  EXPECT_EQ(f.get("sub/d.txt"), "1girl, grin\n");
+  // The last bulk operation undoes as one step.
+  auto undo = ls::caption::undo_run(f.dir.path(), remove_run);
+  EXPECT_EQ(undo.restored, 3);
+  EXPECT_EQ(f.get("sub/d.txt"), "1girl, solo,  grin\n");
+  BulkOp bad{BulkKind::kRegexReplace};
+  bad.find = "(";
+  EXPECT_NE(ls::test::error_of([&] { store.bulk(bad, {}); }).find("not a valid regular expression"), std::string::npos);
+}
+
+}  // namespace caption_store_test
