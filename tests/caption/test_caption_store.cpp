@@ -75,18 +75,22 @@ TEST(CaptionStore, BulkOperationsReportChangedFilesAndUndoAsOneRun) {
   Folder f;
   CaptionStore store(f.dir.path());
   std::string run;
-  BulkOp dedupe{BulkKind::kDedupe};
+  BulkOp dedupe;
+  dedupe.kind = BulkKind::kDedupe;
   EXPECT_EQ(store.bulk(dedupe, {}, &run), (std::vector<std::string>{"b.png"}));
   EXPECT_EQ(f.get("b.txt"), "solo, hat\n");
-  BulkOp prefix{BulkKind::kAddPrefix};
+  BulkOp prefix;
+  prefix.kind = BulkKind::kAddPrefix;
   prefix.prefix = "sks";
   EXPECT_EQ(store.bulk(prefix, {"a.png", "b.png"}), (std::vector<std::string>{"a.png", "b.png"}));
   EXPECT_EQ(f.get("a.txt"), "sks, 1girl, solo, smile\n");
-  BulkOp regex{BulkKind::kRegexReplace};
+  BulkOp regex;
+  regex.kind = BulkKind::kRegexReplace;
   regex.find = "\\bsmile\\b";
   regex.replace = "grin";
   EXPECT_EQ(store.bulk(regex, {}), (std::vector<std::string>{"a.png", "sub/d.png"}));
-  BulkOp remove{BulkKind::kRemoveTags};
+  BulkOp remove;
+  remove.kind = BulkKind::kRemoveTags;
   remove.tags = {"solo"};
   std::string remove_run;
   EXPECT_EQ(store.bulk(remove, {}, &remove_run), (std::vector<std::string>{"a.png", "b.png", "sub/d.png"}));
@@ -95,7 +99,8 @@ TEST(CaptionStore, BulkOperationsReportChangedFilesAndUndoAsOneRun) {
   auto undo = ls::caption::undo_run(f.dir.path(), remove_run);
   EXPECT_EQ(undo.restored, 3);
   EXPECT_EQ(f.get("sub/d.txt"), "1girl, solo,  grin\n");
-  BulkOp bad{BulkKind::kRegexReplace};
+  BulkOp bad;
+  bad.kind = BulkKind::kRegexReplace;
   bad.find = "(";
   EXPECT_NE(ls::test::error_of([&] { store.bulk(bad, {}); }).find("not a valid regular expression"), std::string::npos);
 }
