@@ -86,6 +86,21 @@ int64_t square(const json& v, const std::string& what) {
 
 using Setter = std::function<void(TaggerConfig&, const json&, const std::string&)>;
 
+Setter boolean(bool TaggerConfig::*field) {
+  return [field](TaggerConfig& c, const json& v, const std::string& what) {
+    LS_CHECK(v.is_boolean(), what, " must be true or false");
+    c.*field = v.get<bool>();
+  };
+}
+
+// timm's Optional[bool]: null (-1, timm decides), false (0), true (1).
+Setter optional_boolean(int TaggerConfig::*field) {
+  return [field](TaggerConfig& c, const json& v, const std::string& what) {
+    LS_CHECK(v.is_null() || v.is_boolean(), what, " must be true, false or null");
+    c.*field = v.is_null() ? -1 : (v.get<bool>() ? 1 : 0);
+  };
+}
+
 // model_args lorastudio understands; which family each applies to is checked by the model
 // builders through the config's fields (a field another family ignores is refused below).
 const std::map<std::string, std::pair<std::vector<TaggerFamily>, Setter>>& model_arg_table() {
@@ -111,47 +126,23 @@ const std::map<std::string, std::pair<std::vector<TaggerFamily>, Setter>>& model
           LS_CHECK(v.is_number() && v.template get<double>() > 0, w, " must be a positive number");
           c.mlp_ratio = v.template get<double>();
         }}},
-      {"qkv_bias", {vit_like, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.qkv_bias = v.template get<bool>();
-       }}},
-      {"class_token", {vit_like, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.class_token = v.template get<bool>();
-       }}},
+      {"qkv_bias", {vit_like, boolean(&TaggerConfig::qkv_bias)}},
+      {"class_token", {vit_like, boolean(&TaggerConfig::class_token)}},
       {"global_pool", {all, [](auto& c, auto& v, auto& w) {
          LS_CHECK(v.is_string() && (v == "avg" || (v == "token" && (c.family == F::kVit || c.family == F::kEva02))),
                   w, " must be \"avg\"", (c.family == F::kVit || c.family == F::kEva02) ? " or \"token\"" : "");
          c.global_pool = v.template get<std::string>();
        }}},
-      {"fc_norm", {{F::kVit}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_null() || v.is_boolean(), w, " must be true, false or null");
-         c.fc_norm = v.is_null() ? -1 : (v.template get<bool>() ? 1 : 0);
-       }}},
-      {"use_fc_norm", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_null() || v.is_boolean(), w, " must be true, false or null");
-         c.fc_norm = v.is_null() ? -1 : (v.template get<bool>() ? 1 : 0);
-       }}},
+      {"fc_norm", {{F::kVit}, optional_boolean(&TaggerConfig::fc_norm)}},
+      {"use_fc_norm", {{F::kEva02}, optional_boolean(&TaggerConfig::fc_norm)}},
       {"act_layer", {{F::kVit, F::kSwinV2, F::kConvNext}, [](auto& c, auto& v, auto& w) {
          LS_CHECK(v.is_string() && (v == "gelu" || v == "gelu_tanh"), w, " must be \"gelu\" or \"gelu_tanh\"");
          c.act_layer = v.template get<std::string>();
        }}},
-      {"qkv_fused", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.qkv_fused = v.template get<bool>();
-       }}},
-      {"swiglu_mlp", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.swiglu_mlp = v.template get<bool>();
-       }}},
-      {"scale_mlp", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.scale_mlp = v.template get<bool>();
-       }}},
-      {"use_rot_pos_emb", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
-         LS_CHECK(v.is_boolean(), w, " must be true or false");
-         c.use_rot_pos_emb = v.template get<bool>();
-       }}},
+      {"qkv_fused", {{F::kEva02}, boolean(&TaggerConfig::qkv_fused)}},
+      {"swiglu_mlp", {{F::kEva02}, boolean(&TaggerConfig::swiglu_mlp)}},
+      {"scale_mlp", {{F::kEva02}, boolean(&TaggerConfig::scale_mlp)}},
+      {"use_rot_pos_emb", {{F::kEva02}, boolean(&TaggerConfig::use_rot_pos_emb)}},
       {"ref_feat_shape", {{F::kEva02}, [](auto& c, auto& v, auto& w) {
          int64_t s = square(v, w);
          c.ref_feat_shape = {s, s};
