@@ -20,6 +20,9 @@ struct CaptionEntry {
   std::string hash;                   // SHA-256 hex of the text; "" when there is none
   std::vector<std::string> tags;      // text split at ',' with blanks trimmed, empty pieces dropped
   bool missing = false, empty = false, duplicate = false;  // duplicate: another image has the same text
+  // The image or its caption file is a link that leads out of the folder: neither is read,
+  // served or written (a dataset from elsewhere must not make the editor reach other files).
+  bool outside = false;
 };
 
 /// SHA-256 hex of a caption's bytes (what a save must name as the text it replaces).
@@ -28,13 +31,31 @@ std::string caption_hash(const std::string& text);
 /// `text` split at ',' with the blanks around each piece trimmed; empty pieces dropped.
 std::vector<std::string> caption_tags(const std::string& text);
 
-enum class BulkKind { kFindReplace, kRegexReplace, kAddPrefix, kRemoveTags, kDedupe, kSortTags };
+enum class BulkKind {
+  kFindReplace, kRegexReplace,  // text: find -> replace (plain, or ECMAScript regex with $1)
+  kAddPrefix, kAddTag,          // tag `prefix` put first / last unless the caption holds it
+  kRenameTag,                   // whole tag find -> replace; one left when the caption had both
+  kRemoveTags,                  // every tag in `tags`
+  kDedupe, kSortTags,
+  kRetag,                       // the saved tagger probabilities at new thresholds (tag_probs.h)
+};
+
+/// "find_replace", "regex_replace", "add_prefix", "add_tag", "rename_tag", "remove_tags",
+/// "dedupe", "sort_tags", "retag"; ls::Error naming the known ones otherwise.
+BulkKind parse_bulk_kind(const std::string& name);
 
 struct BulkOp {
   BulkKind kind = BulkKind::kFindReplace;
-  std::string find, replace;       // find/replace (plain or ECMAScript regex)
-  std::string prefix;              // add_prefix: a tag put first unless present
+  std::string find, replace;       // find/replace, regex, rename_tag (from -> to)
+  std::string prefix;              // add_prefix, add_tag
   std::vector<std::string> tags;   // remove_tags
+  // retag: the selection options of the folder's last `caption` run with these thresholds.
+  double general_threshold = 0.35, character_threshold = 0.85;
+};
+
+struct BulkChange {
+  std::string image;
+  std::string text;  // the new caption
 };
 
 struct SaveResult {
@@ -60,12 +81,28 @@ class CaptionStore {
 
   /// Applies `op` to the captions of `images` (all of them when empty), recorded as one run;
   /// returns the images whose file changed. ls::Error for an invalid regex or an unknown image.
-  std::vector<std::string> bulk(const BulkOp& op, const std::vector<std::string>& images, std::string* run = nullptr);
+  /// Images linked from outside the folder are left out.
+  std::vector<std::string> bulk(const BulkOp& op, const std::vector<std::string>& images, std::string* run = nullptr,
+                                std::vector<BulkChange>* changes = nullptr);
+  /// What bulk() would write, writing nothing.
+  std::vector<BulkChange> preview(const BulkOp& op, const std::vector<std::string>& images) const;
+
+  /// True when `image` (relative, '/') is one of the folder's images.
+  bool has_image(const std::string& image) const;
+  /// The image's file when it may be read (inside the folder after resolving links); else none.
+  std::optional<std::filesystem::path> image_file(const std::string& image) const;
+  /// Images with saved tagger probabilities (DIR/.lorastudio/tag_probs.jsonl).
+  std::vector<std::string> images_with_probs() const;
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::string& caption_extension() const { return extension_; }
+  const std::vector<std::string>& images() const { return images_; }
 
  private:
   std::filesystem::path caption_file(const std::string& image) const;
+  bool leads_outside(const std::filesystem::path& file) const;
 
-  std::filesystem::path dir_;
+  std::filesystem::path dir_, canonical_dir_;
   std::string extension_;
   std::vector<std::string> images_;  // relative, sorted
 };

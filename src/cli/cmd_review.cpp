@@ -1,13 +1,9 @@
 // `lorastudio review SHEETDIR`: serves the sheet's review page on 127.0.0.1 (printing its URL as
 // the first line on stdout) until Ctrl+C / SIGTERM, or with --static writes it as one HTML file.
-#include <signal.h>
-
-#include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <thread>
 
 #include "cli/commands.h"
+#include "cli/serve_until_signal.h"
 #include "core/error.h"
 #include "review/review_page.h"
 #include "review/review_server.h"
@@ -31,36 +27,13 @@ void write_static_review(const ReviewOptions& o) {
               o.static_out.c_str(), store.sheet().cells.size(), store.selections().size());
 }
 
-// A process-wide handler only raises a flag (async-signal-safe, whichever thread the signal lands
-// on: libtorch and OpenMP may have started threads before this command runs, so blocking the
-// signals in this thread would not cover them); a watcher thread turns the flag into stop().
-std::atomic<bool> g_stop_requested{false};
-
-extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
-
 void serve_review(const ReviewOptions& o) {
   review::ReviewServer server(o.sheet_dir);
   server.bind(o.port);
-  struct sigaction action {}, old_int {}, old_term {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  sigaction(SIGINT, &action, &old_int);
-  sigaction(SIGTERM, &action, &old_term);
-  std::atomic<bool> done{false};
-  std::thread watcher([&] {
-    while (!done) {
-      if (g_stop_requested.load()) server.stop();  // repeated: a signal may come before the accept loop runs
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  });
   std::printf("%s\n", server.url().c_str());
   std::fflush(stdout);
   std::fprintf(stderr, "review: serving %s on %s (Ctrl+C stops)\n", o.sheet_dir.c_str(), server.url().c_str());
-  server.serve();
-  done = true;
-  watcher.join();
-  sigaction(SIGINT, &old_int, nullptr);
-  sigaction(SIGTERM, &old_term, nullptr);
+  serve_until_signal([&] { server.serve(); }, [&] { server.stop(); });
 }
 
 }  // namespace

@@ -20,6 +20,8 @@ void register_merge(CLI::App& app);
 
 /// `lorastudio caption`, `caption retag`, `caption undo` (cmd_caption.cpp).
 void register_caption(CLI::App& app);
+/// `lorastudio captions`: the caption editor's server (cmd_captions.cpp).
+void register_captions(CLI::App& app);
 
 /// `lorastudio dataset check|cache|make-synthetic` (cmd_dataset.cpp).
 void register_dataset(CLI::App& app);

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   ls::cli::register_version(app);
   ls::cli::register_caption(app);
+  ls::cli::register_captions(app);
   ls::cli::register_dataset(app);
   ls::cli::register_train(app);
   ls::cli::register_sweep(app);

@@ -28,7 +28,7 @@ std::string_view embedded_web_text(const unsigned char* bytes, size_t size) {
 void replace_page_marker(std::string& page, const std::string& marker, std::string_view content) {
   size_t at = page.find(marker);
   LS_CHECK(at != std::string::npos && page.find(marker, at + 1) == std::string::npos,
-           "review.html: marker ", marker, " must appear exactly once; rebuild lorastudio");
+           "page template: marker ", marker, " must appear exactly once; rebuild lorastudio");
   page.replace(at, marker.size(), content.data(), content.size());
 }
 
@@ -56,13 +56,20 @@ const char* data_uri_mime(const std::filesystem::path& file) {
 
 }  // namespace
 
-std::string assemble_review_page(const nlohmann::json& data) {
-  std::string page(embedded_web_text(web::review_html, web::review_html_size));
-  replace_page_marker(page, "/*@LS_STYLE@*/", embedded_web_text(web::review_css, web::review_css_size));
-  replace_page_marker(page, "/*@LS_SCRIPT@*/", embedded_web_text(web::review_js, web::review_js_size));
+std::string assemble_web_page(std::string_view html, std::string_view css, std::string_view js,
+                              const nlohmann::json& data) {
+  std::string page(html);
+  replace_page_marker(page, "/*@LS_STYLE@*/", css);
+  replace_page_marker(page, "/*@LS_SCRIPT@*/", js);
   // Data last: a prompt that happens to spell a marker must not be taken for one.
   replace_page_marker(page, "/*@LS_DATA@*/", script_safe_json(data));
   return page;
+}
+
+std::string assemble_review_page(const nlohmann::json& data) {
+  return assemble_web_page(embedded_web_text(web::review_html, web::review_html_size),
+                           embedded_web_text(web::review_css, web::review_css_size),
+                           embedded_web_text(web::review_js, web::review_js_size), data);
 }
 
 std::string review_page_html() { return assemble_review_page({{"mode", "server"}}); }

@@ -13,6 +13,11 @@ namespace ls::review {
 
 class ReviewStore;
 
+/// A page template holding the markers /*@LS_STYLE@*/, /*@LS_SCRIPT@*/ and /*@LS_DATA@*/ once each,
+/// with `css`, `js` and `data` put in their places (the data script-safe, as below).
+std::string assemble_web_page(std::string_view html, std::string_view css, std::string_view js,
+                              const nlohmann::json& data);
+
 /// review.html with the CSS and JS inlined and `data` as its <script id="ls-data"> JSON
 /// ('<', '>' and '&' escaped, so no string in it can close the script element).
 std::string assemble_review_page(const nlohmann::json& data);

@@ -16,10 +16,8 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 
 namespace httplib {
-class Server;
 struct Request;
 struct Response;
 }
@@ -27,6 +25,7 @@ struct Response;
 namespace ls::review {
 
 class ReviewStore;
+class LocalServer;
 
 class ReviewServer {
  public:
@@ -45,7 +44,7 @@ class ReviewServer {
   /// Makes serve() return; safe from any thread, idempotent.
   void stop();
 
-  int port() const { return port_; }
+  int port() const;
   /// "http://127.0.0.1:PORT/"
   std::string url() const;
 
@@ -53,13 +52,10 @@ class ReviewServer {
   void add_routes();
   void put_selection(const httplib::Request& req, httplib::Response& res);
   void send_file(const httplib::Request& req, httplib::Response& res);
-  bool host_allowed(const std::string& host) const;
 
   std::unique_ptr<ReviewStore> store_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<LocalServer> server_;
   std::string page_;
-  int port_ = -1;
-  std::thread thread_;
   std::mutex mutex_;  // httplib answers on a thread pool; the store is not thread-safe
 };
 

@@ -105,4 +105,33 @@ TEST(CaptionStore, BulkOperationsReportChangedFilesAndUndoAsOneRun) {
   EXPECT_NE(ls::test::error_of([&] { store.bulk(bad, {}); }).find("not a valid regular expression"), std::string::npos);
 }
 
+TEST(CaptionStore, TagOperationsWorkOnWholeTags) {
+  Folder f;
+  f.put("c.txt", "solo, solo girl\n");
+  CaptionStore store(f.dir.path());
+  BulkOp rename;
+  rename.kind = ls::caption::parse_bulk_kind("rename_tag");
+  rename.find = "solo";
+  rename.replace = "hat";
+  // "solo girl" is another tag; b.txt holds both names: one "hat" stays, in the first place.
+  auto preview = store.preview(rename, {});
+  ASSERT_EQ(preview.size(), 4u);
+  EXPECT_EQ(preview[1].image, "b.png");
+  EXPECT_EQ(preview[1].text, "hat\n");
+  EXPECT_EQ(preview[2].text, "hat, solo girl\n");
+  EXPECT_EQ(f.get("b.txt"), "solo, hat, solo\n");  // a preview writes nothing
+  std::vector<ls::caption::BulkChange> changes;
+  EXPECT_EQ(store.bulk(rename, {"a.png", "c.png"}, nullptr, &changes), (std::vector<std::string>{"a.png", "c.png"}));
+  ASSERT_EQ(changes.size(), 2u);
+  EXPECT_EQ(changes[0].text, f.get("a.txt"));
+  EXPECT_EQ(f.get("a.txt"), "1girl, hat, smile\n");
+  BulkOp add;
+  add.kind = ls::caption::parse_bulk_kind("add_tag");
+  add.prefix = " blue sky ";
+  EXPECT_EQ(store.bulk(add, {"a.png", "b.png"}), (std::vector<std::string>{"a.png", "b.png"}));
+  EXPECT_EQ(f.get("a.txt"), "1girl, hat, smile, blue sky\n");
+  EXPECT_EQ(store.bulk(add, {"a.png"}), std::vector<std::string>{});  // already there
+  EXPECT_NE(ls::test::error_of([] { ls::caption::parse_bulk_kind("shuffle"); }).find("find_replace"), std::string::npos);
+}
+
 }  // namespace caption_store_test

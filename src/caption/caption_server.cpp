@@ -1,0 +1,619 @@
+// The caption editor's routes (docs/captions.md). Every read and write goes through the caption
+// store of the folder an image belongs to, so the editor's changes land in the same backups and
+// history as the tagger's; image bytes are served only for files the store lists, after their
+// links are resolved inside the folder.
+#include "caption/caption_server.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <system_error>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "caption/caption_history.h"
+#include "caption/caption_page.h"
+#include "caption/caption_store.h"
+#include "caption/tag_probs.h"
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/strings.h"
+#include "data/dataset.h"
+#include "data/dataset_config.h"
+#include "io/image.h"
+#include "review/local_server.h"
+#include "text/clip_tokenizer.h"
+
+namespace ls::caption {
+
+namespace fs = std::filesystem;
+using review::send_error;
+using review::send_json;
+
+namespace {
+
+constexpr int kThumbnailSide = 256;
+constexpr size_t kThumbnailCacheBytes = size_t(256) << 20;
+constexpr int64_t kTokenLimits[] = {75, 225};  // one CLIP window; kohya's max_token_length 225
+
+// What the dataset doctor found about one image, and its displayed size.
+struct DoctorNote {
+  bool refused = false;
+  std::vector<std::string> problems;
+  int width = 0, height = 0;
+};
+
+struct CaptionRoot {
+  std::unique_ptr<CaptionStore> store;
+  std::map<std::string, DoctorNote> doctor;  // by image
+  // tag_probs.jsonl's images, re-read when the file changes (it may be large).
+  std::set<std::string> probs;
+  fs::file_time_type probs_time{};
+  uintmax_t probs_size = 0;
+  bool probs_read = false;
+};
+
+struct Thumbnail {
+  fs::file_time_type time{};
+  uintmax_t size = 0;
+  std::string jpeg;
+};
+
+const char* image_mime(const fs::path& file) {
+  const std::string ext = core::ascii_lower(file.extension().string());
+  if (ext == ".png") return "image/png";
+  if (ext == ".jpg" || ext == ".jpeg") return "image/jpeg";
+  if (ext == ".webp") return "image/webp";
+  if (ext == ".bmp") return "image/bmp";
+  return "application/octet-stream";
+}
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+bool dot_segment(const std::string& s) { return s.empty() || s == "." || s == ".."; }
+
+// The doctor's verdict on every image of a folder: the errors `index_datasets` finds are what
+// `train` refuses (data::require_no_errors); each image folder is one subset, not recursive.
+std::map<std::string, DoctorNote> run_doctor(const CaptionStore& store, bool show_progress) {
+  data::DataConfig config;
+  config.source = store.dir().string();
+  data::DatasetConfig dataset;
+  std::set<std::string> folders;
+  for (const auto& image : store.images())  // not into a linked folder that leads out
+    if (store.image_file(image)) folders.insert(fs::path(image).parent_path().generic_string());
+  for (const auto& folder : folders) {
+    data::SubsetConfig subset;
+    subset.image_dir = (store.dir() / folder).lexically_normal().string();
+    subset.caption_extension = store.caption_extension();
+    dataset.subsets.push_back(subset);
+  }
+  config.datasets.push_back(dataset);
+  data::Findings findings;
+  data::ScanOptions scan;
+  scan.show_progress = show_progress;
+  auto indexes = data::index_datasets(config, findings, scan);
+  // Findings name the image or its caption file: both lead to the image.
+  std::map<std::string, std::string> image_of;
+  for (const auto& image : store.images()) {
+    const fs::path file = (store.dir() / image).lexically_normal();
+    image_of[file.string()] = image;
+    image_of[fs::path(file).replace_extension(store.caption_extension()).string()] = image;
+  }
+  std::map<std::string, DoctorNote> notes;
+  for (const auto& f : findings) {
+    if (f.severity != data::Severity::kError) continue;
+    auto it = image_of.find(fs::path(f.path).lexically_normal().string());
+    if (it == image_of.end()) continue;
+    DoctorNote& note = notes[it->second];
+    note.refused = true;
+    note.problems.push_back(f.message);
+  }
+  for (const auto& index : indexes) {
+    for (const auto& rec : index.images) {
+      auto it = image_of.find(fs::path(rec.path).lexically_normal().string());
+      if (it == image_of.end()) continue;
+      DoctorNote& note = notes[it->second];
+      note.width = rec.size.width;
+      note.height = rec.size.height;
+    }
+  }
+  return notes;
+}
+
+std::string image_id(size_t root, const std::string& image) { return std::to_string(root) + ":" + image; }
+
+}  // namespace
+
+std::optional<std::string> decode_request_path(const std::string& raw) {
+  if (raw.empty() || raw.front() == '/') return std::nullopt;
+  std::string out;
+  size_t start = 0;
+  while (start <= raw.size()) {
+    size_t slash = std::min(raw.find('/', start), raw.size());
+    const std::string segment = raw.substr(start, slash - start);
+    if (dot_segment(segment)) return std::nullopt;
+    std::string decoded;
+    for (size_t i = 0; i < segment.size(); ++i) {
+      char c = segment[i];
+      if (c == '%') {
+        if (i + 2 >= segment.size()) return std::nullopt;
+        int hi = hex_digit(segment[i + 1]), lo = hex_digit(segment[i + 2]);
+        if (hi < 0 || lo < 0) return std::nullopt;
+        c = static_cast<char>(hi * 16 + lo);
+        i += 2;
+      }
+      if (c == '\0' || c == '\\' || c == '/') return std::nullopt;
+      decoded += c;
+    }
+    if (dot_segment(decoded)) return std::nullopt;
+    out += (out.empty() ? "" : "/") + decoded;
+    start = slash + 1;
+  }
+  return out;
+}
+
+struct CaptionServer::State {
+  CaptionServerOptions options;
+  std::vector<CaptionRoot> roots;
+  std::optional<text::ClipTokenizer> tokenizer;
+  std::mutex mutex;  // httplib answers on a thread pool; the stores and caches are not thread-safe
+  std::mutex thumbnail_mutex;
+  std::map<std::string, Thumbnail> thumbnails;
+  size_t thumbnail_bytes = 0;
+
+  // "ROOT:PATH" -> (root, image); none when it names no image of the dataset.
+  std::optional<std::pair<size_t, std::string>> find(const std::string& id) const {
+    size_t colon = id.find(':');
+    if (colon == std::string::npos || colon == 0 || colon > 6) return std::nullopt;
+    size_t root = 0;
+    for (size_t i = 0; i < colon; ++i) {
+      if (id[i] < '0' || id[i] > '9') return std::nullopt;
+      root = root * 10 + size_t(id[i] - '0');
+    }
+    if (root >= roots.size()) return std::nullopt;
+    std::string image = id.substr(colon + 1);
+    if (!roots[root].store->has_image(image)) return std::nullopt;
+    return std::make_pair(root, std::move(image));
+  }
+
+  const std::set<std::string>& probs_of(size_t r) {
+    CaptionRoot& root = roots[r];
+    const fs::path file = tag_probs_path(root.store->dir());
+    std::error_code ec;
+    auto time = fs::last_write_time(file, ec);
+    uintmax_t size = ec ? 0 : fs::file_size(file, ec);
+    if (ec) {
+      root.probs.clear();
+      root.probs_read = true;
+      return root.probs;
+    }
+    if (!root.probs_read || time != root.probs_time || size != root.probs_size) {
+      auto images = root.store->images_with_probs();
+      root.probs = std::set<std::string>(images.begin(), images.end());
+      root.probs_time = time;
+      root.probs_size = size;
+      root.probs_read = true;
+    }
+    return root.probs;
+  }
+
+  nlohmann::json entry_json(size_t r, const CaptionEntry& e) {
+    const CaptionRoot& root = roots[r];
+    nlohmann::json j = {{"id", image_id(r, e.image)}, {"root", r}, {"image", e.image}, {"caption_path", e.caption_path}};
+    j["text"] = e.text ? nlohmann::json(*e.text) : nlohmann::json(nullptr);
+    j["hash"] = e.hash;
+    j["tags"] = e.tags;
+    j["tokens"] = tokenizer && e.text ? nlohmann::json(tokenizer->encode(*e.text).size()) : nlohmann::json(nullptr);
+    j["missing"] = e.missing;
+    j["empty"] = e.empty;
+    j["duplicate"] = e.duplicate;
+    auto it = root.doctor.find(e.image);
+    std::vector<std::string> problems = it == root.doctor.end() ? std::vector<std::string>{} : it->second.problems;
+    if (e.outside) problems.push_back(e.caption_path + ": the image or its caption links outside the dataset folder; "
+                                      "the editor neither reads nor writes it");
+    j["refused"] = e.outside || (it != root.doctor.end() && it->second.refused);
+    j["problems"] = problems;
+    j["width"] = it == root.doctor.end() ? 0 : it->second.width;
+    j["height"] = it == root.doctor.end() ? 0 : it->second.height;
+    j["probs"] = probs_of(r).count(e.image) > 0;
+    return j;
+  }
+
+  // The current record of one image (after a save or a conflict).
+  nlohmann::json entry_json(size_t r, const std::string& image) {
+    for (const auto& e : roots[r].store->entries())
+      if (e.image == image) return entry_json(r, e);
+    LS_FAIL("no image '", image, "'");
+  }
+};
+
+CaptionServer::CaptionServer(const CaptionServerOptions& options)
+    : state_(std::make_unique<State>()),
+      server_(std::make_unique<review::LocalServer>("captions", size_t(8) << 20)) {  // ids of a large bulk
+  State& s = *state_;
+  s.options = options;
+  std::error_code ec;
+  if (fs::is_directory(options.source, ec)) {
+    s.roots.emplace_back();
+    s.roots.back().store = std::make_unique<CaptionStore>(options.source, options.caption_extension, options.recursive);
+  } else {
+    LS_CHECK(fs::is_regular_file(options.source, ec), options.source,
+             ": no such folder or dataset TOML; pass the folder of images or a kohya dataset .toml");
+    const data::DataConfig config = data::load_dataset_toml(options.source);
+    std::set<std::string> seen;  // two datasets may share a folder: one editor view of it
+    for (const auto& dataset : config.datasets) {
+      for (const auto& subset : dataset.subsets) {
+        const std::string key = fs::weakly_canonical(subset.image_dir, ec).string() + "|" + subset.caption_extension;
+        if (!seen.insert(key).second) continue;
+        s.roots.emplace_back();
+        s.roots.back().store = std::make_unique<CaptionStore>(subset.image_dir, subset.caption_extension, false);
+      }
+    }
+    LS_CHECK(!s.roots.empty(), options.source, ": names no subsets; add [[datasets.subsets]] with an image_dir");
+  }
+  if (!options.tokenizer.empty()) s.tokenizer = text::ClipTokenizer::from_file(options.tokenizer);
+  for (auto& root : s.roots) root.doctor = run_doctor(*root.store, options.show_progress);
+  add_routes();
+}
+
+CaptionServer::~CaptionServer() { stop(); }
+
+int CaptionServer::bind(int port) { return server_->bind(port); }
+void CaptionServer::serve() { server_->serve(); }
+void CaptionServer::start() { server_->start(); }
+void CaptionServer::stop() { server_->stop(); }
+int CaptionServer::port() const { return server_->port(); }
+std::string CaptionServer::url() const { return server_->url(); }
+
+size_t CaptionServer::image_count() const {
+  size_t n = 0;
+  for (const auto& root : state_->roots) n += root.store->images().size();
+  return n;
+}
+
+void CaptionServer::add_routes() {
+  auto& http = server_->http();
+  http.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    res.set_content(state_->options.web_dir.empty() ? captions_page_html() : captions_page_html(state_->options.web_dir),
+                    "text/html; charset=utf-8");
+  });
+  http.Get("/api/images", [this](const httplib::Request&, httplib::Response& res) { list_images(res); });
+  http.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) { list_tags(res); });
+  http.Post("/api/tokens", [this](const httplib::Request& req, httplib::Response& res) { count_tokens(req, res); });
+  http.Put("/api/caption", [this](const httplib::Request& req, httplib::Response& res) { put_caption(req, res); });
+  http.Post("/api/bulk", [this](const httplib::Request& req, httplib::Response& res) { bulk(req, res); });
+  http.Get("/api/history", [this](const httplib::Request&, httplib::Response& res) { history(res); });
+  http.Post("/api/undo", [this](const httplib::Request& req, httplib::Response& res) { undo(req, res); });
+  http.Get(R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, false); });
+  http.Get(R"(/thumbs/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, true); });
+}
+
+void CaptionServer::list_images(httplib::Response& res) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  nlohmann::json roots = nlohmann::json::array(), images = nlohmann::json::array();
+  for (size_t r = 0; r < s.roots.size(); ++r) {
+    const CaptionStore& store = *s.roots[r].store;
+    roots.push_back({{"root", r},
+                     {"dir", store.dir().string()},
+                     {"caption_extension", store.caption_extension()},
+                     {"has_probs", !s.probs_of(r).empty()}});
+    for (const auto& e : store.entries()) images.push_back(s.entry_json(r, e));
+  }
+  send_json(res, {{"source", s.options.source},
+                  {"roots", roots},
+                  {"tokenizer", s.tokenizer.has_value()},
+                  {"token_limits", kTokenLimits},
+                  {"images", images}});
+}
+
+void CaptionServer::list_tags(httplib::Response& res) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  std::map<std::string, int64_t> counts;
+  size_t images = 0;
+  for (const auto& root : s.roots) {
+    images += root.store->images().size();
+    for (const auto& [tag, n] : root.store->tag_counts()) counts[tag] += n;
+  }
+  std::vector<std::pair<std::string, int64_t>> sorted(counts.begin(), counts.end());
+  std::stable_sort(sorted.begin(), sorted.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  nlohmann::json tags = nlohmann::json::array();
+  for (const auto& [tag, n] : sorted) tags.push_back({{"tag", tag}, {"count", n}});
+  send_json(res, {{"images", images}, {"tags", tags}});
+}
+
+void CaptionServer::count_tokens(const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body;
+  if (!review::json_object_body(req, res, body)) return;
+  if (!body.contains("text") || !body["text"].is_string()) return send_error(res, 400, "send {\"text\": \"...\"}");
+  const auto& tokenizer = state_->tokenizer;  // thread-safe; set once before serving
+  send_json(res, {{"tokens", tokenizer ? nlohmann::json(tokenizer->encode(body["text"].get<std::string>()).size())
+                                       : nlohmann::json(nullptr)}});
+}
+
+void CaptionServer::put_caption(const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body;
+  if (!review::json_object_body(req, res, body)) return;
+  for (const auto& [key, value] : body.items()) {
+    if (key != "id" && key != "text" && key != "hash") return send_error(res, 400, "unknown key '" + key + "' (id, text, hash)");
+    if (!value.is_string()) return send_error(res, 400, key + " must be a string");
+  }
+  for (const char* key : {"id", "text", "hash"})
+    if (!body.contains(key)) return send_error(res, 400, std::string("missing '") + key + "' (id, text, hash)");
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  auto found = s.find(body["id"].get<std::string>());
+  if (!found) return send_error(res, 404, "no image '" + body["id"].get<std::string>() + "' in this dataset");
+  const auto& [r, image] = *found;
+  SaveResult saved;
+  try {
+    saved = s.roots[r].store->save(image, body["text"].get<std::string>(), body["hash"].get<std::string>());
+  } catch (const Error& e) {
+    return send_error(res, 403, e.what());
+  }
+  if (!saved.conflict.empty()) {
+    return send_json(res,
+                     {{"error", saved.conflict},
+                      {"on_disk", saved.on_disk ? nlohmann::json(*saved.on_disk) : nlohmann::json(nullptr)},
+                      {"image", s.entry_json(r, image)}},
+                     409);
+  }
+  nlohmann::json run = saved.run.empty() ? nlohmann::json(nullptr) : nlohmann::json({{"root", r}, {"run", saved.run}});
+  send_json(res, {{"saved", saved.saved}, {"run", run}, {"image", s.entry_json(r, image)}});
+}
+
+void CaptionServer::bulk(const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body;
+  if (!review::json_object_body(req, res, body)) return;
+  static const std::set<std::string> kStrings = {"op", "find", "replace", "tag", "from", "to"};
+  static const std::set<std::string> kNumbers = {"general_threshold", "character_threshold"};
+  BulkOp op;
+  bool preview = false;
+  std::optional<std::vector<std::string>> ids;  // none: all
+  for (const auto& [key, value] : body.items()) {
+    if (kStrings.count(key)) {
+      if (!value.is_string()) return send_error(res, 400, key + " must be a string");
+    } else if (kNumbers.count(key)) {
+      if (!value.is_number()) return send_error(res, 400, key + " must be a number");
+    } else if (key == "preview") {
+      if (!value.is_boolean()) return send_error(res, 400, "preview must be true or false");
+      preview = value.get<bool>();
+    } else if (key == "tags") {
+      if (!value.is_array()) return send_error(res, 400, "tags must be a list of strings");
+      for (const auto& t : value) {
+        if (!t.is_string()) return send_error(res, 400, "tags must be a list of strings");
+        op.tags.push_back(t.get<std::string>());
+      }
+    } else if (key == "ids") {
+      if (value.is_string() && value.get<std::string>() == "all") continue;
+      if (!value.is_array()) return send_error(res, 400, "ids must be \"all\" or a list of image ids");
+      ids.emplace();
+      for (const auto& id : value) {
+        if (!id.is_string()) return send_error(res, 400, "ids must be \"all\" or a list of image ids");
+        ids->push_back(id.get<std::string>());
+      }
+    } else {
+      return send_error(res, 400, "unknown key '" + key + "' (docs/captions.md lists the bulk keys)");
+    }
+  }
+  if (!body.contains("op")) return send_error(res, 400, "missing 'op'");
+  if (!body.contains("ids")) return send_error(res, 400, "missing 'ids' (a list of image ids, or \"all\")");
+  try {
+    op.kind = parse_bulk_kind(body["op"].get<std::string>());
+  } catch (const Error& e) {
+    return send_error(res, 400, e.what());
+  }
+  const auto text_of = [&](const char* key) { return body.contains(key) ? body[key].get<std::string>() : std::string(); };
+  op.find = text_of("find");
+  op.replace = text_of("replace");
+  if (op.kind == BulkKind::kRenameTag) {
+    op.find = text_of("from");
+    op.replace = text_of("to");
+    if (core::trim(op.find).empty() || core::trim(op.replace).empty())
+      return send_error(res, 400, "rename_tag needs 'from' and 'to'");
+  }
+  op.prefix = text_of("tag");
+  if ((op.kind == BulkKind::kAddPrefix || op.kind == BulkKind::kAddTag) && core::trim(op.prefix).empty())
+    return send_error(res, 400, "add_prefix / add_tag need a non-empty 'tag'");
+  if ((op.kind == BulkKind::kFindReplace || op.kind == BulkKind::kRegexReplace) && op.find.empty())
+    return send_error(res, 400, "find_replace / regex_replace need a non-empty 'find'");
+  if (body.contains("general_threshold")) op.general_threshold = body["general_threshold"].get<double>();
+  if (body.contains("character_threshold")) op.character_threshold = body["character_threshold"].get<double>();
+
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  // Ids grouped per folder; every one checked before anything changes.
+  std::vector<std::optional<std::vector<std::string>>> per_root(s.roots.size());
+  if (ids) {
+    for (const auto& id : *ids) {
+      auto found = s.find(id);
+      if (!found) return send_error(res, 404, "no image '" + id + "' in this dataset");
+      auto& list = per_root[found->first];
+      if (!list) list.emplace();
+      list->push_back(found->second);
+    }
+  } else {
+    for (auto& list : per_root) list.emplace();  // empty = every image of the folder
+  }
+  nlohmann::json changed = nlohmann::json::array(), runs = nlohmann::json::array(), texts = nlohmann::json::object();
+  try {
+    for (size_t r = 0; r < s.roots.size(); ++r) {
+      if (!per_root[r]) continue;  // no image of this folder named
+      if (op.kind == BulkKind::kRetag && s.probs_of(r).empty()) continue;
+      std::vector<BulkChange> changes;
+      std::string run;
+      if (preview) {
+        changes = s.roots[r].store->preview(op, *per_root[r]);
+      } else {
+        s.roots[r].store->bulk(op, *per_root[r], &run, &changes);
+      }
+      for (const auto& c : changes) {
+        changed.push_back(image_id(r, c.image));
+        texts[image_id(r, c.image)] = c.text;
+      }
+      if (!run.empty()) runs.push_back({{"root", r}, {"run", run}});
+    }
+  } catch (const Error& e) {
+    // Checked before any write (names, regex, thresholds); a folder done before a failing one
+    // keeps its run, which the answer cannot report: say so.
+    std::string message = e.what();
+    if (!runs.empty()) message += " (some folders were changed already: see the history)";
+    return send_error(res, 400, message);
+  }
+  if (op.kind == BulkKind::kRetag && changed.empty() && runs.empty()) {
+    bool any = false;
+    for (size_t r = 0; r < s.roots.size(); ++r) any = any || !s.probs_of(r).empty();
+    if (!any) return send_error(res, 400, "retag: no saved probabilities; run `lorastudio caption DIR --save-probs` first");
+  }
+  send_json(res, {{"changed", changed}, {"runs", runs}, {"texts", texts}});
+}
+
+void CaptionServer::history(httplib::Response& res) {
+  State& s = *state_;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  struct RunInfo {
+    size_t root = 0;
+    std::string run, source, time, undo_of;
+    std::vector<std::string> paths;
+    bool undone = false;
+  };
+  std::vector<RunInfo> runs;
+  for (size_t r = 0; r < s.roots.size(); ++r) {
+    std::map<std::string, size_t> slot;
+    std::set<std::string> undone;
+    const size_t first = runs.size();
+    for (const auto& change : read_history(s.roots[r].store->dir())) {
+      auto [it, fresh] = slot.emplace(change.run, runs.size());
+      if (fresh) {
+        RunInfo info;
+        info.root = r;
+        info.run = change.run;
+        info.source = change.source;
+        info.time = change.time;
+        if (change.source.rfind("undo ", 0) == 0) {
+          info.undo_of = change.source.substr(5);
+          undone.insert(info.undo_of);
+        }
+        runs.push_back(std::move(info));
+      }
+      runs[it->second].paths.push_back(change.path);
+    }
+    for (size_t i = first; i < runs.size(); ++i) runs[i].undone = undone.count(runs[i].run) > 0;
+  }
+  std::stable_sort(runs.begin(), runs.end(), [](const RunInfo& a, const RunInfo& b) { return a.run > b.run; });
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& info : runs) {
+    out.push_back({{"root", info.root},   {"run", info.run},        {"source", info.source},
+                   {"time", info.time},   {"files", info.paths.size()}, {"paths", info.paths},
+                   {"undone", info.undone}, {"undo_of", info.undo_of}});
+  }
+  send_json(res, {{"runs", out}});
+}
+
+void CaptionServer::undo(const httplib::Request& req, httplib::Response& res) {
+  nlohmann::json body;
+  if (!review::json_object_body(req, res, body)) return;
+  if (!body.contains("runs") || !body["runs"].is_array() || body.size() != 1)
+    return send_error(res, 400, "send {\"runs\": [{\"root\": 0, \"run\": \"...\"}]}");
+  State& s = *state_;
+  std::vector<std::pair<size_t, std::string>> runs;
+  for (const auto& item : body["runs"]) {
+    if (!item.is_object() || !item.contains("root") || !item["root"].is_number_unsigned() || !item.contains("run") ||
+        !item["run"].is_string() || item["run"].get<std::string>().empty())
+      return send_error(res, 400, "each run is {\"root\": N, \"run\": \"RUN_ID\"}");
+    const size_t root = item["root"].get<size_t>();
+    if (root >= s.roots.size()) return send_error(res, 404, str_cat("no dataset folder ", root));
+    runs.emplace_back(root, item["run"].get<std::string>());
+  }
+  std::lock_guard<std::mutex> lock(s.mutex);
+  int restored = 0, removed = 0, unchanged = 0;
+  nlohmann::json conflicts = nlohmann::json::array(), undo_runs = nlohmann::json::array();
+  // The newest first: a later run's files go back before an earlier run's are compared.
+  for (auto it = runs.rbegin(); it != runs.rend(); ++it) {
+    UndoReport report;
+    try {
+      report = undo_run(s.roots[it->first].store->dir(), it->second);
+    } catch (const Error& e) {
+      return send_error(res, 404, e.what());
+    }
+    restored += report.restored;
+    removed += report.removed;
+    unchanged += report.unchanged;
+    for (const auto& c : report.conflicts) conflicts.push_back(c);
+    if (!report.undo_run.empty()) undo_runs.push_back({{"root", it->first}, {"run", report.undo_run}});
+  }
+  send_json(res, {{"restored", restored},
+                  {"removed", removed},
+                  {"unchanged", unchanged},
+                  {"conflicts", conflicts},
+                  {"undo_runs", undo_runs}});
+}
+
+void CaptionServer::send_image(const httplib::Request& req, httplib::Response& res, bool thumbnail) {
+  // Checked on the raw target: httplib has already turned %2e%2e%2f into ../ in req.path.
+  const std::string prefix = thumbnail ? "/thumbs/" : "/files/", target = review::raw_target_path(req);
+  if (target.rfind(prefix, 0) != 0) return send_error(res, 400, "refused: '" + target + "' is not a plain path");
+  auto decoded = decode_request_path(target.substr(prefix.size()));
+  if (!decoded) return send_error(res, 400, "refused: '" + target + "' is not a plain relative path");
+  const size_t slash = decoded->find('/');
+  State& s = *state_;
+  std::optional<fs::path> file;
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto found = slash == std::string::npos ? std::nullopt
+                                            : s.find(decoded->substr(0, slash) + ":" + decoded->substr(slash + 1));
+    if (!found) return send_error(res, 404, "no image '" + *decoded + "' in this dataset");
+    file = s.roots[found->first].store->image_file(found->second);
+    if (!file) return send_error(res, 403, "refused: '" + *decoded + "' links outside the dataset folder");
+  }
+  res.set_header("Cache-Control", "no-cache");
+  if (!thumbnail) return res.set_content(core::read_file(*file), image_mime(*file));
+  std::error_code ec;
+  const auto time = fs::last_write_time(*file, ec);
+  const uintmax_t size = ec ? 0 : fs::file_size(*file, ec);
+  const std::string key = file->string();
+  {
+    std::lock_guard<std::mutex> lock(s.thumbnail_mutex);
+    auto it = s.thumbnails.find(key);
+    if (it != s.thumbnails.end() && it->second.time == time && it->second.size == size)
+      return res.set_content(it->second.jpeg, "image/jpeg");
+  }
+  cv::Mat rgb;
+  try {
+    rgb = io::read_image_rgb(file->string());
+  } catch (const Error& e) {
+    return send_error(res, 422, e.what());
+  }
+  const double scale = double(kThumbnailSide) / std::max(rgb.cols, rgb.rows);
+  if (scale < 1) {
+    cv::Mat small;
+    cv::resize(rgb, small, cv::Size(std::max(1, int(rgb.cols * scale + 0.5)), std::max(1, int(rgb.rows * scale + 0.5))),
+               0, 0, cv::INTER_AREA);
+    rgb = small;
+  }
+  const auto bytes = io::encode_image(".jpg", rgb);
+  std::string jpeg(bytes.begin(), bytes.end());
+  {
+    std::lock_guard<std::mutex> lock(s.thumbnail_mutex);
+    if (s.thumbnail_bytes + jpeg.size() > kThumbnailCacheBytes) {  // a bound, not an LRU: thumbnails are cheap
+      s.thumbnails.clear();
+      s.thumbnail_bytes = 0;
+    }
+    auto& slot = s.thumbnails[key];
+    s.thumbnail_bytes = s.thumbnail_bytes - slot.jpeg.size() + jpeg.size();
+    slot = {time, size, jpeg};
+  }
+  res.set_content(jpeg, "image/jpeg");
+}
+
+}  // namespace ls::caption
