@@ -16,7 +16,11 @@ namespace ls::review {
 void send_json(httplib::Response& res, const nlohmann::json& body, int status) {
   res.status = status;
   res.set_header("Cache-Control", "no-store");
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+  // With a charset the type is not one httplib compresses: Debian's build would answer a browser
+  // (Accept-Encoding: br) with Brotli at its slowest quality, 2.4 s for the 1 MB list of 2,000
+  // captions where sending it uncompressed over loopback takes milliseconds.
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json; charset=utf-8");
 }
 
 void send_error(httplib::Response& res, int status, const std::string& message) {
