@@ -6,27 +6,18 @@
 import contextlib
 import hashlib
 import json
-import os
 import pathlib
-import queue
-import re
-import shutil
-import signal
 import struct
 import subprocess
-import sys
-import tempfile
-import threading
 import unittest
 import urllib.request
 import zlib
 
 from playwright.sync_api import sync_playwright
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-EXE = (pathlib.Path(os.environ["BUILD_DIR"]).resolve() if os.environ.get("BUILD_DIR")
-       else ROOT / "build") / "lorastudio"
-CHROMIUM = os.environ.get("CHROMIUM") or "/usr/bin/chromium"
+from web_harness import (CHROMIUM, EXE, cleanup, fetch_json, start_lorastudio_server, stop_server,
+                         time_limit, watch)
+from web_harness import temp_dir as harness_temp_dir
 
 # ---- a sheet folder, made without lorastudio: PNGs encoded here, sheet.json per the format doc
 
@@ -107,115 +98,14 @@ def make_sheet(folder, axes=LORA_STRENGTH_SEED, epoch_of=lambda lora: js_number(
 
 # ---- the server
 
-live_servers = []
-
-
 def start_server(folder):
-    """Starts `lorastudio review DIR --port 0`; returns it and the URL it prints first."""
-    proc = subprocess.Popen([str(EXE), "review", str(folder), "--port", "0"], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    live_servers.append(proc)
-    stderr, lines = [], queue.Queue()
-
-    # Both pipes are drained for the server's whole life, so a chatty server never blocks on a full pipe.
-    def pump_out():
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-    proc.pumps = [threading.Thread(target=pump_out, daemon=True),
-                  threading.Thread(target=lambda: stderr.extend(proc.stderr), daemon=True)]
-    for t in proc.pumps:
-        t.start()
-    try:
-        first = lines.get(timeout=20)
-    except queue.Empty:
-        raise AssertionError("no URL from lorastudio review within 20 s: " + "".join(stderr)) from None
-    if first is None:
-        code = proc.wait()
-        raise AssertionError(f"lorastudio review exited {code}: " + "".join(stderr))
-    url = first.rstrip("\n")
-    if not re.fullmatch(r"http://127\.0\.0\.1:\d+/", url):
-        raise AssertionError("unexpected first line: " + url)
-    return proc, url
-
-
-def stop_server(proc):
-    """SIGTERM, then the exit status (negative: the signal that ended it)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise AssertionError("lorastudio review ignored SIGTERM for 15 s") from None
-    finally:
-        if proc in live_servers:
-            live_servers.remove(proc)
-        for t in proc.pumps:
-            t.join(timeout=5)
-        proc.stdout.close()
-        proc.stderr.close()
-
-
-def fetch_json(url):
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.load(r)
+    return start_lorastudio_server("review", folder)
 
 
 # ---- the browser
 
-tmp_dirs = []
-
-
 def temp_dir():
-    d = tempfile.mkdtemp(prefix="ls-review-web-")
-    tmp_dirs.append(d)
-    return d
-
-
-def cleanup():
-    for proc in list(live_servers):
-        proc.kill()
-    for d in tmp_dirs:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def time_limit(seconds):
-    """Fails the whole run when a test hangs past `seconds`. A watchdog thread rather than an
-    exception: the sync Playwright API cannot be interrupted safely from outside its event loop."""
-    def wrap(fn):
-        def run(self):
-            done = threading.Event()
-
-            def watchdog():
-                if not done.wait(seconds):
-                    print(f"\nFAIL: {self.id()} ran past its {seconds} s limit\nFAILED (timeout)",
-                          file=sys.stderr, flush=True)
-                    cleanup()
-                    os._exit(1)
-            threading.Thread(target=watchdog, daemon=True).start()
-            try:
-                fn(self)
-            finally:
-                done.set()
-        run.__name__, run.__doc__ = fn.__name__, fn.__doc__
-        return run
-    return wrap
-
-
-def watch(page, origin):
-    """Records page errors and every request that leaves the allowed origin."""
-    problems = []
-    page.on("pageerror", lambda e: problems.append("page error: " + e.message))
-    page.on("console", lambda m: problems.append("console: " + m.text) if m.type == "error" else None)
-
-    def on_request(r):
-        u = r.url
-        if not (u.startswith(origin) or u.startswith("data:") or u.startswith("blob:")):
-            problems.append("request: " + u)
-    page.on("request", on_request)
-    return problems
+    return harness_temp_dir("ls-review-web-")
 
 
 def cell_sel(cell_id):
