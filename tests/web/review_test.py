@@ -13,9 +13,7 @@ import unittest
 import urllib.request
 import zlib
 
-from playwright.sync_api import sync_playwright
-
-from web_harness import (CHROMIUM, EXE, cleanup, fetch_json, start_lorastudio_server, stop_server,
+from web_harness import (BrowserTest, EXE, cleanup, fetch_json, start_lorastudio_server, stop_server,
                          time_limit, watch)
 from web_harness import temp_dir as harness_temp_dir
 
@@ -138,29 +136,7 @@ def _same_types(a, b):
     return True
 
 
-class ReviewPage(unittest.TestCase):
-    maxDiff = None
-
-    @classmethod
-    def setUpClass(cls):
-        if not EXE.exists():
-            raise AssertionError(f"{EXE} is missing: build lorastudio first (or set BUILD_DIR)")
-        cls.pw = sync_playwright().start()
-        try:
-            cls.browser = cls.pw.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                      "--disable-background-networking", "--disable-component-update", "--no-first-run",
-                      "--disable-sync"])
-        except BaseException:
-            cls.pw.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.browser.close()
-        cls.pw.stop()
-
+class ReviewPage(BrowserTest):
     @contextlib.contextmanager
     def served_page(self, folder):
         """`lorastudio review folder` and a browser page on it, loaded; yields (page, problems, url)."""

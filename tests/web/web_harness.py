@@ -13,7 +13,10 @@ import subprocess
 import sys
 import tempfile
 import threading
+import unittest
 import urllib.request
+
+from playwright.sync_api import sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXE = (pathlib.Path(os.environ["BUILD_DIR"]).resolve() if os.environ.get("BUILD_DIR")
@@ -126,3 +129,28 @@ def watch(page, origin):
             problems.append("request: " + u)
     page.on("request", on_request)
     return problems
+
+
+class BrowserTest(unittest.TestCase):
+    """One headless Chromium for the test class (Debian's, driven by Playwright; no download)."""
+    maxDiff = None
+
+    @classmethod
+    def setUpClass(cls):
+        if not EXE.exists():
+            raise AssertionError(f"{EXE} is missing: build lorastudio first (or set BUILD_DIR)")
+        cls.pw = sync_playwright().start()
+        try:
+            cls.browser = cls.pw.chromium.launch(
+                executable_path=CHROMIUM, headless=True,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                      "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                      "--disable-sync"])
+        except BaseException:
+            cls.pw.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.pw.stop()
