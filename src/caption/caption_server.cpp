@@ -15,13 +15,13 @@
 #include <opencv2/imgproc.hpp>
 
 #include "caption/caption_history.h"
+#include "caption/caption_doctor.h"
 #include "caption/caption_page.h"
 #include "caption/caption_store.h"
 #include "caption/tag_probs.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/strings.h"
-#include "data/dataset.h"
 #include "data/dataset_config.h"
 #include "io/image.h"
 #include "review/local_server.h"
@@ -38,13 +38,6 @@ namespace {
 constexpr int kThumbnailSide = 256;
 constexpr size_t kThumbnailCacheBytes = size_t(256) << 20;
 constexpr int64_t kTokenLimits[] = {75, 225};  // one CLIP window; kohya's max_token_length 225
-
-// What the dataset doctor found about one image, and its displayed size.
-struct DoctorNote {
-  bool refused = false;
-  std::vector<std::string> problems;
-  int width = 0, height = 0;
-};
 
 struct CaptionRoot {
   std::unique_ptr<CaptionStore> store;
@@ -79,54 +72,6 @@ int hex_digit(char c) {
 }
 
 bool dot_segment(const std::string& s) { return s.empty() || s == "." || s == ".."; }
-
-// The doctor's verdict on every image of a folder: the errors `index_datasets` finds are what
-// `train` refuses (data::require_no_errors); each image folder is one subset, not recursive.
-std::map<std::string, DoctorNote> run_doctor(const CaptionStore& store, bool show_progress) {
-  data::DataConfig config;
-  config.source = store.dir().string();
-  data::DatasetConfig dataset;
-  std::set<std::string> folders;
-  for (const auto& image : store.images())  // not into a linked folder that leads out
-    if (store.image_file(image)) folders.insert(fs::path(image).parent_path().generic_string());
-  for (const auto& folder : folders) {
-    data::SubsetConfig subset;
-    subset.image_dir = (store.dir() / folder).lexically_normal().string();
-    subset.caption_extension = store.caption_extension();
-    dataset.subsets.push_back(subset);
-  }
-  config.datasets.push_back(dataset);
-  data::Findings findings;
-  data::ScanOptions scan;
-  scan.show_progress = show_progress;
-  auto indexes = data::index_datasets(config, findings, scan);
-  // Findings name the image or its caption file: both lead to the image.
-  std::map<std::string, std::string> image_of;
-  for (const auto& image : store.images()) {
-    const fs::path file = (store.dir() / image).lexically_normal();
-    image_of[file.string()] = image;
-    image_of[fs::path(file).replace_extension(store.caption_extension()).string()] = image;
-  }
-  std::map<std::string, DoctorNote> notes;
-  for (const auto& f : findings) {
-    if (f.severity != data::Severity::kError) continue;
-    auto it = image_of.find(fs::path(f.path).lexically_normal().string());
-    if (it == image_of.end()) continue;
-    DoctorNote& note = notes[it->second];
-    note.refused = true;
-    note.problems.push_back(f.message);
-  }
-  for (const auto& index : indexes) {
-    for (const auto& rec : index.images) {
-      auto it = image_of.find(fs::path(rec.path).lexically_normal().string());
-      if (it == image_of.end()) continue;
-      DoctorNote& note = notes[it->second];
-      note.width = rec.size.width;
-      note.height = rec.size.height;
-    }
-  }
-  return notes;
-}
 
 std::string image_id(size_t root, const std::string& image) { return std::to_string(root) + ":" + image; }
 
