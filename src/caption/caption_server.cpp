@@ -150,7 +150,8 @@ struct CaptionServer::State {
     return root.probs;
   }
 
-  nlohmann::json entry_json(size_t r, const CaptionEntry& e) {
+  // `probs`: probs_of(r), asked once per answer (it checks the file on disk).
+  nlohmann::json entry_json(size_t r, const CaptionEntry& e, const std::set<std::string>& probs) {
     const CaptionRoot& root = roots[r];
     nlohmann::json j = {{"id", image_id(r, e.image)}, {"root", r}, {"image", e.image}, {"caption_path", e.caption_path}};
     j["text"] = e.text ? nlohmann::json(*e.text) : nlohmann::json(nullptr);
@@ -168,14 +169,14 @@ struct CaptionServer::State {
     j["problems"] = problems;
     j["width"] = it == root.doctor.end() ? 0 : it->second.width;
     j["height"] = it == root.doctor.end() ? 0 : it->second.height;
-    j["probs"] = probs_of(r).count(e.image) > 0;
+    j["probs"] = probs.count(e.image) > 0;
     return j;
   }
 
   // The current record of one image (after a save or a conflict).
   nlohmann::json entry_json(size_t r, const std::string& image) {
     for (const auto& e : roots[r].store->entries())
-      if (e.image == image) return entry_json(r, e);
+      if (e.image == image) return entry_json(r, e, probs_of(r));
     LS_FAIL("no image '", image, "'");
   }
 };
@@ -252,7 +253,8 @@ void CaptionServer::list_images(httplib::Response& res) {
                      {"dir", store.dir().string()},
                      {"caption_extension", store.caption_extension()},
                      {"has_probs", !s.probs_of(r).empty()}});
-    for (const auto& e : store.entries()) images.push_back(s.entry_json(r, e));
+    const std::set<std::string>& probs = s.probs_of(r);
+    for (const auto& e : store.entries()) images.push_back(s.entry_json(r, e, probs));
   }
   send_json(res, {{"source", s.options.source},
                   {"roots", roots},
