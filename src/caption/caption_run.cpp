@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -12,6 +13,8 @@
 #include <torch/torch.h>
 
 #include "caption/caption_history.h"
+#include "caption/caption_template.h"
+#include "caption/florence2_caption.h"
 #include "caption/selected_tags.h"
 #include "caption/tag_probs.h"
 #include "caption/tagger_input.h"
@@ -21,6 +24,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/runtime.h"
+#include "io/image.h"
 #include "data/dataset.h"
 #include "data/findings.h"
 
@@ -46,12 +50,15 @@ std::string one_line(std::string s) {
   return s;
 }
 
+// Each captioner's input for one decoded image ([1,3,S,S] tensors, in captioner order).
+using Prepare = std::function<std::vector<torch::Tensor>(const cv::Mat& rgb)>;
+
 // Decodes and preprocesses images on worker threads, at most `window` ahead of the consumer,
 // handing them over in order.
 class Prefetcher {
  public:
-  Prefetcher(const std::vector<Item>& items, const PixelSpec& spec, int threads, size_t window)
-      : items_(items), spec_(spec), window_(window), results_(items.size()) {
+  Prefetcher(const std::vector<Item>& items, Prepare prepare, int threads, size_t window)
+      : items_(items), prepare_(std::move(prepare)), window_(window), results_(items.size()) {
     for (int t = 0; t < std::max(1, threads); ++t) workers_.emplace_back([this] { work(); });
   }
   ~Prefetcher() {
@@ -62,8 +69,8 @@ class Prefetcher {
     cv_.notify_all();
     for (auto& w : workers_) w.join();
   }
-  /// Item i's pixels [1,3,S,S], or its error text.
-  std::pair<torch::Tensor, std::string> take(size_t i) {
+  /// Item i's inputs, or its error text.
+  std::pair<std::vector<torch::Tensor>, std::string> take(size_t i) {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return results_[i].has_value(); });
     auto r = std::move(*results_[i]);
@@ -83,9 +90,9 @@ class Prefetcher {
         if (stop_ || next_ >= items_.size()) return;
         i = next_++;
       }
-      std::pair<torch::Tensor, std::string> r;
+      std::pair<std::vector<torch::Tensor>, std::string> r;
       try {
-        r.first = tagger_pixels_from_file(items_[i].image.string(), spec_);
+        r.first = prepare_(io::read_image_rgb(items_[i].image.string()));
       } catch (const std::exception& e) {
         r.second = e.what();
       }
@@ -98,9 +105,9 @@ class Prefetcher {
   }
 
   const std::vector<Item>& items_;
-  PixelSpec spec_;
+  Prepare prepare_;
   size_t window_;
-  std::vector<std::optional<std::pair<torch::Tensor, std::string>>> results_;
+  std::vector<std::optional<std::pair<std::vector<torch::Tensor>, std::string>>> results_;
   std::mutex mu_;
   std::condition_variable cv_;
   size_t next_ = 0, consumed_ = 0;
@@ -114,11 +121,11 @@ class Output {
   Output(const fs::path& dir, ExistingMode mode, bool dry_run, const std::string& source)
       : mode_(mode), dry_run_(dry_run), writer_(dir, new_run_id(), source) {}
 
-  void put(const Item& item, const Selection& selection, const SelectionOptions& o, CaptionSummary& s) {
-    std::vector<std::string> tags;
-    for (const auto& t : selection.tags) tags.push_back(t.name);
+  /// `text_for(old)`: the file's new content given its current one.
+  void put(const Item& item, const std::function<std::string(const std::optional<std::string>&)>& text_for,
+           CaptionSummary& s) {
     auto old = read_caption_file(item.caption);
-    const std::string text = merged_caption(mode_, old, o.prefix, tags, o.caption_separator);
+    const std::string text = text_for(old);
     if (old && *old == text) {
       ++s.unchanged;
       return;
@@ -180,14 +187,54 @@ std::vector<std::string> caption_images(const std::string& dir, bool recursive) 
   return files;
 }
 
+namespace {
+
+// The tags of a selection, in caption order.
+std::vector<std::string> cr_tag_names(const Selection& selection) {
+  std::vector<std::string> tags;
+  for (const auto& t : selection.tags) tags.push_back(t.name);
+  return tags;
+}
+
+bool cr_uses_captioner(const CaptionOptions& o, const std::string& name) {
+  return std::find(o.captioners.begin(), o.captioners.end(), name) != o.captioners.end();
+}
+
+}  // namespace
+
 CaptionSummary run_caption(const CaptionOptions& o) {
   const double start = core::monotonic_seconds();
   LS_CHECK(fs::is_directory(o.dir), o.dir, ": no such folder; pass the folder that holds the images");
   LS_CHECK(o.batch_size >= 1, "--batch_size must be at least 1, got ", o.batch_size);
   LS_CHECK(!o.caption_extension.empty() && o.caption_extension[0] == '.', "--caption_extension must start with '.', got '",
            o.caption_extension, "'");
-  const SelectedTags tags = read_selected_tags(tagger_file(o.model_dir, "selected_tags.csv").string());
-  const TagSelector selector(tags, o.selection);  // option errors before the model loads
+  LS_CHECK(!o.captioners.empty(), "--captioner: name at least one of wd14, florence2");
+  for (const auto& name : o.captioners)
+    LS_CHECK(name == "wd14" || name == "florence2", "--captioner: unknown captioner '", name,
+             "'; use wd14, florence2 or both (wd14,florence2)");
+  const bool use_tagger = cr_uses_captioner(o, "wd14"), use_florence = cr_uses_captioner(o, "florence2");
+  LS_CHECK(!use_tagger || !o.model_dir.empty(), "caption: --model_dir is required for wd14: a folder with config.json, "
+           "model.safetensors and selected_tags.csv (e.g. a snapshot of SmilingWolf/wd-vit-tagger-v3)");
+  LS_CHECK(!use_florence || !o.florence2_dir.empty(), "caption: --florence2_model_dir is required for florence2: a "
+           "folder with config.json, pytorch_model.bin, vocab.json, merges.txt (a snapshot of microsoft/Florence-2-base)");
+  LS_CHECK(!(o.save_probs && !use_tagger), "--save-probs keeps the tagger's probabilities; it needs --captioner wd14");
+  LS_CHECK(!(o.frequency_tags && !use_tagger), "--frequency_tags counts the tagger's tags; it needs --captioner wd14");
+  // Option errors before any model loads.
+  const std::string template_text =
+      !o.combine.empty() ? o.combine : use_tagger && use_florence ? "{prefix}{tags}. {caption}" : "{prefix}{caption}";
+  const CaptionTemplate combine = parse_caption_template(template_text, "--combine");
+  if (use_florence) {
+    florence2_task_prompt(o.florence2_task);
+    LS_CHECK(combine.uses("caption"), "--combine '", template_text, "' has no {caption} for florence2's text");
+  }
+  if (use_tagger && use_florence) LS_CHECK(combine.uses("tags"), "--combine '", template_text, "' has no {tags} for wd14's tags");
+  LS_CHECK(o.max_new_tokens >= 1, "--max_new_tokens must be at least 1, got ", o.max_new_tokens);
+  std::optional<SelectedTags> tags;
+  std::optional<TagSelector> selector;
+  if (use_tagger) {
+    tags = read_selected_tags(tagger_file(o.model_dir, "selected_tags.csv").string());
+    selector.emplace(*tags, o.selection);
+  }
 
   CaptionSummary s;
   std::vector<Item> todo;
@@ -201,8 +248,12 @@ CaptionSummary run_caption(const CaptionOptions& o) {
     todo.push_back(std::move(item));
   }
   const fs::path dir(o.dir);
-  const std::string model_name = fs::path(o.model_dir).lexically_normal().filename().string();
-  Output out(dir, o.existing, o.dry_run, "wd14 " + model_name);
+  const std::string model_name = use_tagger ? fs::path(o.model_dir).lexically_normal().filename().string() : "";
+  const std::string florence_name = use_florence ? fs::path(o.florence2_dir).lexically_normal().filename().string() : "";
+  std::string source;
+  if (use_tagger) source = "wd14 " + model_name;
+  if (use_florence) source += (source.empty() ? "" : " + ") + std::string("florence2 ") + florence_name;
+  Output out(dir, o.existing, o.dry_run, source);
   std::map<std::string, ImageProbs> probs;
   if (o.save_probs && !o.dry_run) probs = read_tag_probs(dir);
   TagFrequency frequency;
@@ -211,44 +262,92 @@ CaptionSummary run_caption(const CaptionOptions& o) {
     core::init_threads();
     const auto device = core::parse_device(o.device);
     const auto dtype = core::parse_dtype(o.dtype);
-    TaggerModel model = load_tagger_model(o.model_dir, device, dtype);
-    LS_CHECK(model.config.num_classes == tags.size(), o.model_dir, ": config.json has ", model.config.num_classes,
-             " classes but selected_tags.csv lists ", tags.size(), " tags; the two files come from different models");
+    std::optional<TaggerModel> tagger;
+    std::optional<Florence2Model> florence;
     PixelSpec spec;
-    spec.size = static_cast<int>(model.config.input_size);
-    spec.mean = model.config.mean;
-    spec.std = model.config.std;
+    if (use_tagger) {
+      tagger = load_tagger_model(o.model_dir, device, dtype);
+      LS_CHECK(tagger->config.num_classes == tags->size(), o.model_dir, ": config.json has ", tagger->config.num_classes,
+               " classes but selected_tags.csv lists ", tags->size(), " tags; the two files come from different models");
+      spec.size = static_cast<int>(tagger->config.input_size);
+      spec.mean = tagger->config.mean;
+      spec.std = tagger->config.std;
+    }
+    Florence2CaptionOptions florence_options;
+    if (use_florence) {
+      florence = load_florence2(o.florence2_dir, device, dtype);
+      florence_options.task = o.florence2_task;
+      florence_options.generate = Florence2GenerateOptions::from(florence->config.text);
+      florence_options.generate.max_new_tokens = o.max_new_tokens;
+      if (o.num_beams > 0) florence_options.generate.num_beams = o.num_beams;
+      florence_options.strip_phrases = o.strip_phrases;
+    }
+    const Florence2Pixels florence_pixels = florence ? florence->pixels : Florence2Pixels{};
+    Prepare prepare = [&, use_tagger, use_florence](const cv::Mat& rgb) {
+      std::vector<torch::Tensor> inputs;
+      if (use_tagger) inputs.push_back(tagger_pixels_from_rgb(rgb, spec));
+      if (use_florence) inputs.push_back(florence2_pixels_from_rgb(rgb, florence_pixels));
+      return inputs;
+    };
     model_seconds_start = core::monotonic_seconds();
     core::Progress progress("captioning", static_cast<int64_t>(todo.size()), "img", o.show_progress);
-    Prefetcher prefetch(todo, spec, o.loader_threads, static_cast<size_t>(o.batch_size) * 3);
+    Prefetcher prefetch(todo, prepare, o.loader_threads, static_cast<size_t>(o.batch_size) * 3);
     torch::InferenceMode inference;
     std::vector<size_t> batch;
-    std::vector<torch::Tensor> pixels;
+    std::vector<std::vector<torch::Tensor>> inputs(2);  // per captioner, per image
     auto flush = [&] {
       if (batch.empty()) return;
-      auto logits = model.net->forward(torch::cat(pixels).to(device, dtype));
-      auto p = torch::sigmoid(logits.to(torch::kFloat)).to(torch::kCPU).contiguous();
+      size_t slot = 0;
+      torch::Tensor p;
+      if (use_tagger) {
+        auto logits = tagger->net->forward(torch::cat(inputs[slot++]).to(device, dtype));
+        p = torch::sigmoid(logits.to(torch::kFloat)).to(torch::kCPU).contiguous();
+      }
+      std::vector<std::string> sentences;
+      if (use_florence) sentences = florence2_captions(*florence, torch::cat(inputs[slot++]), florence_options);
       for (size_t b = 0; b < batch.size(); ++b) {
         const Item& item = todo[batch[b]];
-        const float* row = p[static_cast<int64_t>(b)].data_ptr<float>();
-        Selection selection = selector.select(row, tags.size());
-        if (o.frequency_tags) frequency.add(selection);
-        out.put(item, selection, o.selection, s);
-        if (o.save_probs && !o.dry_run) probs[item.rel] = {model_name, tags_to_save(tags, row)};
+        std::vector<std::string> names;
+        if (use_tagger) {
+          const float* row = p[static_cast<int64_t>(b)].data_ptr<float>();
+          Selection selection = selector->select(row, tags->size());
+          if (o.frequency_tags) frequency.add(selection);
+          if (o.save_probs && !o.dry_run) probs[item.rel] = {model_name, tags_to_save(*tags, row)};
+          names = cr_tag_names(selection);
+        }
+        const std::string& prefix = o.selection.prefix;
+        const std::string& separator = o.selection.caption_separator;
+        if (!use_florence) {
+          out.put(item, [&](const std::optional<std::string>& old) {
+            return merged_caption(o.existing, old, prefix, names, separator);
+          }, s);
+          continue;
+        }
+        const std::string& sentence = sentences[b];
+        out.put(item, [&](const std::optional<std::string>& old) {
+          if (o.existing == ExistingMode::kOverwrite || !old)
+            return render_caption_template(combine, prefix, names, sentence, separator) + "\n";
+          // Append / prepend: the new text (without the trigger word, which goes to the front
+          // if missing) is one part beside the old text, added unless the file already holds it.
+          const std::string body = render_caption_template(combine, "", names, sentence, separator);
+          const bool has_body = old->find(body) != std::string::npos;
+          return merged_caption(o.existing, old, prefix, has_body ? std::vector<std::string>{} : std::vector{body},
+                                separator);
+        }, s);
       }
       progress.advance(static_cast<int64_t>(batch.size()));
       batch.clear();
-      pixels.clear();
+      for (auto& list : inputs) list.clear();
     };
     for (size_t i = 0; i < todo.size(); ++i) {
-      auto [tensor, error] = prefetch.take(i);
+      auto [tensors, error] = prefetch.take(i);
       if (!error.empty()) {
         s.failed.push_back(error);
         progress.advance();
         continue;
       }
       batch.push_back(i);
-      pixels.push_back(tensor);
+      for (size_t k = 0; k < tensors.size(); ++k) inputs[k].push_back(tensors[k]);
       if (static_cast<int>(batch.size()) == o.batch_size) flush();
     }
     flush();
@@ -260,11 +359,22 @@ CaptionSummary run_caption(const CaptionOptions& o) {
   if (ran > 0 && end > model_seconds_start) s.images_per_second = ran / (end - model_seconds_start);
   if (o.frequency_tags) s.frequencies = frequency.sorted();
   s.run = o.dry_run ? "" : out.run();
-  write_run_log(dir, "caption",
-                {{"model_dir", o.model_dir}, {"selection", selection_json(o.selection)},
-                 {"recursive", o.recursive}, {"caption_extension", o.caption_extension},
-                 {"batch_size", o.batch_size}, {"device", o.device}, {"dtype", o.dtype}, {"save_probs", o.save_probs}},
-                s);
+  nlohmann::json logged = {{"captioners", o.captioners}, {"recursive", o.recursive},
+                           {"caption_extension", o.caption_extension}, {"batch_size", o.batch_size},
+                           {"device", o.device}, {"dtype", o.dtype}, {"combine", template_text}};
+  if (use_tagger) {
+    logged["model_dir"] = o.model_dir;
+    logged["selection"] = selection_json(o.selection);
+    logged["save_probs"] = o.save_probs;
+  }
+  if (use_florence) {
+    logged["florence2_model_dir"] = o.florence2_dir;
+    logged["task"] = o.florence2_task;
+    logged["max_new_tokens"] = o.max_new_tokens;
+    logged["num_beams"] = o.num_beams;
+    logged["strip_phrases"] = o.strip_phrases;
+  }
+  write_run_log(dir, "caption", logged, s);
   return s;
 }
 
@@ -302,7 +412,10 @@ CaptionSummary run_retag(const RetagOptions& o) {
     const TagSelector selector(saved_tag_list(probs), o.selection);
     Selection selection = selector.select(saved_probabilities(probs));
     if (o.frequency_tags) frequency.add(selection);
-    out.put(item, selection, o.selection, s);
+    const auto names = cr_tag_names(selection);
+    out.put(item, [&](const std::optional<std::string>& old) {
+      return merged_caption(o.existing, old, o.selection.prefix, names, o.selection.caption_separator);
+    }, s);
   }
   s.seconds = core::monotonic_seconds() - start;
   if (o.frequency_tags) s.frequencies = frequency.sorted();

@@ -1,5 +1,6 @@
-// `lorastudio caption DIR`: tags every image of a dataset folder with a WD14 tagger and writes
-// its caption file — kohya's tag_images_by_wd14_tagger.py, with the user's captions safe
+// `lorastudio caption DIR`: tags every image of a dataset folder with a WD14 tagger and / or
+// describes it with Florence-2, and writes its caption file — kohya's
+// tag_images_by_wd14_tagger.py, with the user's captions safe
 // (existing files skipped unless asked, every change backed up and undoable), images decoded on
 // worker threads while the model runs batches, and a summary that names every failed image.
 // `caption retag` re-slices saved probabilities; `caption undo` reverts a run.
@@ -15,7 +16,14 @@ namespace ls::caption {
 
 struct CaptionOptions {
   std::string dir;        // dataset folder
+  std::vector<std::string> captioners{"wd14"};  // "wd14", "florence2" (each runs once per image)
   std::string model_dir;  // tagger folder
+  std::string florence2_dir;  // Florence-2 folder
+  std::string florence2_task = "<DETAILED_CAPTION>";
+  int64_t max_new_tokens = 1024;
+  int64_t num_beams = 0;  // 0: the Florence-2 config's (3)
+  std::vector<std::string> strip_phrases;  // openings removed from Florence-2's text
+  std::string combine;    // "" : "{prefix}{tags}. {caption}" with both captioners, "{prefix}{caption}" with florence2
   SelectionOptions selection;
   ExistingMode existing = ExistingMode::kSkip;
   bool recursive = false;

@@ -1,7 +1,8 @@
 // `lorastudio caption DIR --model_dir TAGGER [kohya's tagger flags]`, `caption retag DIR` and
 // `caption undo DIR`: the flags of kohya-ss/sd-scripts finetune/tag_images_by_wd14_tagger.py under
 // its names (the selection ones from caption::selection_keys()), plus lorastudio's --existing,
-// --dry-run, --save-probs and --prefix.
+// --dry-run, --save-probs and --prefix; `--captioner florence2` (or wd14,florence2 with --combine)
+// adds Florence-2's sentences, with the flags of its reference generation.
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -12,6 +13,7 @@
 
 #include "caption/caption_history.h"
 #include "caption/caption_run.h"
+#include "caption/florence2_processor.h"
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/key_table.h"
@@ -29,7 +31,24 @@ struct CaptionCommand {
   std::string undo_dir, undo_run;
   std::string repo_id;
   bool onnx = false, force_download = false;
+  std::string captioners = "wd14";
+  bool strip_default_phrases = false;
+  std::vector<std::string> strip_phrases;
 };
+
+std::vector<std::string> split_captioner_list(const std::string& text) {
+  std::vector<std::string> names;
+  std::string name;
+  for (char ch : text + ",") {
+    if (ch == ',') {
+      if (!name.empty()) names.push_back(name);
+      name.clear();
+    } else if (ch != ' ') {
+      name += ch;
+    }
+  }
+  return names;
+}
 
 // One flag per selection key, its text applied through the key table (the same parsing and
 // range checks everywhere).
@@ -72,8 +91,12 @@ void run_caption_command(CaptionCommand& c) {
   LS_CHECK(!c.run.dir.empty(), "caption: give the image folder: lorastudio caption DIR --model_dir TAGGER");
   LS_CHECK(c.repo_id.empty() && !c.force_download, "caption: lorastudio downloads nothing; download the tagger "
            "(config.json, model.safetensors, selected_tags.csv) and pass its folder with --model_dir");
-  LS_CHECK(!c.run.model_dir.empty(), "caption: --model_dir is required: a folder with config.json, model.safetensors "
-           "and selected_tags.csv (e.g. a snapshot of SmilingWolf/wd-vit-tagger-v3)");
+  c.run.captioners = split_captioner_list(c.captioners);
+  // Florence-2 alone: --model_dir names its folder, as it names the tagger's when that runs alone.
+  if (c.run.captioners == std::vector<std::string>{"florence2"} && c.run.florence2_dir.empty())
+    std::swap(c.run.florence2_dir, c.run.model_dir);
+  if (c.strip_default_phrases) c.run.strip_phrases = caption::florence2_default_strip_phrases();
+  c.run.strip_phrases.insert(c.run.strip_phrases.end(), c.strip_phrases.begin(), c.strip_phrases.end());
   if (c.onnx) std::fprintf(stderr, "note: --onnx ignored: lorastudio runs the safetensors weights itself\n");
   c.run.existing = caption::parse_existing_mode(c.existing, "--existing");
   c.run.selection = selection_from(c.selection);
@@ -104,9 +127,28 @@ void register_caption(CLI::App& app) {
   auto c = std::make_shared<CaptionCommand>();
   auto& o = c->run;
   CLI::App* cmd = app.add_subcommand(
-      "caption", "Tag images with a WD14 v3 tagger and write caption files (kohya's tagger flags); retag, undo");
+      "caption", "Tag images with a WD14 v3 tagger and/or describe them with Florence-2, and write caption files "
+      "(kohya's tagger flags); retag, undo");
   cmd->add_option("dir", o.dir, "Folder of images (png, jpg, webp, bmp)");
-  cmd->add_option("--model_dir", o.model_dir, "Tagger folder: config.json, model.safetensors, selected_tags.csv");
+  cmd->add_option("--captioner", c->captioners, "wd14, florence2, or both (wd14,florence2: one file from both, see --combine)")
+      ->capture_default_str();
+  cmd->add_option("--model_dir", o.model_dir,
+                  "Tagger folder: config.json, model.safetensors, selected_tags.csv (with --captioner florence2 "
+                  "alone: the Florence-2 folder)");
+  cmd->add_option("--florence2_model_dir", o.florence2_dir,
+                  "Florence-2 folder (a snapshot of microsoft/Florence-2-base, -large, -base-ft or -large-ft): "
+                  "config.json, pytorch_model.bin or model.safetensors, vocab.json, merges.txt");
+  cmd->add_option("--task", o.florence2_task,
+                  "Florence-2 task: <CAPTION>, <DETAILED_CAPTION>, <MORE_DETAILED_CAPTION>, <OCR>, <OCR_WITH_REGION>")
+      ->capture_default_str();
+  cmd->add_option("--max_new_tokens", o.max_new_tokens, "Florence-2: most tokens per caption")->capture_default_str();
+  cmd->add_option("--num_beams", o.num_beams, "Florence-2: beams (1 = greedy; default: the model config's, 3)");
+  cmd->add_flag("--strip_phrases", c->strip_default_phrases,
+                "Florence-2: remove openings that describe the picture (\"The image shows\", \"In this image,\", ...)");
+  cmd->add_option("--strip_phrase", c->strip_phrases, "Florence-2: another opening to remove (repeatable)");
+  cmd->add_option("--combine", o.combine,
+                  "Caption text from the captioners' outputs: fields {prefix}, {tags}, {caption} (default "
+                  "\"{prefix}{tags}. {caption}\" with both, \"{prefix}{caption}\" with florence2)");
   add_selection_flags(*cmd, c->selection);
   cmd->add_option("--existing", c->existing,
                   "Images that already have a caption file: skip, overwrite, append or prepend (add missing tags)")

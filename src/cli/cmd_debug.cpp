@@ -13,6 +13,7 @@ void register_debug(CLI::App& app) {
   register_debug_make_model(*debug);
   register_debug_train_step(*debug);
   register_debug_tagger(*debug);
+  register_debug_florence2(*debug);
 }
 
 }  // namespace ls::cli
