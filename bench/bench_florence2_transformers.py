@@ -17,7 +17,8 @@ config = Florence2Config.from_json_file(config_path)
 model = Florence2ForConditionalGeneration(config).eval()
 pixels = torch.randn(1, 3, 768, 768)
 with torch.inference_mode():
-    n_image = model.get_image_features(pixels).shape[1]
+    features = model.get_image_features(pixels)  # 5.23: an output object, the tokens in pooler_output
+    n_image = getattr(features, "pooler_output", features).shape[1]
 input_ids = torch.tensor([[config.image_token_id] * n_image + prompt])
 times, tokens = [], 0
 with torch.inference_mode():

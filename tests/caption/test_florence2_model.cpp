@@ -3,6 +3,7 @@
 // layouts (the native model.safetensors and Microsoft's fp16 pytorch_model.bin) gives the
 // reference's image features, encoder states and teacher-forced logits, the same greedy and
 // beam-3 ids and texts; the processor's pixels; and the captioning run's files.
+#include <algorithm>
 #include <fstream>
 #include <functional>
 #include <set>
@@ -419,6 +420,32 @@ TEST(Florence2Caption, OptionErrorsComeBeforeAnyModelLoads) {
   o = florence_options(d);
   o.save_probs = true;
   expect_error([&] { run_caption(o); }, "--save-probs");
+}
+
+// A downloaded pytorch_model.bin whose pickle would run a command: `caption` stops with one
+// error line naming the global and a non-zero exit, the command never ran, no caption changed.
+TEST(Florence2Caption, APickleThatRunsCodeIsRefusedAndRunsNothing) {
+  F2Dataset d;
+  ls::test::TempDir tmp;
+  const fs::path model = tmp.path() / "Florence-2-base";
+  fs::copy(fixture("tiny-microsoft"), model);
+  const fs::path bad = fs::path(ls::test::kSourceDir) / "tests/fixtures/torch_pickle";
+  const fs::path marker = tmp.path() / "marker";
+  for (const char* name : {"malicious_system.bin", "malicious_exec.bin", "malicious_eval.bin",
+                           "malicious_popen.bin", "malicious_proto4.bin"}) {
+    fs::copy_file(bad / name, model / "pytorch_model.bin", fs::copy_options::overwrite_existing);
+    auto r = ls::test::run_lorastudio("caption " + d.dir.string() + " --captioner florence2 --existing overwrite "
+                                      "--model_dir " + model.string() + " 2>&1");
+    EXPECT_NE(r.exit_code, 0) << name;
+    EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << name << ": " << r.out;
+    EXPECT_EQ(r.out.rfind("error: ", 0), 0u) << r.out;
+    EXPECT_NE(r.out.find("pytorch_model.bin"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("refusing"), std::string::npos) << r.out;
+    EXPECT_FALSE(fs::exists(marker)) << name;
+    EXPECT_FALSE(fs::exists("/tmp/lorastudio-pickle-marker")) << name;
+  }
+  for (size_t i = 0; i < d.images.size(); ++i) EXPECT_TRUE(fs::exists(d.caption(i)));
+  EXPECT_FALSE(fs::exists(d.dir / ".lorastudio" / "caption_history.jsonl"));
 }
 
 }  // namespace florence2_model_test
