@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <set>
@@ -136,6 +137,19 @@ inline models::SdxlModel random_sdxl(const models::SdxlConfig& config, models::C
     }
   }
   return model;
+}
+
+/// The python that runs a bench's reference half: `given` when not empty, else the torch venv's
+/// (scripts/torch-venv, run from the repository root); "" when there is none.
+inline std::string reference_python(const std::string& given) {
+  std::string python = given;
+  if (python.empty()) {
+    FILE* p = popen("scripts/torch-venv 2>/dev/null", "r");
+    char buf[512] = {0};
+    if (p && std::fgets(buf, sizeof buf, p)) python = core::trim(buf) + "/bin/python";
+    if (p) pclose(p);
+  }
+  return !python.empty() && std::filesystem::exists(python) ? python : "";
 }
 
 /// `--key value` options, bare `--flag`s and bare words (e.g. the old `tiny` mode), each checked

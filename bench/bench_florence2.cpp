@@ -74,14 +74,8 @@ Figures run_transformers(const std::string& python, const std::string& size, int
 int bench(const ls::bench::Args& args) {
   const int repeats = std::stoi(args.text("repeats", "2"));
   const std::string sizes = args.text("sizes", "base,large");
-  std::string python = args.text("python", "");
-  if (python.empty()) {
-    FILE* p = popen("scripts/torch-venv 2>/dev/null", "r");
-    char buf[512] = {0};
-    if (p && std::fgets(buf, sizeof buf, p)) python = ls::core::trim(buf) + "/bin/python";
-    if (p) pclose(p);
-  }
-  bool have_python = !python.empty() && fs::exists(python);
+  const std::string python = ls::bench::reference_python(args.text("python", ""));
+  bool have_python = !python.empty();
   if (!have_python) std::printf("florence2_transformers skipped (no python with transformers; pass --python)\n");
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   for (const std::string size : {"base", "large"}) {

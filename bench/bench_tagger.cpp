@@ -77,14 +77,8 @@ int bench(const ls::bench::Args& args) {
   const bool real = args.has("real");
   const double budget = std::stod(args.text("seconds", "3"));
   const fs::path fixtures = args.text("fixtures", "tests/fixtures/tagger");
-  std::string python = args.text("python", "");
-  if (python.empty()) {
-    FILE* p = popen("scripts/torch-venv 2>/dev/null", "r");
-    char buf[512] = {0};
-    if (p && std::fgets(buf, sizeof buf, p)) python = ls::core::trim(buf) + "/bin/python";
-    if (p) pclose(p);
-  }
-  bool have_python = !python.empty() && fs::exists(python);
+  const std::string python = ls::bench::reference_python(args.text("python", ""));
+  bool have_python = !python.empty();
   if (!have_python) std::printf("tagger_timm skipped (no python with timm; pass --python)\n");
   at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   torch::manual_seed(0);

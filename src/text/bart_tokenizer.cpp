@@ -196,17 +196,6 @@ void bart_pretokens(std::string_view s, std::vector<std::string_view>& out) {
   }
 }
 
-// Byte value of each bytes_to_unicode() character (all below U+0144), -1 elsewhere.
-const std::array<int16_t, 0x144>& bart_char_bytes() {
-  static const auto table = [] {
-    std::array<int16_t, 0x144> t{};
-    t.fill(-1);
-    for (int b = 0; b < 256; ++b) t[clip_byte_chars()[b]] = static_cast<int16_t>(b);
-    return t;
-  }();
-  return table;
-}
-
 struct BartMergeItem {
   int32_t rank;
   int32_t pos;
@@ -423,7 +412,7 @@ std::vector<int64_t> BartTokenizer::encode(std::string_view text, bool add_speci
 
 std::string BartTokenizer::decode(const std::vector<int64_t>& ids, bool skip_special_tokens) const {
   const State& s = *state_;
-  const auto& bytes_of = bart_char_bytes();
+  const auto& bytes_of = clip_char_bytes();
   std::string raw, piece;
   for (int64_t id : ids) {
     LS_CHECK(id >= 0, "cannot decode token id ", id, ": ids are non-negative");

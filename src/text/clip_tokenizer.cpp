@@ -74,17 +74,6 @@ std::vector<Span> find_pretokens(std::u32string_view t) {
   return spans;
 }
 
-// Byte value of each bytes_to_unicode() character (all below U+0144).
-const std::array<int16_t, 0x144>& char_bytes() {
-  static const auto table = [] {
-    std::array<int16_t, 0x144> t{};
-    t.fill(-1);
-    for (int b = 0; b < 256; ++b) t[clip_byte_chars()[b]] = static_cast<int16_t>(b);
-    return t;
-  }();
-  return table;
-}
-
 }  // namespace
 
 struct ClipTokenizer::State {
@@ -184,7 +173,7 @@ const std::string& ClipTokenizer::token_text(int64_t id) const {
 }
 
 std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
-  const auto& bytes_of = char_bytes();
+  const auto& bytes_of = clip_char_bytes();
   std::string raw;
   for (int64_t id : ids) {
     const std::string& text = token_text(id);

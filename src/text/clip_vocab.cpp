@@ -202,6 +202,16 @@ const std::array<char32_t, 256>& clip_byte_chars() {
   return chars;
 }
 
+const std::array<int16_t, 0x144>& clip_char_bytes() {
+  static const auto table = [] {
+    std::array<int16_t, 0x144> t{};
+    t.fill(-1);
+    for (int b = 0; b < 256; ++b) t[clip_byte_chars()[b]] = static_cast<int16_t>(b);
+    return t;
+  }();
+  return table;
+}
+
 ClipVocab load_clip_vocab(const fs::path& path) {
   const char* kinds = "pass CLIP's bpe_simple_vocab_16e6.txt.gz, a vocab.json with merges.txt beside it, "
                       "or a tokenizer folder holding both";

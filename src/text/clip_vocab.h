@@ -15,6 +15,9 @@ namespace ls::text {
 
 /// bytes_to_unicode(): the printable stand-in character for each byte value.
 const std::array<char32_t, 256>& clip_byte_chars();
+/// Its inverse: the byte value of each stand-in character (all below U+0144), -1 elsewhere.
+/// Shared by every byte-level BPE (CLIP, BART).
+const std::array<int16_t, 0x144>& clip_char_bytes();
 
 struct ClipVocab {
   /// One merge rule: the pair (left id, right id) becomes `merged` with priority `rank`
