@@ -422,6 +422,44 @@ TEST(Florence2Caption, OptionErrorsComeBeforeAnyModelLoads) {
   expect_error([&] { run_caption(o); }, "--save-probs");
 }
 
+// The stable parity interface: `debug florence2` writes what the tests above compute.
+TEST(Florence2Debug, CommandWritesTheReferencesTensorsAndGeneration) {
+  ls::test::TempDir tmp;
+  const std::string out = (tmp.path() / "out.safetensors").string();
+  auto r = ls::test::run_lorastudio("debug florence2 --model_dir " + fixture("tiny-microsoft").string() + " --inputs " +
+                                    fixture("tiny-golden.safetensors").string() + " --output " + out + " 2>&1");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  ls::io::SafetensorsReader got(out), golden(fixture("tiny-golden.safetensors"));
+  for (const char* name : {"image_features", "encoder_hidden_states", "logits"}) {
+    auto expected = golden.load(name);
+    auto actual = got.load(name);
+    if (std::string(name) == "logits") expected = expected.narrow(2, 0, actual.size(2));
+    ASSERT_EQ(actual.sizes(), expected.sizes()) << name;
+    EXPECT_LE(worst_diff(actual, expected), 1e-4 * largest(expected)) << name;
+  }
+  const auto reference = read_json(fixture("tiny-generate.json"));
+  for (const auto& c : reference["cases"]) {
+    const auto beams = c["num_beams"].get<int64_t>(), tokens = c["max_new_tokens"].get<int64_t>();
+    r = ls::test::run_lorastudio("debug florence2 --generate --model_dir " + fixture("tiny-transformers").string() +
+                                 " --inputs " + fixture("tiny-golden.safetensors").string() + " --output " + out +
+                                 " --num_beams " + std::to_string(beams) + " --max_new_tokens " +
+                                 std::to_string(tokens) + " 2>&1");
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+    ls::io::SafetensorsReader generated(out);
+    auto sequences = generated.load("sequences");
+    const auto expected = c["padded_sequences"].get<std::vector<std::vector<int64_t>>>();
+    ASSERT_EQ(sequences.size(0), static_cast<int64_t>(expected.size()));
+    for (int64_t b = 0; b < sequences.size(0); ++b) {
+      std::vector<int64_t> row(sequences[b].data_ptr<int64_t>(), sequences[b].data_ptr<int64_t>() + sequences.size(1));
+      EXPECT_EQ(row, expected[b]) << "beams " << beams << " tokens " << tokens;
+    }
+    auto texts = nlohmann::json::parse(generated.metadata().at("texts")).get<std::vector<std::string>>();
+    ASSERT_EQ(texts.size(), expected.size());
+    for (size_t b = 0; b < texts.size(); ++b)
+      EXPECT_EQ(florence2_clean_text(texts[b]), c["rows"][b]["caption"].get<std::string>());
+  }
+}
+
 // A downloaded pytorch_model.bin whose pickle would run a command: `caption` stops with one
 // error line naming the global and a non-zero exit, the command never ran, no caption changed.
 TEST(Florence2Caption, APickleThatRunsCodeIsRefusedAndRunsNothing) {
