@@ -14,6 +14,7 @@ void register_debug(CLI::App& app) {
   register_debug_train_step(*debug);
   register_debug_tagger(*debug);
   register_debug_florence2(*debug);
+  register_debug_dist(*debug);
 }
 
 }  // namespace ls::cli

@@ -13,6 +13,7 @@ void register_debug_make_model(CLI::App& debug);  // cmd_debug_make_model.cpp
 void register_debug_train_step(CLI::App& debug);  // cmd_debug_train_step.cpp
 void register_debug_tagger(CLI::App& debug);      // cmd_debug_tagger.cpp: tagger, tagger-preprocess
 void register_debug_florence2(CLI::App& debug);   // cmd_debug_florence2.cpp: florence2
+void register_debug_dist(CLI::App& debug);       // cmd_debug_dist.cpp: all-reduce
 
 /// `lorastudio lora info` (cmd_lora.cpp), `plan` (cmd_plan.cpp), `merge` (cmd_merge.cpp).
 void register_lora(CLI::App& app);

@@ -1,0 +1,27 @@
+// Who this process is in a data-parallel run, from the environment torchrun, Slurm wrappers and
+// accelerate set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT): the same variables,
+// so lorastudio ranks start under any of them. Without RANK / WORLD_SIZE it is a single process.
+#pragma once
+
+#include <functional>
+#include <string>
+
+namespace ls::dist {
+
+struct DistEnv {
+  int rank = 0;
+  int world_size = 1;
+  int local_rank = 0;  // the process's index on its machine: its GPU
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;  // torchrun's default
+
+  bool distributed() const { return world_size > 1; }
+};
+
+/// Reads the variables through `get` (getenv's signature; nullptr = unset). Inconsistent or
+/// malformed values are one-line errors naming the variable.
+DistEnv dist_env_from(const std::function<const char*(const char*)>& get);
+/// The process environment's.
+DistEnv dist_env();
+
+}  // namespace ls::dist
