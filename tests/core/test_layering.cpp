@@ -1,5 +1,5 @@
 // The folder dependency rule of STYLE.md: a src/ folder includes only folders earlier in core, io,
-// text, nn, models, lora, data, sample, a1111, train, sheet, sweep, review, caption, cli (and itself); and
+// text, nn, models, lora, dist, data, sample, a1111, train, sheet, sweep, review, caption, cli (and itself); and
 // inside folders no include cycle between files (x.h and x.cpp count as one unit, "folder/x").
 #include <gtest/gtest.h>
 
@@ -20,9 +20,9 @@ namespace fs = std::filesystem;
 TEST(Layering, FoldersIncludeOnlyEarlierFolders) {
   // STYLE.md's order, with a1111 (A1111 interop: infotext, file hashes) after sample and review
   // (the review server and page over a sheet folder) after sheet and sweep (many trainings and
-  // their sheet).
-  const std::vector<std::string> order = {"core", "io",    "text",  "nn",    "models", "lora",    "data",
-                                          "sample", "a1111", "train", "sheet", "sweep", "review", "caption", "cli"};
+  // their sheet), and dist (the data-parallel process group) before data and train, its users.
+  const std::vector<std::string> order = {"core",   "io",    "text",  "nn",    "models", "lora",   "dist",    "data",
+                                          "sample", "a1111", "train", "sheet", "sweep",  "review", "caption", "cli"};
   auto rank = [&](const std::string& f) {
     return static_cast<int>(std::find(order.begin(), order.end(), f) - order.begin());
   };
