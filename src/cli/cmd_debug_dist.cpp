@@ -32,6 +32,8 @@ void run_all_reduce(const AllReduceOptions& o) {
   const auto device = core::parse_device(o.device);
   auto group = dist::ProcessGroup::join(env, device,
                                         std::chrono::milliseconds(static_cast<int64_t>(o.timeout_s * 1000)));
+  // Every rank is in the group now: tests wait for this file before killing one mid-collective.
+  core::write_file_atomic(o.output + ".rank" + std::to_string(env.rank) + ".joined", "");
   // Rank r holds r + 1 (and r + 1 + i in a small tensor): the mean is (world + 1) / 2 (+ i).
   const float value = static_cast<float>(env.rank + 1);
   auto small = torch::arange(5, torch::kFloat).add(value).to(device);

@@ -111,7 +111,10 @@ TEST(ProcessGroup, AKilledRankStopsTheOtherWithinItsTimeout) {
   auto r0 = start_rank(0, 2, port, out, {"--elements", "1000", "--timeout_s", std::to_string(timeout)});
   auto r1 = start_rank(1, 2, port, out, {"--elements", "1000", "--timeout_s", "60", "--hold_s", "120"});
   // Rank 1 joins, then sleeps before the all-reduce; rank 0 waits in it. Kill rank 1 there.
-  std::this_thread::sleep_for(std::chrono::seconds(4));
+  const fs::path joined = out.string() + ".rank1.joined";
+  for (int i = 0; i < 600 && !fs::exists(joined); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(fs::exists(joined)) << ls::core::read_file(r1.log);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // rank 0 is inside the all-reduce
   const auto killed = std::chrono::steady_clock::now();
   ::kill(r1.pid, SIGKILL);
   EXPECT_EQ(wait_exit(r1.pid), 128 + SIGKILL);
