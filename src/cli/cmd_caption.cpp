@@ -36,20 +36,6 @@ struct CaptionCommand {
   std::vector<std::string> strip_phrases;
 };
 
-std::vector<std::string> split_captioner_list(const std::string& text) {
-  std::vector<std::string> names;
-  std::string name;
-  for (char ch : text + ",") {
-    if (ch == ',') {
-      if (!name.empty()) names.push_back(name);
-      name.clear();
-    } else if (ch != ' ') {
-      name += ch;
-    }
-  }
-  return names;
-}
-
 // One flag per selection key, its text applied through the key table (the same parsing and
 // range checks everywhere).
 void add_selection_flags(CLI::App& cmd, std::map<std::string, std::string>& values) {
@@ -91,7 +77,7 @@ void run_caption_command(CaptionCommand& c) {
   LS_CHECK(!c.run.dir.empty(), "caption: give the image folder: lorastudio caption DIR --model_dir TAGGER");
   LS_CHECK(c.repo_id.empty() && !c.force_download, "caption: lorastudio downloads nothing; download the tagger "
            "(config.json, model.safetensors, selected_tags.csv) and pass its folder with --model_dir");
-  c.run.captioners = split_captioner_list(c.captioners);
+  c.run.captioners = caption::split_tag_list(c.captioners, ",", true);
   // Florence-2 alone: --model_dir names its folder, as it names the tagger's when that runs alone.
   if (c.run.captioners == std::vector<std::string>{"florence2"} && c.run.florence2_dir.empty())
     std::swap(c.run.florence2_dir, c.run.model_dir);

@@ -7,7 +7,6 @@
 #include <fstream>
 #include <functional>
 #include <set>
-#include <sstream>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -159,27 +158,6 @@ TEST(Florence2Files, MissingWeightsAndBrokenFilesAreOneLineErrors) {
   expect_error([&] { load_florence2(tmp.path() / "m", torch::kCPU, torch::kFloat); }, "wrong shape");
 }
 
-// keys/<size>-<layout>.txt: "name DTYPE [d0,d1,...]" per tensor of the reference's file (made
-// from transformers' model on the meta device and the conversion's key map, see the README).
-std::vector<std::pair<std::string, std::vector<int64_t>>> read_key_list(const fs::path& path) {
-  std::vector<std::pair<std::string, std::vector<int64_t>>> keys;
-  std::istringstream in(ls::core::read_file(path));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    std::istringstream fields(line);
-    std::string name, dtype, shape;
-    fields >> name >> dtype >> shape;
-    std::vector<int64_t> dims;
-    std::string inner = shape.substr(1, shape.size() - 2);
-    std::istringstream parts(inner);
-    for (std::string d; std::getline(parts, d, ',');)
-      if (!d.empty()) dims.push_back(std::stoll(d));
-    keys.emplace_back(name, dims);
-  }
-  return keys;
-}
-
 class Florence2RealKeys : public ::testing::TestWithParam<std::string> {};
 
 // Every tensor of the real base / large file, in both layouts, has a place of its shape in the
@@ -196,7 +174,9 @@ TEST_P(Florence2RealKeys, EqualTheReferenceFiles) {
   for (const auto& p : net->named_parameters(true)) slots[p.key()] = p.value().sizes().vec();
   for (const auto& b : net->named_buffers(true)) slots[b.key()] = b.value().sizes().vec();
   std::set<std::string> filled;
-  const auto keys = read_key_list(fixture("keys") / (name + ".txt"));
+  // keys/<size>-<layout>.txt: the reference file's tensors (transformers' model on the meta
+  // device and the conversion's key map, see the fixtures' README).
+  const auto keys = ls::test::read_key_shapes(fixture("keys") / (name + ".txt"));
   ASSERT_GT(keys.size(), 600u);
   for (const auto& [key, shape] : keys) {
     auto target = florence2_key_target(key, config.layout);

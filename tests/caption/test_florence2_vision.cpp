@@ -2,8 +2,6 @@
 // image features of the tiny random model (tests/fixtures/florence2/tiny-transformers, goldens in
 // tiny-golden.safetensors, made by make_model_fixtures.py), and the real base/large modules'
 // parameter names and shapes (keys/{base,large}-transformers.txt).
-#include <fstream>
-#include <regex>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -128,23 +126,6 @@ TEST(Florence2VisionProjector, RefusesGridsBeyondThePositionTable) {
   EXPECT_NE(message.find("5x3 feature grid exceeds the learned position table's 4x4"), std::string::npos) << message;
 }
 
-// "model.vision_tower.convs.0.conv.weight float32 [128, 3, 7, 7]" per line -> name -> shape
-std::map<std::string, std::vector<int64_t>> read_keys(const fs::path& path) {
-  std::map<std::string, std::vector<int64_t>> out;
-  std::ifstream in(path);
-  EXPECT_TRUE(in.good()) << "cannot open " << path;
-  const std::regex line_re(R"(^(\S+) \S+ \[([0-9, ]*)\]$)");
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (!std::regex_match(line, m, line_re)) continue;
-    std::vector<int64_t> shape;
-    std::stringstream dims(m[2].str());
-    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
-    out[m[1]] = shape;
-  }
-  return out;
-}
-
 void expect_same_keys(const std::string& what, const std::map<std::string, std::vector<int64_t>>& expected,
                       torch::nn::Module& module, const std::string& prefix) {
   std::map<std::string, std::vector<int64_t>> actual;
@@ -173,7 +154,7 @@ TEST(Florence2VisionKeys, RealSizeNamesAndShapesEqualTransformers) {
   const std::vector<RealSize> sizes = {{"base", {128, 256, 512, 1024}, {4, 8, 16, 32}, 768},
                                        {"large", {256, 512, 1024, 2048}, {8, 16, 32, 64}, 1024}};
   for (const auto& s : sizes) {
-    auto expected = read_keys(fixture("keys") / (s.name + "-transformers.txt"));
+    auto expected = ls::test::read_key_shapes(fixture("keys") / (s.name + "-transformers.txt"));
     ASSERT_GT(expected.size(), 406u) << s.name;  // the tower's 400 + the projector's 6 + the language model's
     Florence2VisionConfig c;
     c.depths = {1, 1, 9, 1};

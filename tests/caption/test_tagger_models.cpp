@@ -1,8 +1,6 @@
 // The five WD14 v3 tagger networks against timm 1.0.31: logits of tiny random-weight models
 // (tests/fixtures/tagger/<name>/, made by make_fixtures.py), the real-size models' parameter
 // names and shapes (keys/<wd model>.txt), and the loader's reports.
-#include <fstream>
-#include <regex>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -64,25 +62,9 @@ std::string real_config(const RealModel& m) {
          R"(, "pretrained_cfg": {"input_size": [3, 448, 448], "interpolation": "bicubic", "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}})";
 }
 
-// "name [a, b]" per line -> name -> shape
-std::map<std::string, std::vector<int64_t>> read_keys(const fs::path& path) {
-  std::map<std::string, std::vector<int64_t>> out;
-  std::ifstream in(path);
-  const std::regex line_re(R"(^(\S+) \[([0-9, ]*)\]$)");
-  for (std::string line; std::getline(in, line);) {
-    std::smatch m;
-    if (!std::regex_match(line, m, line_re)) continue;
-    std::vector<int64_t> shape;
-    std::stringstream dims(m[2].str());
-    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
-    out[m[1]] = shape;
-  }
-  return out;
-}
-
 TEST(TaggerKeys, RealSizeNamesAndShapesEqualTimm) {
   for (const auto& m : real_models()) {
-    auto expected = read_keys(fixture("keys") / (m.wd_name + ".txt"));
+    auto expected = ls::test::read_key_shapes(fixture("keys") / (m.wd_name + ".txt"));
     ASSERT_GT(expected.size(), 100u) << m.wd_name;
     auto config = parse_tagger_config(real_config(m), m.wd_name + "/config.json");
     std::shared_ptr<ls::caption::TaggerNet> net;

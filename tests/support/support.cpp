@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 
 namespace ls::test {
@@ -80,6 +81,22 @@ std::vector<FixtureKey> read_fixture_keys(const std::string& file, const std::st
 std::map<std::string, std::vector<int64_t>> fixture_key_shapes(const std::string& file, const std::string& prefix) {
   std::map<std::string, std::vector<int64_t>> out;
   for (auto& k : read_fixture_keys(file, prefix)) out[k.name] = k.shape;
+  return out;
+}
+
+std::map<std::string, std::vector<int64_t>> read_key_shapes(const std::filesystem::path& path) {
+  std::map<std::string, std::vector<int64_t>> out;
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << "cannot open " << path;
+  const std::regex line_re(R"(^(\S+)(?: \S+)? \[([0-9, ]*)\]$)");
+  for (std::string line; std::getline(in, line);) {
+    std::smatch m;
+    if (!std::regex_match(line, m, line_re)) continue;
+    std::vector<int64_t> shape;
+    std::stringstream dims(m[2].str());
+    for (std::string d; std::getline(dims, d, ',');) shape.push_back(std::stoll(d));
+    out[m[1]] = shape;
+  }
   return out;
 }
 

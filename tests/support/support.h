@@ -33,6 +33,10 @@ std::vector<FixtureKey> read_fixture_keys(const std::string& file, const std::st
 /// The same as key -> shape.
 std::map<std::string, std::vector<int64_t>> fixture_key_shapes(const std::string& file,
                                                                const std::string& prefix = "");
+/// A key list of the repository's fixtures (tests/fixtures/<model>/keys/*.txt): one tensor a line,
+/// "name [d0, d1, ...]" or "name DTYPE [d0,d1,...]" -> name -> shape; other lines are skipped.
+/// A file that cannot be opened fails the calling test.
+std::map<std::string, std::vector<int64_t>> read_key_shapes(const std::filesystem::path& path);
 
 /// A fresh folder under the system temp dir, removed when the object dies.
 class TempDir {
