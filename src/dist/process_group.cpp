@@ -1,5 +1,7 @@
 #include "dist/process_group.h"
 
+#include <mutex>
+
 #include <torch/torch.h>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -96,46 +98,102 @@ void ProcessGroup::wait(const char* what, const std::function<void()>& run) {
   }
 }
 
-void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+struct PendingCollective::Work {
+  const char* what;
+  std::vector<at::Tensor> tensors;  // the c10d work refers to them until it is done
+  c10::intrusive_ptr<c10d::Work> work;
+};
+
+PendingCollective::PendingCollective(ProcessGroup& group, std::unique_ptr<Work> work)
+    : group_(group), work_(std::move(work)) {}
+PendingCollective::~PendingCollective() = default;
+
+void PendingCollective::wait() {
+  group_.wait(work_->what, [&] { work_->work->wait(); });
+}
+
+namespace {
+
+// c10d's FlightRecorder (a process-wide singleton, on by default) adds a group to a std::map
+// outside its own lock the first time the group records a collective (torch 2.11,
+// FlightRecorderDetail.hpp, recordWithResetEnabled), so two groups of one process starting
+// collectives at once corrupt that map. A process normally holds one group, but the tests run
+// ranks as threads: starting is serialised here (it only enqueues; waiting is not).
+std::mutex& pg_start_mutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> ProcessGroup::start(
+    const char* what, std::vector<at::Tensor> tensors,
+    const std::function<c10::intrusive_ptr<c10d::Work>(c10d::Backend&, std::vector<at::Tensor>&)>& call) {
+  auto work = std::make_unique<PendingCollective::Work>();
+  work->what = what;
+  work->tensors = std::move(tensors);
+  // Starting can fail too (the connection to a dead rank is already closed): same message.
+  wait(what, [&] {
+    std::lock_guard<std::mutex> lock(pg_start_mutex());
+    work->work = call(*impl_->backend, work->tensors);
+  });
+  return std::unique_ptr<PendingCollective>(new PendingCollective(*this, std::move(work)));
+}
+
+std::unique_ptr<PendingCollective> ProcessGroup::all_reduce_sum_async(const at::Tensor& flat) {
+  LS_CHECK(flat.is_contiguous(), "all_reduce_sum_async: the tensor must be contiguous (a flat bucket)");
+  return start("a gradient all-reduce", {flat},
+               [](c10d::Backend& b, std::vector<at::Tensor>& t) { return b.allreduce(t); });
+}
+
+void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
   // World size 1 runs the collectives too: the one-GPU check exercises the NCCL path.
   if (tensors.empty()) return;
   torch::NoGradGuard no_grad;
-  // Buckets of consecutive tensors of one dtype, flattened into one buffer each.
+  // Buckets of consecutive tensors of one dtype and device, flattened into one buffer each.
   size_t begin = 0;
   while (begin < tensors.size()) {
     size_t end = begin;
     int64_t bytes = 0;
     while (end < tensors.size() && tensors[end].scalar_type() == tensors[begin].scalar_type() &&
+           tensors[end].device() == tensors[begin].device() &&
            (end == begin || bytes + tensors[end].nbytes() <= static_cast<size_t>(bucket_bytes))) {
       bytes += static_cast<int64_t>(tensors[end].nbytes());
       ++end;
     }
     std::vector<at::Tensor> flat_parts;
     for (size_t i = begin; i < end; ++i) flat_parts.push_back(tensors[i].reshape({-1}));
-    std::vector<at::Tensor> buffer{at::cat(flat_parts)};
-    wait("a gradient all-reduce", [&] { impl_->backend->allreduce(buffer)->wait(); });
-    buffer[0].div_(env_.world_size);
+    at::Tensor buffer = at::cat(flat_parts);
+    all_reduce_sum_async(buffer)->wait();
     int64_t at = 0;
     for (size_t i = begin; i < end; ++i) {
       const int64_t n = tensors[i].numel();
-      tensors[i].copy_(buffer[0].narrow(0, at, n).view(tensors[i].sizes()));
+      tensors[i].copy_(buffer.narrow(0, at, n).view(tensors[i].sizes()));
       at += n;
     }
     begin = end;
   }
 }
 
+void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  all_reduce_sum(tensors, bucket_bytes);
+  // The same elementwise division the flat buffer would get: identical values, one mechanism.
+  torch::NoGradGuard no_grad;
+  for (const at::Tensor& t : tensors) t.div_(env_.world_size);
+}
+
 void ProcessGroup::broadcast(const at::Tensor& tensor, int root) {
-  std::vector<at::Tensor> list{tensor};
   c10d::BroadcastOptions options;
   options.rootRank = root;
-  wait("a broadcast", [&] { impl_->backend->broadcast(list, options)->wait(); });
+  start("a broadcast", {tensor}, [&](c10d::Backend& b, std::vector<at::Tensor>& t) {
+    return b.broadcast(t, options);
+  })->wait();
 }
 
 void ProcessGroup::barrier() {
   // A one-element all-reduce: Gloo's barrier has no timeout of its own on every version.
-  std::vector<at::Tensor> one{impl_->nccl ? torch::zeros({1}, torch::kCUDA) : torch::zeros({1})};
-  wait("a barrier", [&] { impl_->backend->allreduce(one)->wait(); });
+  at::Tensor one = impl_->nccl ? torch::zeros({1}, torch::kCUDA) : torch::zeros({1});
+  start("a barrier", {one}, [](c10d::Backend& b, std::vector<at::Tensor>& t) { return b.allreduce(t); })->wait();
 }
 
 }  // namespace ls::dist
