@@ -8,9 +8,13 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/rank_launcher.h"
 #include "core/error.h"
+#include "dist/dist_env.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
+
+#include <torch/cuda.h>
 
 namespace ls::cli {
 namespace {
@@ -18,9 +22,44 @@ namespace {
 struct TrainCommand {
   std::string config_file;
   std::map<std::string, std::string> values;  // key -> text, only for flags given
+  std::string nproc;  // --nproc N | auto
 };
 
+// The command line without --nproc: what each rank runs.
+std::vector<std::string> rank_args() {
+  std::vector<std::string> out;
+  const std::vector<std::string>& all = command_line();
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (all[i] == "--nproc") {
+      ++i;
+      continue;
+    }
+    if (all[i].rfind("--nproc=", 0) == 0) continue;
+    out.push_back(all[i]);
+  }
+  return out;
+}
+
+int nproc_of(const std::string& text, const std::string& device) {
+  if (text == "auto") {
+    LS_CHECK(device.rfind("cuda", 0) == 0, "--nproc auto starts one rank per visible GPU; with --device ", device,
+             " give the number of ranks (--nproc 2)");
+    const int gpus = static_cast<int>(torch::cuda::device_count());
+    LS_CHECK(gpus > 0, "--nproc auto: no GPU is visible (CUDA_VISIBLE_DEVICES?)");
+    return gpus;
+  }
+  char* end = nullptr;
+  const long n = std::strtol(text.c_str(), &end, 10);
+  LS_CHECK(end && *end == '\0' && n >= 1 && n <= 1024, "--nproc '", text, "' is not a number of ranks (1..1024) or auto");
+  return static_cast<int>(n);
+}
+
 void run_train(TrainCommand& o, CLI::App& cmd) {
+  const dist::DistEnv env = dist::dist_env();
+  if (!o.nproc.empty()) {
+    LS_CHECK(!env.launched, "--nproc: this process is already rank ", env.rank, " of ", env.world_size,
+             " (RANK is set by torchrun or Slurm); drop --nproc or the launcher");
+  }
   std::vector<std::string> notes;
   std::vector<std::string> rest = cmd.remaining();
   if (!rest.empty() && rest.front().rfind("--", 0) != 0) {
@@ -46,18 +85,34 @@ void run_train(TrainCommand& o, CLI::App& cmd) {
     }
     train::set_train_key(config, key, value, &notes);
   }
-  for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  if (!o.nproc.empty()) {
+    // The launcher: every rank parses this same command line again (and reports its own errors).
+    const int nproc = nproc_of(o.nproc, config.device);
+    std::fflush(stdout);
+    std::exit(launch_local_ranks(rank_args(), nproc, std::chrono::seconds(30)));
+  }
+  if (env.rank == 0)
+    for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
   std::fflush(stdout);
   train::TrainHooks hooks;
   hooks.print = [](const std::string& line) {
     std::printf("%s\n", line.c_str());
     std::fflush(stdout);  // before the progress lines on stderr
   };
-  const train::TrainResult r = train::run_training(config, hooks);
+  train::TrainResult r;
+  try {
+    r = train::run_training(config, hooks, env);
+  } catch (const Error& e) {
+    // Each rank's error says which rank it is (several ranks share one terminal).
+    const std::string what = e.what();
+    if (!env.launched || what.rfind("rank ", 0) == 0) throw;
+    throw Error(str_cat("rank ", env.rank, " of ", env.world_size, ": ", what));
+  }
   if (r.interrupted) {
     std::fflush(stdout);
     std::exit(130);  // the shell's code for a run stopped by SIGINT; the state is saved
   }
+  if (env.rank != 0) return;  // rank 0 reports the files it wrote
   std::printf("trained %lld steps\n  LoRA: %s\n  log: %s\n  loss curve: %s\n", static_cast<long long>(r.steps_done),
               r.final_lora.c_str(), r.log_path.c_str(), r.loss_curve.c_str());
   if (!r.last_state.empty()) std::printf("  state: %s\n", r.last_state.c_str());
@@ -71,6 +126,8 @@ void register_train(CLI::App& app) {
   // The positional CONFIG is read from the extras (a CLI11 positional would swallow the value of
   // a kohya flag this command does not declare).
   cmd->add_option("--config_file", o->config_file, "Training config TOML (kohya's format); or give it first");
+  cmd->add_option("--nproc", o->nproc,
+                  "Data-parallel ranks to start on this machine: N, or auto (one per visible GPU); see docs/distributed.md");
   for (const train::TrainKeyInfo& key : train::train_keys()) {
     std::string& slot = o->values[key.name];
     if (key.type == train::TrainKeyType::kBool) cmd->add_flag("--" + key.name + "{true}", slot, key.help);

@@ -5,10 +5,12 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/rank_launcher.h"
 #include "core/error.h"
 #include "core/runtime.h"
 
 int main(int argc, char** argv) {
+  ls::cli::set_command_line(argc, argv);  // `train --nproc` starts it again as each rank
   CLI::App app{"lorastudio: caption, train, sample and review SDXL LoRAs"};
   app.require_subcommand(1);
   ls::cli::register_version(app);

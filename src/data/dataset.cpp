@@ -204,10 +204,12 @@ std::map<Reso, std::vector<int>> bucket_members(const DatasetIndex& d) {
 
 }  // namespace
 
-std::vector<BatchPlan> epoch_plan(const std::vector<DatasetIndex>& datasets, uint64_t seed, int epoch) {
+std::vector<BatchPlan> epoch_plan(const std::vector<DatasetIndex>& datasets, uint64_t seed, int epoch,
+                                  int batches_per_step) {
+  LS_CHECK(batches_per_step >= 1, "epoch plan: batches per step must be at least 1");
   std::vector<BatchPlan> plan;
   for (size_t di = 0; di < datasets.size(); ++di) {
-    const int bs = datasets[di].config.batch_size;
+    const int bs = datasets[di].config.batch_size * batches_per_step;
     core::Rng rng(seed, {static_cast<uint64_t>(epoch), di, core::purpose_id("bucket_order")});
     for (auto& [reso, members] : bucket_members(datasets[di])) {
       rng.shuffle(members);
@@ -233,9 +235,9 @@ int64_t steps_per_epoch(const DatasetIndex& dataset, int batch_size) {
   return steps;
 }
 
-int64_t steps_per_epoch(const std::vector<DatasetIndex>& datasets) {
+int64_t steps_per_epoch(const std::vector<DatasetIndex>& datasets, int batches_per_step) {
   int64_t steps = 0;
-  for (const DatasetIndex& d : datasets) steps += steps_per_epoch(d, d.config.batch_size);
+  for (const DatasetIndex& d : datasets) steps += steps_per_epoch(d, d.config.batch_size * batches_per_step);
   return steps;
 }
 

@@ -53,20 +53,25 @@ struct ScanOptions {
 DatasetIndex index_dataset(const DatasetConfig& config, Findings& findings, const ScanOptions& scan = {});
 std::vector<DatasetIndex> index_datasets(const DataConfig& config, Findings& findings, const ScanOptions& scan = {});
 
-/// One optimizer step's worth of images, all from one bucket of one dataset.
+/// One optimizer step's worth of images, all from one bucket of one dataset (split into the
+/// micro-batches of the ranks and of gradient accumulation by the trainer).
 struct BatchPlan {
   int dataset = 0;
   Reso bucket;
   std::vector<int> images;  // indices into DatasetIndex::images (repeats appear several times)
 };
 
-/// The batches of one epoch: each bucket holds every image num_repeats times, shuffled, cut into
-/// batches of the dataset's batch_size (the last one may be short), and all batches of all
-/// datasets shuffled. A pure function of (seed, epoch): resuming replays it exactly.
-std::vector<BatchPlan> epoch_plan(const std::vector<DatasetIndex>& datasets, uint64_t seed, int epoch);
+/// The optimizer steps of one epoch: each bucket holds every image num_repeats times, shuffled,
+/// cut into steps of the dataset's batch_size x `batches_per_step` images (the last one may be
+/// short), and all steps of all datasets shuffled. `batches_per_step` is world size x gradient
+/// accumulation, so a step holds the same images however it is split into ranks and micro-batches
+/// (one process with batch 4 = two ranks with batch 2 = two ranks with batch 1 and accumulation 2).
+/// A pure function of (seed, epoch, images per step): resuming replays it exactly.
+std::vector<BatchPlan> epoch_plan(const std::vector<DatasetIndex>& datasets, uint64_t seed, int epoch,
+                                  int batches_per_step = 1);
 
-/// Steps per epoch = sum over buckets of ceil(images with repeats / batch_size).
-int64_t steps_per_epoch(const std::vector<DatasetIndex>& datasets);
+/// Steps per epoch = sum over buckets of ceil(images with repeats / (batch_size x batches_per_step)).
+int64_t steps_per_epoch(const std::vector<DatasetIndex>& datasets, int batches_per_step = 1);
 int64_t steps_per_epoch(const DatasetIndex& dataset, int batch_size);
 
 }  // namespace ls::data

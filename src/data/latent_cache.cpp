@@ -74,8 +74,14 @@ std::string LatentCache::key(const ImageRecord& rec, const SubsetConfig& subset)
                                   "\nflip ", subset.flip_aug ? 1 : 0, "\nmodel ", model_id_));
 }
 
+bool CacheShard::owns(const std::string& key) const {
+  if (count <= 1) return true;
+  // Keys are SHA-256 hex: their first 8 digits are uniform enough to deal the entries out.
+  return std::stoull(key.substr(0, 8), nullptr, 16) % static_cast<uint64_t>(count) == static_cast<uint64_t>(index);
+}
+
 CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const ImageEncoder& encoder, int batch_size,
-                             bool show_progress) const {
+                             bool show_progress, const CacheShard& shard) const {
   LS_CHECK(batch_size >= 1, "latent cache: batch size must be at least 1");
   struct Job {
     const ImageRecord* rec;
@@ -91,7 +97,9 @@ CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const Im
       const SubsetConfig& subset = d.config.subsets.at(static_cast<size_t>(rec.subset));
       std::string k = key(rec, subset);
       if (files_.contains(k)) ++stats.hits;
-      else if (queued.insert(k).second) jobs.push_back({&rec, &subset, std::move(k)});
+      else if (!queued.insert(k).second) continue;
+      else if (!shard.owns(k)) ++stats.others;
+      else jobs.push_back({&rec, &subset, std::move(k)});
     }
   // Same-bucket runs so each encoder call sees one shape.
   std::stable_sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.rec->bucket.bucket < b.rec->bucket.bucket; });
@@ -159,7 +167,7 @@ std::string TextCache::key(const std::string& caption) const {
 }
 
 CacheStats TextCache::fill(const std::vector<std::string>& captions, const TextEncoder& encoder, int batch_size,
-                           bool show_progress) const {
+                           bool show_progress, const CacheShard& shard) const {
   LS_CHECK(batch_size >= 1, "text cache: batch size must be at least 1");
   CacheStats stats;
   std::vector<std::string> missing;
@@ -167,6 +175,7 @@ CacheStats TextCache::fill(const std::vector<std::string>& captions, const TextE
   for (const std::string& c : captions) {
     if (!seen.insert(c).second) continue;
     if (files_.contains(key(c))) ++stats.hits;
+    else if (!shard.owns(key(c))) ++stats.others;
     else missing.push_back(c);
   }
   core::Progress progress("caching text", static_cast<int64_t>(missing.size()), "caption",

@@ -36,6 +36,15 @@ class TensorCache {
 struct CacheStats {
   int64_t hits = 0;
   int64_t encoded = 0;
+  int64_t others = 0;  // missing entries another rank encodes (CacheShard)
+};
+
+/// The entries one of several processes filling one cache folder encodes: those whose key, read
+/// as a number, is `index` modulo `count`. The shares are disjoint and fixed by the keys alone, so
+/// no two ranks ever write one entry, whatever each found already cached.
+struct CacheShard {
+  int index = 0, count = 1;
+  bool owns(const std::string& key) const;
 };
 
 /// pixels [B,3,H,W] float32 in [-1,1] -> latents [B,C,H/8,W/8] (already scaled as the trainer
@@ -57,7 +66,7 @@ class LatentCache {
   /// Encodes the used images (num_repeats > 0) whose latents are missing, `batch_size` images of
   /// one bucket at a time; with flip_aug the mirrored image is encoded too, as kohya does.
   CacheStats fill(const std::vector<DatasetIndex>& datasets, const ImageEncoder& encoder, int batch_size,
-                  bool show_progress = true) const;
+                  bool show_progress = true, const CacheShard& shard = {}) const;
   /// [C,h,w] float32 on the CPU.
   torch::Tensor load(const ImageRecord& record, const SubsetConfig& subset, bool flipped) const;
 
@@ -80,7 +89,7 @@ class TextCache {
   TextCache(std::string dir, std::string model_id);
   std::string key(const std::string& caption) const;
   CacheStats fill(const std::vector<std::string>& captions, const TextEncoder& encoder, int batch_size,
-                  bool show_progress = true) const;
+                  bool show_progress = true, const CacheShard& shard = {}) const;
   TensorMap load(const std::string& caption) const;
 
  private:

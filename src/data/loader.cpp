@@ -17,7 +17,7 @@ Augmentation draw_augmentation(const ImageRecord& record, const SubsetConfig& su
 BatchLoader::BatchLoader(const std::vector<DatasetIndex>& datasets, uint64_t seed, const LatentCache* cache)
     : datasets_(datasets), seed_(seed), cache_(cache) {}
 
-Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step) const {
+Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step, int64_t first_slot) const {
   const DatasetIndex& d = datasets_.at(static_cast<size_t>(plan.dataset));
   Batch batch;
   batch.dataset = plan.dataset;
@@ -26,7 +26,8 @@ Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step) const {
   for (size_t slot = 0; slot < plan.images.size(); ++slot) {
     const ImageRecord& rec = d.images.at(static_cast<size_t>(plan.images[slot]));
     const SubsetConfig& subset = d.config.subsets.at(static_cast<size_t>(rec.subset));
-    const std::initializer_list<uint64_t> where = {static_cast<uint64_t>(epoch), static_cast<uint64_t>(step), slot};
+    const std::initializer_list<uint64_t> where = {static_cast<uint64_t>(epoch), static_cast<uint64_t>(step),
+                                                   static_cast<uint64_t>(first_slot) + slot};
     core::Rng aug_rng(core::derive_seed(seed_, where), {core::purpose_id("augment")});
     core::Rng caption_rng(core::derive_seed(seed_, where), {core::purpose_id("caption")});
     const Augmentation aug = draw_augmentation(rec, subset, aug_rng);

@@ -37,8 +37,10 @@ class BatchLoader {
  public:
   /// `cache` (optional) supplies latents instead of pixels; it must outlive the loader.
   BatchLoader(const std::vector<DatasetIndex>& datasets, uint64_t seed, const LatentCache* cache = nullptr);
-  /// `step` is the batch's position in the epoch plan (it seeds the per-sample draws).
-  Batch load(const BatchPlan& plan, int epoch, int64_t step) const;
+  /// `step` is the batch's position in the epoch plan and `first_slot` the position of its first
+  /// image in that step (a rank's or micro-batch's share): together they seed the per-sample
+  /// draws, so an image is augmented and captioned alike however the step is split.
+  Batch load(const BatchPlan& plan, int epoch, int64_t step, int64_t first_slot = 0) const;
 
  private:
   const std::vector<DatasetIndex>& datasets_;

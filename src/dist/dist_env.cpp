@@ -25,6 +25,7 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& get) {
   const bool has_rank = get("RANK") && *get("RANK"), has_world = get("WORLD_SIZE") && *get("WORLD_SIZE");
   LS_CHECK(has_rank == has_world, "environment: RANK and WORLD_SIZE come together (", has_rank ? "RANK" : "WORLD_SIZE",
            " is set, the other is not); set both as torchrun does, or neither for one process");
+  env.launched = has_rank;
   env.world_size = de_int(get, "WORLD_SIZE", 1, 1);
   env.rank = de_int(get, "RANK", 0, 0);
   LS_CHECK(env.rank < env.world_size, "environment: RANK=", env.rank, " is not below WORLD_SIZE=", env.world_size);

@@ -14,6 +14,9 @@ struct DistEnv {
   int local_rank = 0;  // the process's index on its machine: its GPU
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;  // torchrun's default
+  /// RANK / WORLD_SIZE were set: a launcher started this process as one rank of a group (of one,
+  /// possibly: the GPU check runs the NCCL path at world size 1 this way).
+  bool launched = false;
 
   bool distributed() const { return world_size > 1; }
 };

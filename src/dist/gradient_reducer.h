@@ -36,7 +36,8 @@ class GradientReducer {
   void sync_next_backward();
   /// Starts, in order, the buckets not started yet (a parameter with no gradient on this rank —
   /// no data this step, or no backward at all — contributes zeros), waits for all and writes the
-  /// SUM over ranks into every parameter's .grad (defined afterwards, the same on every rank).
+  /// SUM over ranks into every parameter's .grad, the same on every rank. A parameter that had no
+  /// gradient on any rank keeps none (its .grad undefined, as one process would leave it).
   /// Once per optimizer step on every rank, after sync_next_backward and the optional backward.
   void finish();
 

@@ -207,8 +207,10 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latent) {
   return decoder(post_quant_conv(z));  // [B, out, h * ds, w * ds]
 }
 
-torch::Tensor sample_latent(const VaeMoments& m) {
-  return (m.mean + torch::exp(0.5 * m.logvar) * torch::randn_like(m.mean)).to(torch::kFloat32);
+torch::Tensor sample_latent(const VaeMoments& m) { return sample_latent(m, torch::randn_like(m.mean)); }
+
+torch::Tensor sample_latent(const VaeMoments& m, const torch::Tensor& eps) {
+  return (m.mean + torch::exp(0.5 * m.logvar) * eps.to(m.mean.device(), m.mean.scalar_type())).to(torch::kFloat32);
 }
 
 void require_finite_latents(const torch::Tensor& latents, c10::ScalarType vae_dtype) {

@@ -47,6 +47,9 @@ struct VaeMoments {
 /// One draw of the posterior, mean + exp(logvar / 2) * randn, in float32 (randn from the default
 /// generator of the moments' device): what kohya caches and trains on (unscaled).
 torch::Tensor sample_latent(const VaeMoments& m);
+/// The same with the standard-normal draw given ([B,C,h,w], any float dtype): the trainer draws a
+/// whole step's epsilon at once so the sample does not depend on how the step is split.
+torch::Tensor sample_latent(const VaeMoments& m, const torch::Tensor& eps);
 
 /// Throws when `latents` holds NaN/inf, naming the VAE dtype: SDXL's VAE overflows in fp16.
 /// One device-to-host read: for caches, not for every training step.

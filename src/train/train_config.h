@@ -64,6 +64,11 @@ struct TrainConfig {
   int max_train_steps = 1600;
   int gradient_accumulation_steps = 1;
   std::optional<uint64_t> seed;  // unset: drawn once and written to the effective config
+  bool scale_lr = false;          // learning rates x images per optimizer step (diffusers' --scale_lr)
+
+  // Data parallel (several ranks: `--nproc N`, torchrun / Slurm environment).
+  std::optional<double> ddp_timeout;  // minutes a rank waits for the others (kohya; unset: 30, torch's)
+  int ddp_check_every_n_steps = 0;    // lorastudio: compare the ranks' LoRA checksums every N steps (0: off)
 
   // Objective.
   double min_snr_gamma = 0.0;  // 0 = off

@@ -20,7 +20,6 @@ constexpr const char* kAttention = "attention is SDPA or plain math, chosen by l
 constexpr const char* kLoader = "data loading is lorastudio's own";
 constexpr const char* kMemory = "memory placement is lorastudio's own";
 constexpr const char* kSpeed = "changes speed only";
-constexpr const char* kOneProcess = "lorastudio trains in one process";
 constexpr const char* kTracker = "TensorBoard / W&B logging is not implemented";
 constexpr const char* kConsole = "console output is lorastudio's own";
 constexpr const char* kModelspec = "modelspec metadata fields are not taken";
@@ -45,9 +44,8 @@ const std::pair<const char*, const char*> kIgnored[] = {
     {"torch_compile", "no torch.compile in libtorch"},
     {"dynamo_backend", "no torch.compile in libtorch"},
     {"tokenizer_cache_dir", "the vocab comes from the tokenizer key"},
-    {"ddp_timeout", kOneProcess},
-    {"ddp_gradient_as_bucket_view", kOneProcess},
-    {"ddp_static_graph", kOneProcess},
+    {"ddp_gradient_as_bucket_view", "gradients are copied into lorastudio's own flat buckets"},
+    {"ddp_static_graph", "lorastudio's reducer needs no graph analysis"},
     {"logging_dir", kTracker},
     {"log_with", kTracker},
     {"log_prefix", kTracker},

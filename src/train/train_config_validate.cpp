@@ -48,6 +48,10 @@ void validate(const TrainConfig& c) {
                                                 {"max_train_steps", c.max_train_steps},
                                                 {"network_dim", c.network_dim}};
   for (const auto& [name, value] : counts) LS_CHECK(value >= 1, name, " must be at least 1, got ", value);
+  LS_CHECK(!c.ddp_timeout || *c.ddp_timeout > 0, "ddp_timeout must be a positive number of minutes, got ",
+           c.ddp_timeout.value_or(0));
+  LS_CHECK(c.ddp_check_every_n_steps >= 0, "ddp_check_every_n_steps must be >= 0 (0: off), got ",
+           c.ddp_check_every_n_steps);
   const std::pair<const char*, std::optional<int>> optional_counts[] = {
       {"max_train_epochs", c.max_train_epochs},
       {"save_every_n_epochs", c.save_every_n_epochs},

@@ -9,6 +9,7 @@
 #include "core/runtime.h"
 #include "core/strings.h"
 #include "data/findings.h"
+#include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "lora/plan.h"
@@ -84,6 +85,7 @@ Groups parameter_groups(TrainSession& s) {
 void build_optimizer(TrainSession& s) {
   const TrainConfig& c = s.config;
   Groups g = parameter_groups(s);
+  for (double& lr : g.lrs) lr *= s.lr_scale;
   s.group_names = g.names;
   const std::string kind = core::ascii_lower(c.optimizer_type);
   bool relative_step = false;
@@ -96,7 +98,7 @@ void build_optimizer(TrainSession& s) {
       if (!relative_step) o->lr(g.lrs[i]);
       g.groups[i].set_options(std::move(o));
     }
-    if (!relative_step) defaults.lr(c.learning_rate);
+    if (!relative_step) defaults.lr(c.learning_rate * s.lr_scale);
     auto adafactor = std::make_unique<Adafactor>(std::move(g.groups), defaults);
     own_lr = adafactor->own_lr();
     s.optimizer = std::move(adafactor);
@@ -104,7 +106,7 @@ void build_optimizer(TrainSession& s) {
     for (size_t i = 0; i < g.groups.size(); ++i)
       g.groups[i].set_options(std::make_unique<torch::optim::AdamWOptions>(parse_adamw_args(c.optimizer_args, g.lrs[i])));
     s.optimizer = std::make_unique<torch::optim::AdamW>(std::move(g.groups),
-                                                        parse_adamw_args(c.optimizer_args, c.learning_rate));
+                                                        parse_adamw_args(c.optimizer_args, c.learning_rate * s.lr_scale));
   } else {
     LS_FAIL("optimizer_type ", c.optimizer_type, " is not available; use AdamW or Adafactor");
   }
@@ -117,15 +119,19 @@ void build_optimizer(TrainSession& s) {
   o.num_cycles = c.lr_scheduler_num_cycles;
   o.power = c.lr_scheduler_power;
   validate(o, c.learning_rate);
-  s.scheduler = std::make_unique<LrScheduler>(*s.optimizer, o, g.lrs, c.learning_rate, std::move(own_lr));
+  s.scheduler = std::make_unique<LrScheduler>(*s.optimizer, o, g.lrs, c.learning_rate * s.lr_scale, std::move(own_lr));
 }
 
+// kohya's step arithmetic, with a step of batch_size x world size x accumulation images of one
+// bucket (step_split.h): one bucket gives kohya's ceil(ceil(images / batch) / accumulation) exactly;
+// with several buckets a step never mixes two, so the count may be a little higher than kohya's.
 void count_steps(TrainSession& s) {
   const TrainConfig& c = s.config;
-  s.batches_per_epoch = data::steps_per_epoch(s.datasets);
-  LS_CHECK(s.batches_per_epoch > 0, s.data.source, ": no training images (every subset has 0 repeats or no images)");
-  const int64_t accum = c.gradient_accumulation_steps;
-  s.updates_per_epoch = (s.batches_per_epoch + accum - 1) / accum;
+  const int accum = c.gradient_accumulation_steps;
+  s.batches_per_step = s.world_size * accum;
+  s.updates_per_epoch = data::steps_per_epoch(s.datasets, s.batches_per_step);
+  LS_CHECK(s.updates_per_epoch > 0, s.data.source, ": no training images (every subset has 0 repeats or no images)");
+  s.batches_per_epoch = s.updates_per_epoch * accum;  // a rank's micro-batches (accelerate's len(dataloader))
   s.max_steps = c.max_train_epochs ? static_cast<int64_t>(*c.max_train_epochs) * s.updates_per_epoch
                                    : static_cast<int64_t>(c.max_train_steps);
   s.num_epochs = static_cast<int>((s.max_steps + s.updates_per_epoch - 1) / s.updates_per_epoch);
@@ -136,7 +142,11 @@ void count_steps(TrainSession& s) {
   }
 }
 
-void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
+// Builds the latent cache and encodes this rank's share of the missing entries. The posterior
+// sample of an entry depends on what was encoded before it in the same process (kohya's order
+// dependence too): a cache filled by several ranks holds other, equally valid samples than one
+// filled by one process.
+data::CacheStats fill_latent_cache(TrainSession& s, const std::string& cache_dir, const data::CacheShard& shard) {
   data::require_latent_cacheable(s.data);
   std::string vae_id;
   {
@@ -147,18 +157,20 @@ void fill_latent_cache(TrainSession& s, const std::string& cache_dir) {
                                                        data::vae_cache_id(vae_id, core::dtype_name(s.vae_dtype)));
   auto vae = s.model.vae;
   vae->to(s.device, s.vae_dtype);
-  torch::manual_seed(static_cast<int64_t>(s.seed & 0x7fffffffffffffffULL));
+  // One process keeps its seed as it was; ranks draw from their own streams.
+  const uint64_t seed = shard.count == 1 ? s.seed & 0x7fffffffffffffffULL
+                                         : core::derive_seed(s.seed, {static_cast<uint64_t>(shard.index)}) >> 1;
+  torch::manual_seed(static_cast<int64_t>(seed));
   const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
     torch::NoGradGuard no_grad;
     const torch::Tensor latents = models::sample_latent(vae->encode(pixels.to(s.device, s.vae_dtype)));
     models::require_finite_latents(latents, s.vae_dtype);
     return latents.cpu();
   };
-  const data::CacheStats st = s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size);
-  s.cache_reports.push_back(str_cat("latent cache ", cache_dir, "/latents: ", st.hits, " cached, ", st.encoded, " encoded"));
+  return s.latent_cache->fill(s.datasets, encode, s.datasets.front().config.batch_size, s.rank == 0, shard);
 }
 
-void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
+data::CacheStats fill_text_cache(TrainSession& s, const std::string& cache_dir, const data::CacheShard& shard) {
   data::require_text_cacheable(s.data);
   std::string te_id;
   {
@@ -178,9 +190,24 @@ void fill_text_cache(TrainSession& s, const std::string& cache_dir) {
       out.push_back({{"context", e.context[i].to(torch::kFloat32).cpu()}, {"pooled", e.pooled_g[i].to(torch::kFloat32).cpu()}});
     return out;
   };
-  const data::CacheStats st = s.text_cache->fill(data::static_captions(s.datasets), encode, 8);
-  s.cache_reports.push_back(
-      str_cat("text-encoder cache ", cache_dir, "/text: ", st.hits, " cached, ", st.encoded, " encoded"));
+  return s.text_cache->fill(data::static_captions(s.datasets), encode, 8, s.rank == 0, shard);
+}
+
+// Fills the caches; with several ranks each encodes its share (data::CacheShard), and after a
+// barrier every rank reads the others' entries from the shared folder.
+void fill_caches(TrainSession& s, const std::string& cache_dir, bool latents, bool text) {
+  const auto report = [&](const char* what, const std::string& dir, const data::CacheStats& st) {
+    s.cache_reports.push_back(str_cat(what, " ", dir, ": ", st.hits, " cached, ", st.encoded, " encoded",
+                                      st.others > 0 ? str_cat(" here, ", st.others, " by the other ranks") : ""));
+  };
+  const data::CacheShard mine{s.rank, s.world_size};
+  if (latents) report("latent cache", cache_dir + "/latents", fill_latent_cache(s, cache_dir, mine));
+  if (text) report("text-encoder cache", cache_dir + "/text", fill_text_cache(s, cache_dir, mine));
+  if (!s.group) return;
+  s.group->barrier();
+  // Every entry is there now; a second pass checks it (and would encode one a rank lost).
+  if (latents) fill_latent_cache(s, cache_dir, {});
+  if (text) fill_text_cache(s, cache_dir, {});
 }
 
 }  // namespace
@@ -215,11 +242,14 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c) {
   return o;
 }
 
-std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes) {
+std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes,
+                                            dist::ProcessGroup* group) {
   validate(config);
   auto s = std::make_unique<TrainSession>();
   s->config = config;
   TrainConfig& c = s->config;
+  s->group = group;
+  if (group) s->rank = group->rank(), s->world_size = group->world_size();
   s->device = core::parse_device(c.device);
   s->base_dtype = c.mixed_precision == "no" ? c10::kFloat : core::parse_dtype(c.mixed_precision);
   s->vae_dtype = s->base_dtype == c10::kBFloat16 ? c10::kBFloat16 : c10::kFloat;
@@ -232,6 +262,11 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     // kohya draws a random seed when none is given; it is written to the effective config.
     std::random_device rd;
     c.seed = (static_cast<uint64_t>(rd()) << 32 | rd()) & 0x7fffffffULL;
+    if (group) {  // every rank trains with rank 0's draw
+      const torch::Tensor seed = torch::tensor({static_cast<int64_t>(*c.seed)}, torch::TensorOptions(torch::kLong).device(s->device));
+      group->broadcast(seed, 0);
+      c.seed = static_cast<uint64_t>(seed.item<int64_t>());
+    }
   }
   s->seed = *c.seed;
 
@@ -240,6 +275,12 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   s->datasets = data::index_datasets(s->data, findings, {false, {}, true});
   data::require_no_errors(findings, s->data.source);
   count_steps(*s);
+  if (c.scale_lr) {
+    // diffusers' --scale_lr: the rates grow with the images of one optimizer step.
+    s->lr_scale = static_cast<double>(c.train_batch_size) * s->batches_per_step;
+    notes.push_back(str_cat("scale_lr: learning rates x ", s->lr_scale, " (batch ", c.train_batch_size, " x ",
+                            s->world_size, " ranks x accumulation ", c.gradient_accumulation_steps, ")"));
+  }
 
   LS_CHECK(!c.tokenizer.empty(), "tokenizer: no CLIP vocabulary given; pass --tokenizer PATH ",
            "(bpe_simple_vocab_16e6.txt.gz, or a tokenizer folder with vocab.json and merges.txt)");
@@ -257,14 +298,12 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   s->model.vae->eval();
 
   const std::string cache_dir = data::default_cache_dir(c.dataset_config.empty() ? c.train_data_dir : c.dataset_config);
-  if (c.cache_latents || c.cache_latents_to_disk) {
-    if (c.cache_latents && !c.cache_latents_to_disk)
-      notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
-    fill_latent_cache(*s, cache_dir);
-  } else {
-    s->model.vae->to(s->device, s->vae_dtype);
-  }
-  if (c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk) fill_text_cache(*s, cache_dir);
+  const bool latents = c.cache_latents || c.cache_latents_to_disk;
+  const bool text = c.cache_text_encoder_outputs || c.cache_text_encoder_outputs_to_disk;
+  if (latents && c.cache_latents && !c.cache_latents_to_disk)
+    notes.push_back("cache_latents: latents are cached on disk (" + cache_dir + "), as with cache_latents_to_disk");
+  if (!latents) s->model.vae->to(s->device, s->vae_dtype);
+  fill_caches(*s, cache_dir, latents, text);
   place_cached_parts(*s, c10::kCPU);  // every latent / text embedding now comes from a cache
 
   s->network_options = network_options(c);
@@ -273,6 +312,10 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   torch::manual_seed(static_cast<int64_t>(core::derive_seed(s->seed, {core::purpose_id("network_init")}) >> 1));
   s->network = lora::LoraNetwork(s->model, s->network_options);
   s->network->to(s->device, s->lora_dtype);
+  if (group) {  // DDP's start: every rank holds rank 0's initial LoRA
+    torch::NoGradGuard no_grad;
+    for (auto& p : s->network->parameters()) group->broadcast(p, 0);
+  }
   s->network->apply();
   s->network->train();
   for (auto& p : s->network->parameters()) {
@@ -297,10 +340,11 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   return s;
 }
 
-TrainingPlan plan_training(const TrainConfig& config) {
+TrainingPlan plan_training(const TrainConfig& config, int world_size) {
   validate(config);
   TrainSession s;
   s.config = config;
+  s.world_size = world_size;
   data::Findings findings;
   s.data = load_data(config, findings);
   s.datasets = data::index_datasets(s.data, findings, {false, {}, true});

@@ -22,6 +22,10 @@
 #include "train/lr_schedule.h"
 #include "train/train_config.h"
 
+namespace ls::dist {
+class ProcessGroup;
+}
+
 namespace ls::train {
 
 struct TrainSession {
@@ -60,6 +64,15 @@ struct TrainSession {
 
   int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
   int num_epochs = 0;
+
+  /// Data parallel (dist/): this process's rank and the group (null for one process, which then
+  /// reduces nothing). Every rank builds the same session; only rank 0 writes files.
+  int rank = 0, world_size = 1;
+  dist::ProcessGroup* group = nullptr;  // owned by run_training
+  /// world_size x gradient_accumulation_steps: the micro-batches one optimizer step is cut into.
+  int batches_per_step = 1;
+  /// scale_lr: the factor the learning rates were multiplied by (1 without it).
+  double lr_scale = 1;
 };
 
 /// The parts a cache stands in for (the VAE with cached latents, the text encoders with cached
@@ -67,8 +80,11 @@ struct TrainSession {
 void place_cached_parts(TrainSession& s, c10::Device where);
 
 /// Builds the session; `notes` collects one-line remarks for the user (ignored keys, refusals
-/// turned into defaults, sampling unavailable). Throws ls::Error for bad input.
-std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes);
+/// turned into defaults, sampling unavailable). Throws ls::Error for bad input. With a `group`
+/// (a data-parallel run) the ranks agree on a drawn seed, split the cache filling, and start from
+/// rank 0's LoRA initialisation.
+std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes,
+                                            dist::ProcessGroup* group = nullptr);
 
 /// What a config will do, without loading any weights: kohya's step arithmetic over the indexed
 /// dataset (image headers only) and the LoRA's size from the checkpoint's architecture
@@ -79,7 +95,7 @@ struct TrainingPlan {
   int64_t lora_parameters = 0;
   uint64_t lora_file_bytes = 0;  // one saved file, at save_precision
 };
-TrainingPlan plan_training(const TrainConfig& config);
+TrainingPlan plan_training(const TrainConfig& config, int world_size = 1);
 
 /// kohya's network_args ("conv_dim=4", "conv_alpha=1", "rank_dropout=0.1", "module_dropout=0.1",
 /// "dropout=..." is network_dropout) applied over the config's own keys.

@@ -17,7 +17,9 @@ namespace fs = std::filesystem;
 namespace ls::train {
 namespace {
 
-constexpr int kStateFormat = 1;
+// 2: world_size, and batch_in_epoch counts optimizer steps (1 counted micro-batches, the same
+// without gradient accumulation).
+constexpr int kStateFormat = 2;
 constexpr const char* kWeightsFile = "lora.safetensors";
 constexpr const char* kOptimizerFile = "optimizer.pt";
 constexpr const char* kInfoFile = "state.json";
@@ -47,6 +49,7 @@ void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& netwo
                          {"loss_scaler", {{"scale", info.loss_scaler.scale},
                                           {"growth_tracker", info.loss_scaler.growth_tracker},
                                           {"skipped_steps", info.loss_scaler.skipped_steps}}},
+                         {"world_size", info.world_size},
                          {"config", info.config_toml}};
   core::write_file_atomic(tmp / kInfoFile, j.dump(2) + "\n");
   // Swap in: the old state stays complete until the new one has its name.
@@ -68,9 +71,12 @@ TrainStateInfo read_train_state_info(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     LS_FAIL(info_path.string(), ": unreadable training state (", e.what(), ")");
   }
-  LS_CHECK(j.value("format", 0) == kStateFormat, info_path.string(), ": state format ", j.value("format", 0),
-           " is not the one this lorastudio writes (", kStateFormat, ")");
+  const int format = j.value("format", 0);
+  LS_CHECK(format == 1 || format == kStateFormat, info_path.string(), ": state format ", format,
+           " is not one this lorastudio reads (1 or ", kStateFormat, ")");
   TrainStateInfo info;
+  info.format = format;
+  info.world_size = j.value("world_size", 1);
   info.position.global_step = j.at("global_step").get<int64_t>();
   info.position.epoch = j.at("epoch").get<int>();
   info.position.batch_in_epoch = j.at("batch_in_epoch").get<int64_t>();

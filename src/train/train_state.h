@@ -22,7 +22,7 @@ namespace ls::train {
 struct TrainPosition {
   int64_t global_step = 0;     // optimizer steps done
   int epoch = 0;               // 0-based epoch being trained
-  int64_t batch_in_epoch = 0;  // batches of that epoch's plan consumed
+  int64_t batch_in_epoch = 0;  // optimizer steps of that epoch's plan done (data::epoch_plan's entries)
 };
 
 struct TrainStateInfo {
@@ -32,6 +32,8 @@ struct TrainStateInfo {
   double epoch_loss_sum = 0;    // running loss of the current epoch (the progress average)
   int64_t epoch_loss_count = 0;
   LossScalerState loss_scaler;  // fp16's dynamic loss scale (unused otherwise)
+  int world_size = 1;           // ranks of the run that wrote it (every rank holds the same state)
+  int format = 0;               // 1: before data-parallel training (a step was one plan batch)
 };
 
 void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,

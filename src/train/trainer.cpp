@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
+#include "dist/gradient_reducer.h"
+#include "dist/process_group.h"
 #include "io/png_text.h"
 #include "lora/kohya_format.h"
 #include "models/sdxl_conditioner.h"
@@ -26,6 +28,7 @@
 #include "train/train_session.h"
 #include "train/train_state.h"
 #include "train/train_step.h"
+#include "train/step_split.h"
 
 namespace fs = std::filesystem;
 
@@ -54,8 +57,9 @@ class SigintScope {
   void (*previous_)(int);
 };
 
-// Every draw of one micro-batch (VAE posterior, noise, offset, timesteps, LoRA dropouts) comes
-// from generators seeded by (seed, epoch, batch): a resumed run draws what the full run drew.
+// Every draw of one step (VAE posterior, noise, offset, timesteps) comes from generators seeded by
+// (seed, epoch, step), the LoRA dropouts of a micro-batch from (seed, epoch, step, first image): a
+// resumed run draws what the full run drew.
 void seed_generators(c10::Device device, uint64_t seed) {
   for (const c10::Device d : {c10::Device(c10::kCPU), device}) {
     at::Generator gen = at::globalContext().defaultGenerator(d);
@@ -69,15 +73,6 @@ void seed_generators(c10::Device device, uint64_t seed) {
 torch::Tensor to_device(const torch::Tensor& t, c10::Device device) {
   if (!device.is_cuda()) return t.to(device);
   return t.pin_memory().to(device, /*non_blocking=*/true);
-}
-
-// The saved run's config is the TOML it wrote into the state (absolute paths): read back with the
-// same key table, compared key by key.
-void require_same_training(const std::string& state_dir, const std::string& saved_toml, const TrainConfig& now) {
-  const TrainConfig saved = parse_train_config(saved_toml, state_dir + "/state.json (config)", "");
-  std::string diff;
-  for (const std::string& change : resume_changes(saved, now)) diff += (diff.empty() ? "" : ", ") + change;
-  LS_CHECK(diff.empty(), state_dir, ": the resumed run must train with the saved settings; changed: ", diff);
 }
 
 // kohya's six-digit counters: epoch file names (-000005) and sample image names (000100, e000005).
@@ -108,24 +103,42 @@ class Trainer {
   /// Restores the position of a resumed run, opens the log and says what will run.
   void start(const TrainStateInfo* resumed);
   EpochEnd run_epoch(int epoch, const data::BatchLoader& loader, core::Progress& progress);
-  /// One micro-batch: its draws, forward and backward; returns its loss (not finite: nothing back-propagated).
-  double micro_step(const data::Batch& batch, int epoch, int64_t batch_index);
-  /// The batch's latents, scaled: from the cache, or through the VAE (a posterior sample).
-  torch::Tensor scaled_latents(const data::Batch& batch);
+  /// What the ranks agree on after one step's backward passes and gradient sum.
+  struct StepOutcome {
+    double loss = 0;  // the step's mean loss over all its images
+    bool stop = false;  // some rank was asked to stop (SIGINT, a hook) after this step
+    int nonfinite_ranks = 0;  // ranks that met a NaN/inf loss (the step is not taken)
+    double local_nonfinite = 0;  // this rank's first non-finite loss, with its images
+    std::vector<std::string> local_nonfinite_images;
+  };
+  /// This rank's micro-batches of one step (step_split.h): draws, forward, backward, then the
+  /// gradient sum over the ranks; the optimizer has not stepped yet.
+  StepOutcome accumulate_step(const data::BatchPlan& plan, int epoch, int64_t step_index,
+                              const data::BatchLoader& loader);
+  /// One micro-batch's forward and backward (its loss weighted by `count` / `step_images`); returns
+  /// its loss (not finite: nothing back-propagated).
+  double micro_step(const data::Batch& batch, const StepDraws& draws, int64_t count, int64_t step_images);
+  /// The batch's latents, scaled: from the cache, or through the VAE (a posterior sample with `eps`).
+  torch::Tensor scaled_latents(const data::Batch& batch, const torch::Tensor& eps);
   /// The UNet's text conditioning: from the text-encoder cache, or through the encoders.
   struct Conditioning {
     torch::Tensor context, pooled;
   };
   Conditioning text_conditioning(const data::Batch& batch);
-  /// The optimizer step closing batches up to `batch_index`, its log record and progress.
-  void take_step(int epoch, int64_t batch_index, double mean_loss, core::Progress& progress);
+  /// The optimizer step `step_index` of the epoch, its log record and progress.
+  void take_step(int epoch, int64_t step_index, double mean_loss, core::Progress& progress);
   /// false: fp16 loss scaling found non-finite gradients and skipped the step.
   bool optimizer_step();
   void reach(const Milestone& m, int epoch_number, bool last);
-  bool stop_requested() const;
+  /// Whether this rank was asked to stop after step `step` (SIGINT, the hook).
+  bool stop_requested(int64_t step) const;
   /// Saves the state the run continues from and ends the run as interrupted.
   void interrupt(core::Progress& progress);
-  [[noreturn]] void stop_on_nonfinite(double loss, int epoch, const data::Batch& batch);
+  [[noreturn]] void stop_on_nonfinite(const StepOutcome& outcome, int epoch);
+  /// ddp_check_every_n_steps: every rank must hold rank 0's LoRA, bit for bit.
+  void check_ranks_agree();
+  /// Rank 0 writes every file; the other ranks compute and keep quiet.
+  bool writer() const { return s_->rank == 0; }
   /// The final LoRA, state, log event and loss curve.
   void finish(core::Progress& progress);
   void save_lora_file(const std::string& name, int epoch);
@@ -133,7 +146,7 @@ class Trainer {
   void sample_images(const std::string& suffix);
   std::string out(const std::string& name) const { return (fs::path(s_->config.output_dir) / name).string(); }
   void say(const std::string& line) const {
-    if (hooks_.print) hooks_.print(line);
+    if (hooks_.print && writer()) hooks_.print(line);
   }
 
   std::unique_ptr<TrainSession> s_;
@@ -145,13 +158,15 @@ class Trainer {
   double step_start_ = 0;  // core::monotonic_seconds() when the current optimizer step began
   TrainResult result_;
   std::unique_ptr<sample::Pipeline> sampler_;
+  std::unique_ptr<dist::GradientReducer> reducer_;  // with several ranks
 };
 
 /// kohya's sample images: <output_dir>/sample/<name>_<e000005|000100>_<index>_<seed>.png, made
 /// with the LoRA as it is now (dropouts off), without touching the training generators.
 void Trainer::sample_images(const std::string& suffix) {
   TrainSession& s = *s_;
-  if (s.sample_requests.empty()) return;
+  // The other ranks wait at the next step's collectives (sampling counts against ddp_timeout).
+  if (s.sample_requests.empty() || !writer()) return;
   // The pipeline shares the model's modules, so the LoRA under training is attached.
   if (!sampler_) sampler_ = std::make_unique<sample::Pipeline>(s.model, *s.tokenizer, s.device);
   place_cached_parts(s, s.device);
@@ -178,12 +193,12 @@ void Trainer::sample_images(const std::string& suffix) {
   place_cached_parts(s, c10::kCPU);
 }
 
-torch::Tensor Trainer::scaled_latents(const data::Batch& batch) {
+torch::Tensor Trainer::scaled_latents(const data::Batch& batch, const torch::Tensor& eps) {
   TrainSession& s = *s_;
   if (batch.latents.defined()) return to_device(batch.latents, s.device) * s.vae_scale;
   torch::NoGradGuard no_grad;
   const auto dtype = s.model.vae->parameters().front().scalar_type();
-  return models::sample_latent(s.model.vae->encode(batch.pixels.to(s.device, dtype))) * s.vae_scale;
+  return models::sample_latent(s.model.vae->encode(batch.pixels.to(s.device, dtype)), eps) * s.vae_scale;
 }
 
 Trainer::Conditioning Trainer::text_conditioning(const data::Batch& batch) {
@@ -206,17 +221,13 @@ Trainer::Conditioning Trainer::text_conditioning(const data::Batch& batch) {
   return {e.context, e.pooled_g};
 }
 
-double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_index) {
+double Trainer::micro_step(const data::Batch& batch, const StepDraws& draws, int64_t count, int64_t step_images) {
   TrainSession& s = *s_;
   const TrainConfig& c = s.config;
-  seed_generators(s.device, core::derive_seed(s.seed, {static_cast<uint64_t>(epoch), static_cast<uint64_t>(batch_index),
-                                                       core::purpose_id("train_step")}));
-  at::Generator gen = at::globalContext().defaultGenerator(s.device);
   StepInputs in;
-  in.latents = scaled_latents(batch);  // [B, 4, h, w] float32
-  in.noise = apply_noise_offset(in.latents, torch::randn(in.latents.sizes(), gen, in.latents.options()), c.noise_offset,
-                                0.0, gen);
-  in.timesteps = s.noise.sample_timesteps(in.latents.size(0), c.min_timestep, c.max_timestep, gen);
+  in.latents = scaled_latents(batch, draws.posterior_eps);  // [B, 4, h, w] float32
+  in.noise = draws.noise;
+  in.timesteps = draws.timesteps;
   const Conditioning text = text_conditioning(batch);
   const SizeTensors sizes = size_tensors(batch.sizes, s.device);
   in.context = text.context;
@@ -225,9 +236,9 @@ double Trainer::micro_step(const data::Batch& batch, int epoch, int64_t batch_in
   const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, c.min_snr_gamma);
   const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
   if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good
-  // Divide first, then scale: the scale is a power of two (exact), so without fp16 the gradients are
-  // the unscaled run's bit for bit (x * (1/3) and x / 3 round differently).
-  (loss.loss / static_cast<double>(c.gradient_accumulation_steps) * s.scaler.scale()).backward();
+  // Weigh first, then scale: the scale is a power of two (exact), so without fp16 the gradients
+  // are the unscaled run's bit for bit (x * (1/3) and x / 3 round differently).
+  (weight_share(loss.loss, count, step_images) * s.scaler.scale()).backward();
   if (hooks_.after_backward) hooks_.after_backward(in, value, *s.network);
   return value;
 }
@@ -247,10 +258,14 @@ bool Trainer::optimizer_step() {
 }
 
 void Trainer::save_lora_file(const std::string& name, int epoch) {
+  if (!writer()) return;
   lora::save_lora(out(name), *s_->network, s_->save_dtype, trained_lora_metadata(*s_, epoch, position_.global_step));
 }
 
 std::string Trainer::save_state(const std::string& name) {
+  const std::string dir = out(name);
+  result_.last_state = dir;
+  if (!writer()) return dir;
   TrainStateInfo info;
   info.position = position_;
   info.seed = s_->seed;
@@ -258,9 +273,8 @@ std::string Trainer::save_state(const std::string& name) {
   info.epoch_loss_sum = epoch_loss_sum_;
   info.epoch_loss_count = epoch_loss_count_;
   info.loss_scaler = s_->scaler.state();
-  const std::string dir = out(name);
+  info.world_size = s_->world_size;
   save_train_state(dir, *s_->network, *s_->optimizer, info);
-  result_.last_state = dir;
   return dir;
 }
 
@@ -268,8 +282,9 @@ TrainResult Trainer::run(const TrainStateInfo* resumed) {
   start(resumed);
   if (s_->config.sample_at_first && !resumed) sample_images("e000000");
   SigintScope sigint;
+  if (s_->group) reducer_ = std::make_unique<dist::GradientReducer>(*s_->group, s_->trainable);
   const data::BatchLoader loader(s_->datasets, s_->seed, s_->latent_cache.get());
-  core::Progress progress("train", s_->max_steps - position_.global_step, "step");
+  core::Progress progress("train", s_->max_steps - position_.global_step, "step", writer());
   for (int epoch = position_.epoch; epoch < s_->num_epochs && position_.global_step < s_->max_steps; ++epoch) {
     if (run_epoch(epoch, loader, progress) == EpochEnd::kInterrupted) return result_;
   }
@@ -288,48 +303,53 @@ void Trainer::start(const TrainStateInfo* resumed) {
     s.scheduler->set_last_step(position_.global_step - s.scaler.state().skipped_steps);
   }
   result_.max_steps = s.max_steps;
-  if (!resumed) fs::remove(out(log_file_name(c.output_name)));  // a new run starts a new log
-  log_ = std::make_unique<TrainLog>(out(log_file_name(c.output_name)), position_.global_step);
-  result_.log_path = log_->path();
-  log_->event(nlohmann::json{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
-                             {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
-                             {"batches_per_epoch", s.batches_per_epoch}, {"seed", s.seed},
-                             {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
-  say(str_cat("training ", s.max_steps, " steps (", s.num_epochs, " epochs of ", s.batches_per_epoch, " batches, ",
-              s.updates_per_epoch, " optimizer steps each), from step ", position_.global_step));
+  result_.log_path = out(log_file_name(c.output_name));
+  if (!writer()) return;
+  if (!resumed) fs::remove(result_.log_path);  // a new run starts a new log
+  log_ = std::make_unique<TrainLog>(result_.log_path, position_.global_step);
+  nlohmann::json start{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
+                       {"max_steps", s.max_steps}, {"epochs", s.num_epochs},
+                       {"batches_per_epoch", s.batches_per_epoch}, {"seed", s.seed},
+                       {"time", static_cast<int64_t>(std::time(nullptr))}};
+  // Who wrote this log: rank 0 of the group writes every file of a data-parallel run.
+  start["rank"] = s.rank;
+  start["world_size"] = s.world_size;
+  if (s.group) start["backend"] = s.group->backend();
+  log_->event(start.dump());
+  say(str_cat("training ", s.max_steps, " steps (", s.num_epochs, " epochs of ", s.updates_per_epoch,
+              " optimizer steps, ", s.batches_per_epoch, " batches each), from step ", position_.global_step));
+  if (s.group) {
+    const int batch = s.datasets.front().config.batch_size;  // the dataset TOML's, else train_batch_size
+    say(str_cat("data parallel: ", s.world_size, " ranks (", s.group->backend(), "), batch ", batch,
+                " per rank and micro-batch, ", static_cast<int64_t>(batch) * s.batches_per_step,
+                " images per optimizer step; rank 0 writes the outputs"));
+  }
 }
 
 Trainer::EpochEnd Trainer::run_epoch(int epoch, const data::BatchLoader& loader, core::Progress& progress) {
   const TrainSession& s = *s_;
   const TrainConfig& c = s.config;
-  const std::vector<data::BatchPlan> plan = data::epoch_plan(s.datasets, s.seed, epoch);
-  const auto batches = static_cast<int64_t>(plan.size());
+  const std::vector<data::BatchPlan> plan = data::epoch_plan(s.datasets, s.seed, epoch, s.batches_per_step);
+  const auto steps = static_cast<int64_t>(plan.size());
   const int64_t first = epoch == position_.epoch ? position_.batch_in_epoch : 0;
   if (first == 0) epoch_loss_sum_ = 0, epoch_loss_count_ = 0;
-  double loss_sum = 0;  // over the micro-batches of the current optimizer step
-  int micro = 0;
   step_start_ = core::monotonic_seconds();
-  for (int64_t bi = first; bi < batches && position_.global_step < s.max_steps; ++bi) {
-    const data::Batch batch = loader.load(plan[bi], epoch, bi);
-    const double loss = micro_step(batch, epoch, bi);
-    if (!std::isfinite(loss)) stop_on_nonfinite(loss, epoch, batch);
-    loss_sum += loss;
-    ++micro;
-    if ((bi + 1) % c.gradient_accumulation_steps != 0 && bi + 1 != batches) continue;
-    take_step(epoch, bi, loss_sum / micro, progress);
-    loss_sum = 0, micro = 0;
+  for (int64_t si = first; si < steps && position_.global_step < s.max_steps; ++si) {
+    const StepOutcome outcome = accumulate_step(plan[si], epoch, si, loader);
+    if (outcome.nonfinite_ranks > 0) stop_on_nonfinite(outcome, epoch);
+    take_step(epoch, si, outcome.loss, progress);
     const int64_t step = position_.global_step;
     const bool last = step >= s.max_steps;
     reach({step, c.save_every_n_steps, c.sample_every_n_steps, step_file_name(c.output_name, step),
            zero_padded(step)},
           epoch + 1, last);
-    if (stop_requested() && !last) {
+    if (outcome.stop && !last) {
       interrupt(progress);
       return EpochEnd::kInterrupted;
     }
   }
-  if (position_.batch_in_epoch == batches && position_.epoch == epoch) {
-    // Epoch done: the next state starts the next epoch at its first batch.
+  if (position_.batch_in_epoch == steps && position_.epoch == epoch) {
+    // Epoch done: the next state starts the next epoch at its first step.
     position_.epoch = epoch + 1;
     position_.batch_in_epoch = 0;
     const bool last = epoch + 1 >= s.num_epochs || position_.global_step >= s.max_steps;
@@ -340,24 +360,108 @@ Trainer::EpochEnd Trainer::run_epoch(int epoch, const data::BatchLoader& loader,
   return EpochEnd::kDone;
 }
 
-void Trainer::take_step(int epoch, int64_t batch_index, double mean_loss, core::Progress& progress) {
+Trainer::StepOutcome Trainer::accumulate_step(const data::BatchPlan& plan, int epoch, int64_t step_index,
+                                              const data::BatchLoader& loader) {
+  TrainSession& s = *s_;
+  const TrainConfig& c = s.config;
+  const auto n = static_cast<int64_t>(plan.images.size());
+  const int batch_size = s.datasets.at(static_cast<size_t>(plan.dataset)).config.batch_size;
+  const std::vector<MicroBatch> micro =
+      rank_micro_batches(n, batch_size, s.world_size, s.rank, c.gradient_accumulation_steps);
+  const auto e = static_cast<uint64_t>(epoch), si = static_cast<uint64_t>(step_index);
+  seed_generators(s.device, core::derive_seed(s.seed, {e, si, core::purpose_id("train_step")}));
+  StepDrawOptions draw_options;
+  draw_options.posterior = !s.latent_cache;
+  draw_options.noise_offset = c.noise_offset;
+  draw_options.min_timestep = c.min_timestep;
+  draw_options.max_timestep = c.max_timestep;
+  const int64_t down = s.model.config.vae.downscale();
+  const StepDraws draws = draw_step(n, s.model.config.vae.embed_dim, plan.bucket.height / down,
+                                    plan.bucket.width / down, s.noise, draw_options, s.device);
+  StepOutcome outcome;
+  double weighted = 0;  // this rank's images' losses, each times its image count
+  for (size_t i = 0; i < micro.size(); ++i) {
+    const MicroBatch& m = micro[i];
+    data::BatchPlan part = plan;
+    part.images.assign(plan.images.begin() + m.first, plan.images.begin() + m.first + m.count);
+    const data::Batch batch = loader.load(part, epoch, step_index, m.first);
+    // Only the backward that closes the step reduces (accumulation's earlier ones stay local).
+    if (reducer_ && i + 1 == micro.size()) reducer_->sync_next_backward();
+    seed_generators(s.device, core::derive_seed(s.seed, {e, si, static_cast<uint64_t>(m.first),
+                                                         core::purpose_id("train_micro")}));
+    const double loss = micro_step(batch, draws.slice(m.first, m.count), m.count, n);
+    if (!std::isfinite(loss)) {
+      if (outcome.local_nonfinite_images.empty()) outcome.local_nonfinite = loss, outcome.local_nonfinite_images = batch.paths;
+      continue;
+    }
+    weighted += loss * static_cast<double>(m.count);
+  }
+  const bool local_stop = stop_requested(position_.global_step + 1);
+  const bool local_bad = !outcome.local_nonfinite_images.empty();
+  if (!s.group) {
+    outcome.loss = weighted / static_cast<double>(n);
+    outcome.stop = local_stop;
+    outcome.nonfinite_ranks = local_bad ? 1 : 0;
+    return outcome;
+  }
+  if (micro.empty()) reducer_->sync_next_backward();  // nothing to train on: zeros for the others' sum
+  reducer_->finish();
+  // One small sum per step: the step's loss for the log, and every rank stops at the same step.
+  const torch::Tensor agreed = torch::tensor({weighted, local_stop ? 1.0 : 0.0, local_bad ? 1.0 : 0.0},
+                                             torch::TensorOptions(torch::kDouble).device(s.device));
+  s.group->all_reduce_sum({agreed});
+  const torch::Tensor host = agreed.cpu();
+  const double* v = host.data_ptr<double>();
+  outcome.loss = v[0] / static_cast<double>(n);
+  outcome.stop = v[1] > 0;
+  outcome.nonfinite_ranks = static_cast<int>(std::lround(v[2]));
+  return outcome;
+}
+
+void Trainer::take_step(int epoch, int64_t step_index, double mean_loss, core::Progress& progress) {
   TrainSession& s = *s_;
   const double scale = s.scaler.scale();
   const bool taken = optimizer_step();
   ++position_.global_step;
   position_.epoch = epoch;
-  position_.batch_in_epoch = batch_index + 1;
+  position_.batch_in_epoch = step_index + 1;
   epoch_loss_sum_ += mean_loss;
   ++epoch_loss_count_;
+  const int every = s.config.ddp_check_every_n_steps;
+  if (s.group && every > 0 && position_.global_step % every == 0) check_ranks_agree();
   const double now = core::monotonic_seconds();
-  log_->append({position_.global_step, epoch + 1, mean_loss, epoch_loss_sum_ / epoch_loss_count_,
-                s.scheduler->last_lrs(), now - step_start_, s.scaler.enabled() ? scale : 0.0, !taken});
+  if (log_) {
+    log_->append({position_.global_step, epoch + 1, mean_loss, epoch_loss_sum_ / epoch_loss_count_,
+                  s.scheduler->last_lrs(), now - step_start_, s.scaler.enabled() ? scale : 0.0, !taken});
+  }
   step_start_ = now;
   char suffix[96];
   std::snprintf(suffix, sizeof suffix, "epoch %d/%d loss %.4f", epoch + 1, s.num_epochs,
                 epoch_loss_sum_ / epoch_loss_count_);
   progress.set_suffix(suffix);
   progress.advance();
+}
+
+void Trainer::check_ranks_agree() {
+  TrainSession& s = *s_;
+  torch::NoGradGuard no_grad;
+  // A float64 sum and sum of squares over every LoRA value: equal ranks give equal bits (their
+  // updates come from the same reduced gradients); any divergence shows in both.
+  torch::Tensor mine = torch::zeros({2}, torch::TensorOptions(torch::kDouble).device(s.device));
+  for (const torch::Tensor& p : s.trainable) {
+    const torch::Tensor d = p.to(torch::kDouble);
+    mine[0] += d.sum();
+    mine[1] += (d * d).sum();
+  }
+  torch::Tensor rank0 = mine.clone();
+  s.group->broadcast(rank0, 0);
+  const torch::Tensor differs =
+      torch::full({1}, torch::equal(mine, rank0) ? 0.0 : 1.0, torch::TensorOptions(torch::kDouble).device(s.device));
+  s.group->all_reduce_sum({differs});
+  const auto ranks = std::lround(differs.cpu().item<double>());
+  LS_CHECK(ranks == 0, "rank ", s.rank, " of ", s.world_size, ": after step ", position_.global_step, " ", ranks,
+           " rank(s) hold a LoRA different from rank 0's (ddp_check_every_n_steps); this is a lorastudio bug, ",
+           "please report it with the config");
 }
 
 void Trainer::reach(const Milestone& m, int epoch_number, bool last) {
@@ -369,29 +473,42 @@ void Trainer::reach(const Milestone& m, int epoch_number, bool last) {
   if (due(m.sample_every)) sample_images(m.sample_suffix);
 }
 
-bool Trainer::stop_requested() const {
-  const bool hook = hooks_.stop_after_step && hooks_.stop_after_step(position_.global_step);
+bool Trainer::stop_requested(int64_t step) const {
+  const bool hook = hooks_.stop_after_step && hooks_.stop_after_step(step);
   return g_interrupts.load() > 0 || hook;
 }
 
 void Trainer::interrupt(core::Progress& progress) {
   progress.finish();
   const std::string dir = save_state(s_->config.output_name + "-state");
-  log_->event(nlohmann::json{{"event", "interrupt"}, {"step", position_.global_step}, {"state", dir}}.dump());
+  if (log_) log_->event(nlohmann::json{{"event", "interrupt"}, {"step", position_.global_step}, {"state", dir}}.dump());
   say(str_cat("interrupted at step ", position_.global_step, ": state saved to ", dir, "; continue with --resume ", dir));
   result_.steps_done = position_.global_step;
   result_.interrupted = true;
 }
 
-void Trainer::stop_on_nonfinite(double loss, int epoch, const data::Batch& batch) {
+void Trainer::stop_on_nonfinite(const StepOutcome& outcome, int epoch) {
   const TrainConfig& c = s_->config;
   const int64_t step = position_.global_step;
-  log_->event(nlohmann::json{{"event", "nonfinite_loss"}, {"step", step + 1}, {"batch", batch.paths}}.dump());
+  if (log_) {
+    nlohmann::json j{{"event", "nonfinite_loss"}, {"step", step + 1}};
+    if (!outcome.local_nonfinite_images.empty()) j["batch"] = outcome.local_nonfinite_images;
+    log_->event(j.dump());
+  }
   std::string where = "no state saved (save_state is off)";
   if (c.save_state)
     where = "state of step " + std::to_string(step) + " saved to " + save_state(step_file_name(c.output_name, step) + "-state");
-  LS_FAIL("loss is ", loss, " at step ", step + 1, " (epoch ", epoch + 1, ", images ", batch.paths.front(),
-          "...); check the data, or start again with a lower learning rate (a resume keeps the saved settings); ", where);
+  std::string what;
+  if (!outcome.local_nonfinite_images.empty()) {
+    what = str_cat("loss is ", outcome.local_nonfinite, " at step ", step + 1, " (epoch ", epoch + 1, ", images ",
+                   outcome.local_nonfinite_images.front(), "...)");
+  } else {
+    what = str_cat("the loss is not finite on ", outcome.nonfinite_ranks, " other rank(s) at step ", step + 1,
+                   " (epoch ", epoch + 1, "; their errors name the images)");
+  }
+  if (s_->group) what = str_cat("rank ", s_->rank, " of ", s_->world_size, ": ", what);
+  LS_FAIL(what, "; check the data, or start again with a lower learning rate (a resume keeps the saved settings); ",
+          where);
 }
 
 void Trainer::finish(core::Progress& progress) {
@@ -402,10 +519,12 @@ void Trainer::finish(core::Progress& progress) {
   result_.final_lora = out(c.output_name + ".safetensors");
   save_lora_file(c.output_name + ".safetensors", std::min(position_.epoch + (position_.batch_in_epoch > 0), s.num_epochs));
   if (c.save_state || c.save_state_on_train_end) save_state(c.output_name + "-state");
-  log_->event(nlohmann::json{{"event", "end"}, {"step", position_.global_step}, {"lora", result_.final_lora},
-                             {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
   result_.loss_curve = out(c.output_name + "-loss.png");
-  write_loss_curve(result_.loss_curve, read_step_records(log_->path()));
+  if (log_) {
+    log_->event(nlohmann::json{{"event", "end"}, {"step", position_.global_step}, {"lora", result_.final_lora},
+                               {"time", static_cast<int64_t>(std::time(nullptr))}}.dump());
+    write_loss_curve(result_.loss_curve, read_step_records(log_->path()));
+  }
   if (hooks_.after_training) hooks_.after_training(s_->model, *s_->network);
 }
 
@@ -421,29 +540,10 @@ std::string step_file_name(const std::string& output_name, int64_t step) {
   return output_name + buf;
 }
 
-TrainResult run_training(TrainConfig config, const TrainHooks& hooks) {
-  std::optional<TrainStateInfo> resumed;
-  if (!config.resume.empty()) {
-    resumed = read_train_state_info(config.resume);
-    // The saved run's seed (possibly drawn at random) continues unless one is given.
-    if (!config.seed) config.seed = resumed->seed;
-  }
-  std::vector<std::string> notes;
-  std::unique_ptr<TrainSession> session = build_session(config, notes);
-  if (hooks.print) {
-    for (const std::string& line : session->cache_reports) hooks.print(line);
-    for (const std::string& n : notes) hooks.print("note: " + n);
-  }
-  TrainSession& s = *session;
-  if (resumed) {
-    require_same_training(config.resume, resumed->config_toml, s.config);
-    load_train_state(config.resume, *s.network, *s.optimizer);
-  }
-  fs::create_directories(s.config.output_dir);
-  core::write_file_atomic(fs::path(s.config.output_dir) / (s.config.output_name + "-train.toml"),
-                          train_config_toml(s.config));
+TrainResult run_session(std::unique_ptr<TrainSession> session, const TrainHooks& hooks,
+                        const TrainStateInfo* resumed) {
   Trainer trainer(std::move(session), hooks);
-  return trainer.run(resumed ? &*resumed : nullptr);
+  return trainer.run(resumed);
 }
 
 }  // namespace ls::train

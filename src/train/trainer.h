@@ -6,9 +6,11 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "dist/dist_env.h"
 #include "train/train_config.h"
 #include "train/train_step.h"
 
@@ -20,6 +22,9 @@ class LoraNetworkImpl;
 }
 
 namespace ls::train {
+
+struct TrainSession;
+struct TrainStateInfo;
 
 struct TrainResult {
   int64_t steps_done = 0;     // optimizer steps at the end (resumed runs count from the start)
@@ -47,8 +52,14 @@ struct TrainHooks {
 };
 
 /// Runs (or resumes, with config.resume) a training. Throws ls::Error for bad input and for a
-/// NaN/inf loss (after saving the state of the last good step when save_state is on).
-TrainResult run_training(TrainConfig config, const TrainHooks& hooks = {});
+/// NaN/inf loss (after saving the state of the last good step when save_state is on). With a
+/// launched `env` (RANK / WORLD_SIZE set) this process is one rank of a data-parallel run: it
+/// joins the group, trains its share of every step and, unless it is rank 0, writes nothing.
+TrainResult run_training(TrainConfig config, const TrainHooks& hooks = {}, const dist::DistEnv& env = {});
+
+/// The training loop over a built session (run_training's last stage); `resumed` is the state's
+/// position, already loaded into the session's network and optimizer.
+TrainResult run_session(std::unique_ptr<TrainSession> session, const TrainHooks& hooks, const TrainStateInfo* resumed);
 
 /// The kohya file names: <name>-000005.safetensors, <name>-step00000100.safetensors, and the
 /// states <name>-000005-state, <name>-step00000100-state, <name>-state.

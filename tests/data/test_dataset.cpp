@@ -164,6 +164,38 @@ TEST(EpochPlan, SameBucketBatchesAllRepeatsSeededOrder) {
   EXPECT_NE(flat(epoch_plan(ds, 43, 0)), flat(plan));
 }
 
+// Steps of batch 4 x 3 (three ranks, or accumulation 3): 12 images of one bucket per step, the
+// same whichever way the 12 are split; every image still appears num_repeats times.
+TEST(EpochPlan, StepsOfSeveralBatchesHoldOneBucketEach) {
+  test::TempDir tmp;
+  for (int i = 0; i < 3; ++i) test::add_image(tmp / "a", str_cat("w", i, ".png"), 600, 400, "w", i);
+  for (int i = 0; i < 2; ++i) test::add_image(tmp / "a", str_cat("s", i, ".png"), 256, 256, "s", i);
+  Findings findings;
+  std::vector<DatasetIndex> ds{index_dataset(config_with({subset(tmp / "a", 10)}, 512, 4), findings)};
+  // Bucket A: 30 images -> 3 steps (12, 12, 6); bucket B: 20 -> 2 steps (12, 8).
+  EXPECT_EQ(steps_per_epoch(ds, 3), 5);
+  const auto plan = epoch_plan(ds, 42, 0, 3);
+  ASSERT_EQ(plan.size(), 5u);
+  std::map<int, int> seen;
+  std::multiset<size_t> sizes;
+  for (const BatchPlan& b : plan) {
+    sizes.insert(b.images.size());
+    for (int i : b.images) {
+      ++seen[i];
+      EXPECT_EQ(ds[0].images[static_cast<size_t>(i)].bucket.bucket, b.bucket);
+    }
+  }
+  for (const auto& [i, n] : seen) EXPECT_EQ(n, 10) << i;
+  EXPECT_EQ(sizes, (std::multiset<size_t>{6, 8, 12, 12, 12}));
+  // A bucket's images are shuffled the same way whatever the step size: the plan of batch 12
+  // holds the images the plan of batch 4 x 3 holds, step for step.
+  std::vector<DatasetIndex> twelve = ds;
+  twelve[0].config.batch_size = 12;
+  const auto same = epoch_plan(twelve, 42, 0);
+  ASSERT_EQ(same.size(), plan.size());
+  for (size_t i = 0; i < plan.size(); ++i) EXPECT_EQ(same[i].images, plan[i].images) << i;
+}
+
 TEST(BatchLoader, ResizeCropAndSizeConditioning) {
   test::TempDir tmp;
   test::add_image(tmp / "a", "wide.png", 600, 400, "wide");

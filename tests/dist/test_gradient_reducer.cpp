@@ -391,6 +391,26 @@ TEST(GradientReducer, RemovesItsHooks) {
   EXPECT_EQ(counts[0], (std::vector<size_t>{0, 1, 0, 3}));
 }
 
+// A parameter no rank used (the LoRA of a text-encoder layer past the one SDXL reads) keeps no
+// gradient, as in one process, so the optimizer skips it (AdamW would otherwise decay it); one
+// used on a single rank gets that rank's gradient everywhere.
+TEST(GradientReducer, AParameterNoRankUsedKeepsNoGradient) {
+  const auto out = gr_ranks<std::vector<double>>(2, [&](ProcessGroup& g) {
+    at::Tensor used = torch::ones({2}).requires_grad_();
+    at::Tensor unused = torch::ones({3}).requires_grad_();
+    at::Tensor rank0_only = torch::ones({1}).requires_grad_();
+    GradientReducer reducer(g, {used, unused, rank0_only}, /*bucket_bytes=*/8);
+    reducer.sync_next_backward();
+    at::Tensor loss = (used * 2).sum();
+    if (g.rank() == 0) loss = loss + (rank0_only * 5).sum();
+    loss.backward();
+    reducer.finish();
+    return std::vector<double>{unused.grad().defined() ? 1.0 : 0.0, used.grad()[0].item<double>(),
+                               rank0_only.grad()[0].item<double>()};
+  });
+  for (const auto& r : out) EXPECT_EQ(r, (std::vector<double>{0.0, 4.0, 5.0}));
+}
+
 TEST(GradientReducerGroup, SumAndMeanInBucketsOfMixedDtypes) {
   // Rank r holds r + 1 + i: exact sums (3 + 2i) and means in fp32 and fp16.
   const auto out = gr_ranks<std::vector<at::Tensor>>(2, [&](ProcessGroup& g) {

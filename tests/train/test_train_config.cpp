@@ -321,6 +321,9 @@ TrainConfig everything_set() {
   c.max_train_steps = 123456;
   c.gradient_accumulation_steps = 2;
   c.seed = std::numeric_limits<uint64_t>::max() - 1;  // past int64: written as a string
+  c.scale_lr = true;
+  c.ddp_timeout = 2.5;
+  c.ddp_check_every_n_steps = 10;
   c.min_snr_gamma = 5;
   c.noise_offset = 0.0357;
   c.prior_loss_weight = 0.75;
@@ -370,6 +373,7 @@ TEST(TrainConfigWrite, RoundTripEveryField) {
   LS_SAME(text_encoder_lr); LS_SAME(lr_scheduler); LS_SAME(lr_warmup_steps); LS_SAME(lr_scheduler_num_cycles);
   LS_SAME(lr_scheduler_power); LS_SAME(max_grad_norm);
   LS_SAME(max_train_epochs); LS_SAME(max_train_steps); LS_SAME(gradient_accumulation_steps); LS_SAME(seed);
+  LS_SAME(scale_lr); LS_SAME(ddp_timeout); LS_SAME(ddp_check_every_n_steps);
   LS_SAME(min_snr_gamma); LS_SAME(noise_offset); LS_SAME(prior_loss_weight); LS_SAME(min_timestep);
   LS_SAME(max_timestep); LS_SAME(max_token_length);
   LS_SAME(gradient_checkpointing); LS_SAME(mixed_precision); LS_SAME(full_bf16); LS_SAME(full_fp16);
@@ -380,8 +384,8 @@ TEST(TrainConfigWrite, RoundTripEveryField) {
   LS_SAME(sample_prompts); LS_SAME(sample_every_n_epochs); LS_SAME(sample_every_n_steps); LS_SAME(sample_sampler);
   LS_SAME(sample_at_first);
 #undef LS_SAME
-  // 73 fields compared above, 73 keys: a field added to TrainConfig needs a key and a line here.
-  EXPECT_EQ(ls::train::train_keys().size(), 73u);
+  // 76 fields compared above, 76 keys: a field added to TrainConfig needs a key and a line here.
+  EXPECT_EQ(ls::train::train_keys().size(), 76u);
   EXPECT_EQ(ls::train::train_config_toml(b), text);
 }
 
@@ -507,6 +511,8 @@ TEST(TrainConfigResume, ChangesListOnlyKeysThatAlterTraining) {
   now.save_every_n_steps = 50;
   now.sample_every_n_epochs = 1;
   now.gradient_checkpointing = !saved.gradient_checkpointing;
+  now.ddp_timeout = 5;
+  now.ddp_check_every_n_steps = 1;
   EXPECT_TRUE(resume_changes(saved, now).empty());
   now.learning_rate = 2e-3;
   now.unet_lr = 1e-4;
@@ -515,7 +521,9 @@ TEST(TrainConfigResume, ChangesListOnlyKeysThatAlterTraining) {
             (std::vector<std::string>{"learning_rate 0.001 -> 0.002", "unet_lr (unset) -> 0.0001", "seed 7 -> 8"}));
   int free_keys = 0;
   for (const TrainKeyInfo& k : train_keys()) free_keys += k.resume_may_change;
-  EXPECT_EQ(free_keys, 22);  // resume, outputs (6), cadence (7), input files (6), device, checkpointing
+  // resume, outputs (6), cadence (7), input files (6), device, checkpointing, ddp_timeout and
+  // ddp_check_every_n_steps (waiting and checking change nothing computed)
+  EXPECT_EQ(free_keys, 24);
 }
 
 }  // namespace
