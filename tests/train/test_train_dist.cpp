@@ -138,6 +138,26 @@ TEST_F(TrainDataParallel, TwoRanksTrainWhatOneProcessTrainsWithTheWholeStep) {
   }
 }
 
+// Both ranks fill the caches, each its share of the entries (by key), then read the others'.
+TEST_F(TrainDataParallel, RanksFillTheCachesTogether) {
+  test::TempDir out;
+  const fs::path cache = fs::path(toml_).parent_path() / ".lorastudio-cache";
+  fs::remove_all(cache);
+  const std::vector<std::string> extra = {"--train_batch_size", "1", "--nproc", "2", "--cache_latents",
+                                          "--cache_text_encoder_outputs", "--network_train_unet_only"};
+  ASSERT_EQ(run(argv(out.path(), 4, extra), (out / "run.log").string()), 0) << core::read_file(out / "run.log");
+  const std::string said = core::read_file(out / "run.log");
+  EXPECT_NE(said.find("by the other ranks"), std::string::npos) << said;
+  size_t latents = 0, texts = 0;
+  for (const auto& e : fs::directory_iterator(cache / "latents")) latents += e.path().extension() == ".safetensors";
+  for (const auto& e : fs::directory_iterator(cache / "text")) texts += e.path().extension() == ".safetensors";
+  EXPECT_EQ(latents, 6u);  // one entry per image (flip_aug off)
+  EXPECT_EQ(texts, 6u);    // one per distinct caption
+  for (const auto& e : fs::recursive_directory_iterator(cache))
+    EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();
+  fs::remove_all(cache);
+}
+
 pid_t child_of(pid_t parent, int index) {
   std::ifstream in("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
   std::vector<pid_t> kids;
