@@ -193,8 +193,8 @@ data::CacheStats fill_text_cache(TrainSession& s, const std::string& cache_dir, 
   return s.text_cache->fill(data::static_captions(s.datasets), encode, 8, s.rank == 0, shard);
 }
 
-// Fills the caches; with several ranks each encodes its share (data::CacheShard), and after a
-// barrier every rank reads the others' entries from the shared folder.
+// Fills the caches; with several ranks each encodes its share (data::CacheShard) and, after a
+// barrier, reads the others' entries from the shared folder.
 void fill_caches(TrainSession& s, const std::string& cache_dir, bool latents, bool text) {
   const auto report = [&](const char* what, const std::string& dir, const data::CacheStats& st) {
     s.cache_reports.push_back(str_cat(what, " ", dir, ": ", st.hits, " cached, ", st.encoded, " encoded",
@@ -203,11 +203,8 @@ void fill_caches(TrainSession& s, const std::string& cache_dir, bool latents, bo
   const data::CacheShard mine{s.rank, s.world_size};
   if (latents) report("latent cache", cache_dir + "/latents", fill_latent_cache(s, cache_dir, mine));
   if (text) report("text-encoder cache", cache_dir + "/text", fill_text_cache(s, cache_dir, mine));
-  if (!s.group) return;
-  s.group->barrier();
-  // Every entry is there now; a second pass checks it (and would encode one a rank lost).
-  if (latents) fill_latent_cache(s, cache_dir, {});
-  if (text) fill_text_cache(s, cache_dir, {});
+  // Every rank finished its share (a rank that failed fails the barrier): all entries are there.
+  if (s.group) s.group->barrier();
 }
 
 }  // namespace

@@ -132,12 +132,17 @@ TEST(RegBalance, FirstPassKeepsTheSubsetRepeats) {
 
 // Bucket A (640x384): 3 images x 10 = 30, batch 4 -> 8 batches (seven of 4, one of 2);
 // bucket B (512x512): 2 images x 10 = 20 -> 5 batches of 4. 13 steps.
-TEST(EpochPlan, SameBucketBatchesAllRepeatsSeededOrder) {
-  test::TempDir tmp;
+// Three 640x384 and two 512x512 images, 10 repeats, batch 4.
+std::vector<DatasetIndex> two_bucket_dataset(const test::TempDir& tmp) {
   for (int i = 0; i < 3; ++i) test::add_image(tmp / "a", str_cat("w", i, ".png"), 600, 400, "w", i);
   for (int i = 0; i < 2; ++i) test::add_image(tmp / "a", str_cat("s", i, ".png"), 256, 256, "s", i);
   Findings findings;
-  std::vector<DatasetIndex> ds{index_dataset(config_with({subset(tmp / "a", 10)}, 512, 4), findings)};
+  return {index_dataset(config_with({subset(tmp / "a", 10)}, 512, 4), findings)};
+}
+
+TEST(EpochPlan, SameBucketBatchesAllRepeatsSeededOrder) {
+  test::TempDir tmp;
+  const std::vector<DatasetIndex> ds = two_bucket_dataset(tmp);
   EXPECT_EQ(steps_per_epoch(ds), 13);
   EXPECT_EQ(steps_per_epoch(ds[0], 1), 50);
   const auto plan = epoch_plan(ds, 42, 0);
@@ -168,10 +173,7 @@ TEST(EpochPlan, SameBucketBatchesAllRepeatsSeededOrder) {
 // same whichever way the 12 are split; every image still appears num_repeats times.
 TEST(EpochPlan, StepsOfSeveralBatchesHoldOneBucketEach) {
   test::TempDir tmp;
-  for (int i = 0; i < 3; ++i) test::add_image(tmp / "a", str_cat("w", i, ".png"), 600, 400, "w", i);
-  for (int i = 0; i < 2; ++i) test::add_image(tmp / "a", str_cat("s", i, ".png"), 256, 256, "s", i);
-  Findings findings;
-  std::vector<DatasetIndex> ds{index_dataset(config_with({subset(tmp / "a", 10)}, 512, 4), findings)};
+  const std::vector<DatasetIndex> ds = two_bucket_dataset(tmp);
   // Bucket A: 30 images -> 3 steps (12, 12, 6); bucket B: 20 -> 2 steps (12, 8).
   EXPECT_EQ(steps_per_epoch(ds, 3), 5);
   const auto plan = epoch_plan(ds, 42, 0, 3);
