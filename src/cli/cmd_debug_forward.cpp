@@ -30,9 +30,8 @@ std::vector<lora::LoraNetwork> apply_loras(const std::vector<std::string>& args,
   for (const auto& arg : args) {
     auto [path, multiplier] = lora::parse_lora_arg(arg);
     auto loaded = lora::load_lora(path, model);
-    for (const auto& name : loaded.unmatched) {
-      std::fprintf(stderr, "warning: %s: module %s matches no loaded layer; ignored\n", path.c_str(), name.c_str());
-    }
+    for (const std::string& line : lora::unmatched_summary(path, loaded.unmatched, model))
+      std::fprintf(stderr, "warning: %s\n", line.c_str());
     loaded.network->set_multiplier(multiplier);
     loaded.network->eval();
     loaded.network->apply();

@@ -24,9 +24,8 @@ void run_merge(const MergeOptions& o) {
   for (const auto& arg : o.loras) {
     auto [path, multiplier] = lora::parse_lora_arg(arg);
     auto loaded = lora::load_lora(path, model);
-    for (const auto& name : loaded.unmatched) {
-      std::fprintf(stderr, "warning: %s: module %s matches no layer of the model; ignored\n", path.c_str(), name.c_str());
-    }
+    for (const std::string& line : lora::unmatched_summary(path, loaded.unmatched, model))
+      std::fprintf(stderr, "warning: %s\n", line.c_str());
     loaded.network->set_multiplier(multiplier);
     loaded.network->merge_into_base();
     std::printf("merged %s x %g (%zu modules)\n", path.c_str(), multiplier, loaded.network->modules().size());

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <ctime>
 #include <cstring>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -163,6 +164,43 @@ std::pair<std::string, double> parse_lora_arg(const std::string& arg) {
   } catch (const std::exception&) {
   }
   return {arg, 1.0};  // a ':' that is part of the path
+}
+
+std::vector<std::string> unmatched_summary(const std::string& path, const std::vector<std::string>& unmatched,
+                                           const models::SdxlModel& model) {
+  struct PartInfo {
+    const char* prefix;
+    const char* what;
+    bool loaded;
+  };
+  const PartInfo parts[] = {{"lora_unet_", "the UNet", !model.unet.is_empty()},
+                            {"lora_te1_", "text encoder 1", !model.te1.is_empty()},
+                            {"lora_te2_", "text encoder 2", !model.te2.is_empty()}};
+  std::map<std::string, std::vector<std::string>> by_part;  // prefix ("" for other names) -> names
+  for (const std::string& name : unmatched) {
+    std::string key;
+    for (const PartInfo& p : parts)
+      if (name.rfind(p.prefix, 0) == 0) key = p.prefix;
+    by_part[key].push_back(name);
+  }
+  std::vector<std::string> lines;
+  for (const auto& [prefix, names] : by_part) {
+    const PartInfo* part = nullptr;
+    for (const PartInfo& p : parts)
+      if (prefix == p.prefix) part = &p;
+    if (part && !part->loaded) {
+      lines.push_back(str_cat(path, ": ", names.size(), " ", prefix.substr(0, prefix.size() - 1),
+                              " modules not applied (", part->what, " is not loaded)"));
+      continue;
+    }
+    std::string first;
+    for (size_t i = 0; i < names.size() && i < 3; ++i) first += (i ? ", " : "") + names[i];
+    lines.push_back(str_cat(path, ": ", names.size(), " ", part ? prefix.substr(0, prefix.size() - 1) + " " : "",
+                            "module", names.size() == 1 ? " matches no layer of the model and is" : "s match no layer of the model and are",
+                            " ignored (",
+                            first, names.size() > 3 ? ", ..." : "", ")"));
+  }
+  return lines;
 }
 
 LoadedLora load_lora(const std::string& path, const models::SdxlModel& model) {

@@ -39,6 +39,13 @@ struct LoadedLora {
 /// is an error. The network is not yet applied.
 LoadedLora load_lora(const std::string& path, const models::SdxlModel& model);
 
+/// What a load left out, one line per part instead of one per module (a LoRA with text-encoder
+/// modules applied to the UNet alone leaves 264 out): "PATH: 132 lora_te1 modules not applied (the
+/// text encoder 1 is not loaded)", or, for a loaded part, how many match no layer with the first
+/// few names. Empty when everything matched.
+std::vector<std::string> unmatched_summary(const std::string& path, const std::vector<std::string>& unmatched,
+                                           const models::SdxlModel& model);
+
 /// Parses "FILE" or "FILE:MULT" (the --lora syntax).
 std::pair<std::string, double> parse_lora_arg(const std::string& arg);
 

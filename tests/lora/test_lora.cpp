@@ -224,6 +224,33 @@ TEST_F(TinyLora, SaveLoadRoundTripIsExact) {
   for (const auto& info : hr.tensors()) EXPECT_EQ(info.dtype, ls::io::Dtype::kF16) << info.name;
 }
 
+// A LoRA with text-encoder modules applied to the UNet alone: one line per part left out, not
+// one per module.
+TEST_F(TinyLora, WhatALoadLeftOutIsOneLinePerPart) {
+  auto net = make(4);
+  const auto path = (dir_ / "all.safetensors").string();
+  ls::lora::save_lora(path, *net, torch::kFloat, ls::lora::network_metadata({}, "all", 1024, 1024));
+  SdxlModel unet_only;
+  unet_only.config = model_.config;
+  unet_only.unet = model_.unet;
+  const auto loaded = ls::lora::load_lora(path, unet_only);
+  ASSERT_GT(loaded.unmatched.size(), 10u);
+  auto lines = ls::lora::unmatched_summary(path, loaded.unmatched, unet_only);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_NE(lines[0].find(" lora_te1 modules not applied (text encoder 1 is not loaded)"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[1].find(" lora_te2 modules not applied (text encoder 2 is not loaded)"), std::string::npos) << lines[1];
+  size_t counted = 0;
+  for (const std::string& l : lines) counted += std::stoul(l.substr(path.size() + 2));
+  EXPECT_EQ(counted, loaded.unmatched.size());
+  // Names of a loaded part that match nothing (another architecture) are listed, a few of them.
+  lines = ls::lora::unmatched_summary(path, {"lora_unet_a", "lora_unet_b", "lora_unet_c", "lora_unet_d", "x"}, model_);
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0], path + ": 1 module matches no layer of the model and is ignored (x)");
+  EXPECT_EQ(lines[1], path + ": 4 lora_unet modules match no layer of the model and are ignored (lora_unet_a, "
+                             "lora_unet_b, lora_unet_c, ...)");
+  EXPECT_TRUE(ls::lora::unmatched_summary(path, {}, model_).empty());
+}
+
 TEST_F(TinyLora, BadFilesGiveClearErrors) {
   auto expect_error = [&](const std::string& path, const std::string& needle) {
     try {
