@@ -147,7 +147,18 @@ TEST_F(TrainDataParallel, RanksFillTheCachesTogether) {
                                           "--cache_text_encoder_outputs", "--network_train_unet_only"};
   ASSERT_EQ(run(argv(out.path(), 4, extra), (out / "run.log").string()), 0) << core::read_file(out / "run.log");
   const std::string said = core::read_file(out / "run.log");
-  EXPECT_NE(said.find("by the other ranks"), std::string::npos) << said;
+  // Rank 0's report: its share encoded (this data gives each rank one), the rest cached already or
+  // left to rank 1 (which of the two depends on which rank got there first); rank 0 never encodes
+  // rank 1's share.
+  for (const char* what : {"latent cache", "text-encoder cache"}) {
+    std::smatch m;
+    const std::regex line(std::string(what) + " [^\n]*: ([0-9]+) cached, ([0-9]+) encoded(?: here, ([0-9]+) by the other ranks)?");
+    ASSERT_TRUE(std::regex_search(said, m, line)) << said;
+    const int cached = std::stoi(m[1]), encoded = std::stoi(m[2]), others = m[3].matched ? std::stoi(m[3]) : 0;
+    EXPECT_EQ(cached + encoded + others, 6) << m[0];
+    EXPECT_LT(encoded, 6) << m[0];
+    EXPECT_GT(encoded, 0) << m[0];
+  }
   size_t latents = 0, texts = 0;
   for (const auto& e : fs::directory_iterator(cache / "latents")) latents += e.path().extension() == ".safetensors";
   for (const auto& e : fs::directory_iterator(cache / "text")) texts += e.path().extension() == ".safetensors";
@@ -158,12 +169,18 @@ TEST_F(TrainDataParallel, RanksFillTheCachesTogether) {
   fs::remove_all(cache);
 }
 
-pid_t child_of(pid_t parent, int index) {
-  std::ifstream in("/proc/" + std::to_string(parent) + "/task/" + std::to_string(parent) + "/children");
-  std::vector<pid_t> kids;
+// The launcher's child whose environment says RANK=<rank>.
+pid_t rank_child(pid_t launcher, int rank) {
+  std::ifstream in("/proc/" + std::to_string(launcher) + "/task/" + std::to_string(launcher) + "/children");
+  const std::string wanted = "RANK=" + std::to_string(rank);
   pid_t p = 0;
-  while (in >> p) kids.push_back(p);
-  return index < static_cast<int>(kids.size()) ? kids[static_cast<size_t>(index)] : -1;
+  while (in >> p) {
+    std::ifstream env("/proc/" + std::to_string(p) + "/environ");
+    std::string var;
+    while (std::getline(env, var, '\0'))
+      if (var == wanted) return p;
+  }
+  return -1;
 }
 
 TEST_F(TrainDataParallel, KilledRankStopsItsPeerAndThePairResumesToTheSameLora) {
@@ -178,7 +195,7 @@ TEST_F(TrainDataParallel, KilledRankStopsItsPeerAndThePairResumesToTheSameLora) 
   while (!fs::exists(state) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   ASSERT_TRUE(fs::exists(state)) << core::read_file(log);
-  const pid_t rank1 = child_of(launcher, 1);
+  const pid_t rank1 = rank_child(launcher, 1);
   ASSERT_GT(rank1, 0);
   const auto killed_at = std::chrono::steady_clock::now();
   kill(rank1, SIGKILL);
