@@ -15,6 +15,7 @@
 #include "models/checkpoint.h"
 #include "train/adafactor.h"
 #include "train/adamw.h"
+#include "train/prodigy.h"
 #include "train/train_step.h"
 
 namespace ls::cli {
@@ -41,7 +42,9 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainStepOptions& 
     if (!a.relative_step()) a.lr(o.learning_rate);
     return std::make_unique<train::Adafactor>(params, a);
   }
-  LS_FAIL("--optimizer ", o.optimizer, " is not available; use AdamW or Adafactor");
+  if (kind == "prodigy")
+    return std::make_unique<train::Prodigy>(params, train::parse_prodigy_args(o.optimizer_args).lr(o.learning_rate));
+  LS_FAIL("--optimizer ", o.optimizer, " is not available; use AdamW, Adafactor or Prodigy");
 }
 
 void check_shape(const torch::Tensor& t, const char* name, int64_t dims, const std::string& file) {
@@ -120,7 +123,7 @@ void register_debug_train_step(CLI::App& debug) {
   cmd->add_option("--inputs", opts->inputs, "Input tensors (.safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--output", opts->output, "Output tensors (.safetensors, float32)")->required();
   cmd->add_option("--config", opts->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
-  cmd->add_option("--optimizer", opts->optimizer, "AdamW or Adafactor")->capture_default_str();
+  cmd->add_option("--optimizer", opts->optimizer, "AdamW, Adafactor or Prodigy")->capture_default_str();
   cmd->add_option("--optimizer_args", opts->optimizer_args, "kohya optimizer_args (\"weight_decay=0.01\" ...)");
   cmd->add_option("--learning_rate", opts->learning_rate, "Learning rate")->capture_default_str();
   cmd->add_option("--max_grad_norm", opts->max_grad_norm, "Gradient clipping bound (0: none)")->capture_default_str();

@@ -58,7 +58,8 @@ struct OwnLr {
   std::function<std::vector<std::optional<double>>()> lrs;
 };
 
-/// Optimizers that can make their own lr say so through this interface (Adafactor does).
+/// Optimizers that can make their own lr say so through this interface (Adafactor does). Prodigy
+/// does not: its d multiplies the group lr this schedule sets, as AdamW's lr is set.
 class MakesOwnLr {
  public:
   virtual ~MakesOwnLr() = default;

@@ -67,6 +67,13 @@ double arg_double(const OptimizerArg& arg, const std::string& what) {
   return v;
 }
 
+int64_t arg_int(const OptimizerArg& arg, const std::string& what) {
+  int64_t v = 0;
+  LS_CHECK(core::parse_int64(core::trim(arg.value), v), "optimizer_args: ", what, " ", arg.key,
+           " must be a whole number, got '", arg.value, "'");
+  return v;
+}
+
 bool arg_bool(const OptimizerArg& arg, const std::string& what) {
   const std::string& v = arg.value;
   if (v == "True" || v == "true" || v == "1") return true;

@@ -3,6 +3,7 @@
 // `ast.literal_eval(value)`; the optimizer then rejects unknown keys (here: named in the error).
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ std::vector<OptimizerArg> split_optimizer_args(const std::vector<std::string>& a
 
 /// Python float/int literal ("1e-3", "-0.8", "2"); `what` names the optimizer in errors.
 double arg_double(const OptimizerArg& arg, const std::string& what);
+/// Python int literal ("11", "-2"); a float such as "11.0" is refused (Python would not slice by it).
+int64_t arg_int(const OptimizerArg& arg, const std::string& what);
 /// Python bool literal: True/False (also true/false, 1/0).
 bool arg_bool(const OptimizerArg& arg, const std::string& what);
 /// A float literal, or None.

@@ -81,7 +81,7 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("network_args", &C::network_args, "network arguments \"key=value\" (conv_dim, rank_dropout, ...)"),
       key("network_train_unet_only", &C::network_train_unet_only, "train the U-Net LoRA only"),
       key("network_train_text_encoder_only", &C::network_train_text_encoder_only, "train the text-encoder LoRA only"),
-      key("optimizer_type", &C::optimizer_type, "AdamW or Adafactor"),
+      key("optimizer_type", &C::optimizer_type, "AdamW, Adafactor or Prodigy"),
       key("optimizer_args", &C::optimizer_args, "optimizer arguments \"key=value\" (weight_decay=0.01 ...)"),
       key("learning_rate", &C::learning_rate, "base learning rate"),
       key("unet_lr", &C::unet_lr, "learning rate of the U-Net LoRA (default: learning_rate)"),

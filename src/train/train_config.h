@@ -49,7 +49,7 @@ struct TrainConfig {
   bool network_train_unet_only = false, network_train_text_encoder_only = false;
 
   // Optimizer and schedule.
-  std::string optimizer_type = "AdamW";  // AdamW | Adafactor (case-insensitive, as kohya)
+  std::string optimizer_type = "AdamW";  // AdamW | Adafactor | Prodigy (case-insensitive, as kohya)
   std::vector<std::string> optimizer_args;
   double learning_rate = 2e-6;  // kohya's default
   std::optional<double> unet_lr, text_encoder_lr;

@@ -12,6 +12,25 @@
 #include "train/train_config.h"
 
 namespace ls::train {
+namespace {
+
+// prodigyopt refuses a learning rate <= 0 at construction and, at the first step, groups whose
+// lrs differ (one d is adapted for all; a group may sit at 0): caught here, before any loading.
+void validate_prodigy_lrs(const TrainConfig& c) {
+  LS_CHECK(c.learning_rate > 0, "optimizer_type Prodigy needs learning_rate > 0 (kohya users pass 1), got ",
+           c.learning_rate);
+  std::vector<std::pair<const char*, double>> lrs;
+  if (!c.network_train_unet_only)
+    lrs.emplace_back(c.text_encoder_lr ? "text_encoder_lr" : "learning_rate", c.text_encoder_lr.value_or(c.learning_rate));
+  if (!c.network_train_text_encoder_only)
+    lrs.emplace_back(c.unet_lr ? "unet_lr" : "learning_rate", c.unet_lr.value_or(c.learning_rate));
+  for (const auto& [name, lr] : lrs) LS_CHECK(lr >= 0, name, " must be >= 0, got ", lr);
+  LS_CHECK(lrs.size() < 2 || lrs[0].second == lrs[1].second || lrs[0].second == 0 || lrs[1].second == 0,
+           "optimizer_type Prodigy adapts one step size for both parts, so ", lrs[0].first, " (", lrs[0].second,
+           ") and ", lrs[1].first, " (", lrs[1].second, ") must be equal, or one 0 to freeze that part");
+}
+
+}  // namespace
 
 void validate(const TrainConfig& c) {
   LS_CHECK(!c.pretrained_model_name_or_path.empty(),
@@ -39,8 +58,9 @@ void validate(const TrainConfig& c) {
   LS_CHECK(sp.empty() || sp == "float" || sp == "fp16" || sp == "bf16",
            "save_precision must be float, fp16 or bf16 (or unset), got '", sp, "'");
   const std::string opt = core::ascii_lower(c.optimizer_type);
-  LS_CHECK(opt == "adamw" || opt == "adafactor", "optimizer_type '", c.optimizer_type,
-           "' is not supported; lorastudio has AdamW and Adafactor");
+  LS_CHECK(opt == "adamw" || opt == "adafactor" || opt == "prodigy", "optimizer_type '", c.optimizer_type,
+           "' is not supported; lorastudio has AdamW, Adafactor and Prodigy");
+  if (opt == "prodigy") validate_prodigy_lrs(c);
   parse_lr_schedule(c.lr_scheduler);  // its error names lr_scheduler and lists the valid ones
   LS_CHECK(c.lr_warmup_steps >= 0, "lr_warmup_steps must be >= 0, got ", c.lr_warmup_steps);
   const std::pair<const char*, int> counts[] = {{"train_batch_size", c.train_batch_size},

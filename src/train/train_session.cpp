@@ -21,6 +21,7 @@
 #include "train/adafactor.h"
 #include "train/adamw.h"
 #include "train/optimizer_args.h"
+#include "train/prodigy.h"
 #include "train/sample_prompts.h"
 #include "train/text_inputs.h"
 
@@ -107,8 +108,15 @@ void build_optimizer(TrainSession& s) {
       g.groups[i].set_options(std::make_unique<torch::optim::AdamWOptions>(parse_adamw_args(c.optimizer_args, g.lrs[i])));
     s.optimizer = std::make_unique<torch::optim::AdamW>(std::move(g.groups),
                                                         parse_adamw_args(c.optimizer_args, c.learning_rate * s.lr_scale));
+  } else if (kind == "prodigy") {
+    // kohya passes learning_rate to the constructor and the groups' lrs with them; the schedule
+    // then scales every group's lr, which multiplies Prodigy's own d (kohya users set 1).
+    const ProdigyOptions defaults = parse_prodigy_args(c.optimizer_args);
+    for (size_t i = 0; i < g.groups.size(); ++i)
+      g.groups[i].set_options(std::make_unique<ProdigyOptions>(ProdigyOptions(defaults).lr(g.lrs[i])));
+    s.optimizer = std::make_unique<Prodigy>(std::move(g.groups), ProdigyOptions(defaults).lr(c.learning_rate * s.lr_scale));
   } else {
-    LS_FAIL("optimizer_type ", c.optimizer_type, " is not available; use AdamW or Adafactor");
+    LS_FAIL("optimizer_type ", c.optimizer_type, " is not available; use AdamW, Adafactor or Prodigy");
   }
   LrScheduleOptions o;
   o.kind = effective_lr_schedule(parse_lr_schedule(c.lr_scheduler), relative_step);

@@ -468,7 +468,7 @@ TEST(TrainConfigValidate, EachRuleNamesItsKey) {
       {[](TrainConfig& c) { c.full_bf16 = true; }, "full_bf16"},
       {[](TrainConfig& c) { c.mixed_precision = "bf16", c.full_fp16 = true; }, "full_fp16"},
       {[](TrainConfig& c) { c.save_precision = "fp8"; }, "save_precision"},
-      {[](TrainConfig& c) { c.optimizer_type = "Lion"; }, "optimizer_type 'Lion' is not supported; lorastudio has AdamW and Adafactor"},
+      {[](TrainConfig& c) { c.optimizer_type = "Lion"; }, "optimizer_type 'Lion' is not supported; lorastudio has AdamW, Adafactor and Prodigy"},
       {[](TrainConfig& c) { c.lr_scheduler = "cosine_annealing"; }, "lr_scheduler"},
       {[](TrainConfig& c) { c.lr_warmup_steps = -1; }, "lr_warmup_steps"},
       {[](TrainConfig& c) { c.train_batch_size = 0; }, "train_batch_size"},
