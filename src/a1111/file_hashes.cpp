@@ -95,6 +95,16 @@ bool has_safetensors_extension(const fs::path& file) {
 
 std::string file_sha256(const std::filesystem::path& file) { return file_hashes_detail::hash_from(file, 0); }
 
+std::string legacy_model_hash(const std::filesystem::path& file) {
+  using namespace file_hashes_detail;
+  FilePtr f = open_for_hash(file);
+  std::vector<char> block(0x10000);
+  size_t n = 0;
+  if (std::fseek(f.get(), 0x100000, SEEK_SET) == 0) n = std::fread(block.data(), 1, block.size(), f.get());
+  LS_CHECK(!std::ferror(f.get()), file.string(), ": read error while hashing (", std::strerror(errno), ")");
+  return core::sha256_hex(std::string_view(block.data(), n)).substr(0, 8);
+}
+
 std::string safetensors_addnet_sha256(const std::filesystem::path& file) {
   using namespace file_hashes_detail;
   return hash_from(file, 8 + safetensors_header(file).first);

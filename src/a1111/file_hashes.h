@@ -53,6 +53,11 @@ class FileHashCache {
 std::string file_sha256(const std::filesystem::path& file);
 std::string safetensors_addnet_sha256(const std::filesystem::path& file);
 
+/// A1111's old model hash (before AutoV2; kohya's train_util.model_hash, its ss_sd_model_hash):
+/// first 8 hex of the SHA-256 of the 64 KiB at offset 1 MiB (fewer bytes, or none, for a shorter
+/// file). Cheap: no cache.
+std::string legacy_model_hash(const std::filesystem::path& file);
+
 /// A1111 "Model hash" of a checkpoint: 10 hex.
 std::string model_hash(const std::filesystem::path& checkpoint, FileHashCache& cache);
 /// A1111 "Lora hashes" value of a LoRA file: 12 hex. For .safetensors the metadata's

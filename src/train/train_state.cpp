@@ -39,18 +39,22 @@ void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& netwo
     optimizer.save(archive);
     archive.save_to((tmp / kOptimizerFile).string());
   }
-  const nlohmann::json j{{"format", kStateFormat},
-                         {"global_step", info.position.global_step},
-                         {"epoch", info.position.epoch},
-                         {"batch_in_epoch", info.position.batch_in_epoch},
-                         {"seed", info.seed},
-                         {"epoch_loss_sum", info.epoch_loss_sum},
-                         {"epoch_loss_count", info.epoch_loss_count},
-                         {"loss_scaler", {{"scale", info.loss_scaler.scale},
-                                          {"growth_tracker", info.loss_scaler.growth_tracker},
-                                          {"skipped_steps", info.loss_scaler.skipped_steps}}},
-                         {"world_size", info.world_size},
-                         {"config", info.config_toml}};
+  nlohmann::json j{{"format", kStateFormat},
+                   {"global_step", info.position.global_step},
+                   {"epoch", info.position.epoch},
+                   {"batch_in_epoch", info.position.batch_in_epoch},
+                   {"seed", info.seed},
+                   {"epoch_loss_sum", info.epoch_loss_sum},
+                   {"epoch_loss_count", info.epoch_loss_count},
+                   {"loss_scaler", {{"scale", info.loss_scaler.scale},
+                                    {"growth_tracker", info.loss_scaler.growth_tracker},
+                                    {"skipped_steps", info.loss_scaler.skipped_steps}}},
+                   {"world_size", info.world_size},
+                   {"config", info.config_toml}};
+  if (info.stamp) {  // optional fields: format 2 states without them stay readable
+    j["session_id"] = info.stamp->session_id;
+    j["training_started_at"] = info.stamp->started_at;
+  }
   core::write_file_atomic(tmp / kInfoFile, j.dump(2) + "\n");
   // Swap in: the old state stays complete until the new one has its name.
   const fs::path old = final_dir.string() + ".old-" + std::to_string(::getpid());
@@ -84,6 +88,8 @@ TrainStateInfo read_train_state_info(const std::string& dir) {
   info.epoch_loss_sum = j.value("epoch_loss_sum", 0.0);
   info.epoch_loss_count = j.value("epoch_loss_count", int64_t{0});
   info.config_toml = j.value("config", std::string());
+  if (j.contains("session_id") && j.contains("training_started_at"))
+    info.stamp = RunStamp{j.at("session_id").get<uint64_t>(), j.at("training_started_at").get<double>()};
   if (j.contains("loss_scaler")) {  // states written before fp16 loss scaling have none
     const nlohmann::json& scaler = j.at("loss_scaler");
     info.loss_scaler.scale = scaler.at("scale").get<double>();

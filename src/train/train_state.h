@@ -1,17 +1,20 @@
 // The resumable state of a training run (kohya's --save_state / --resume): one folder holding the
 // LoRA weights in their training dtype, the optimizer's state, and a JSON file with the position
-// in the data order, the scheduler step, the seed and the effective config. Every random draw of
-// a step is derived from (seed, epoch, batch), so the position replaces generator states.
+// in the data order, the scheduler step, the seed, the effective config and the run's stamp (its
+// LoRA metadata's session id and start time). Every random draw of a step is derived from
+// (seed, epoch, batch), so the position replaces generator states.
 // The folder is written beside its final name and renamed into place: a kill leaves the previous
 // state intact.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <torch/torch.h>
 
 #include "train/loss_scaler.h"
+#include "train/run_stamp.h"
 
 namespace ls::lora {
 class LoraNetworkImpl;
@@ -34,6 +37,9 @@ struct TrainStateInfo {
   LossScalerState loss_scaler;  // fp16's dynamic loss scale (unused otherwise)
   int world_size = 1;           // ranks of the run that wrote it (every rank holds the same state)
   int format = 0;               // 1: before data-parallel training (a step was one plan batch)
+  /// The run's session id and start time for its LoRA metadata; absent in states written before
+  /// lorastudio recorded them (a resume then makes them anew, see new_run_stamp).
+  std::optional<RunStamp> stamp;
 };
 
 void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,

@@ -159,6 +159,9 @@ class Trainer {
   TrainResult result_;
   std::unique_ptr<sample::Pipeline> sampler_;
   std::unique_ptr<dist::GradientReducer> reducer_;  // with several ranks
+  RunStamp stamp_;  // the run's session id and start time: from the state when resumed
+  LoraMetadata run_metadata_;  // every key the run's files share (rank 0)
+  std::future<LoraMetadata> model_metadata_;  // the checkpoint's name and hashes, joined at the first save
 };
 
 /// kohya's sample images: <output_dir>/sample/<name>_<e000005|000100>_<index>_<seed>.png, made
@@ -259,7 +262,10 @@ bool Trainer::optimizer_step() {
 
 void Trainer::save_lora_file(const std::string& name, int epoch) {
   if (!writer()) return;
-  lora::save_lora(out(name), *s_->network, s_->save_dtype, trained_lora_metadata(*s_, epoch, position_.global_step));
+  if (model_metadata_.valid())
+    for (auto& [k, v] : model_metadata_.get()) run_metadata_[k] = std::move(v);
+  lora::save_lora(out(name), *s_->network, s_->save_dtype,
+                  saved_lora_metadata(run_metadata_, stamp_, epoch, position_.global_step));
 }
 
 std::string Trainer::save_state(const std::string& name) {
@@ -274,6 +280,7 @@ std::string Trainer::save_state(const std::string& name) {
   info.epoch_loss_count = epoch_loss_count_;
   info.loss_scaler = s_->scaler.state();
   info.world_size = s_->world_size;
+  info.stamp = stamp_;
   save_train_state(dir, *s_->network, *s_->optimizer, info);
   return dir;
 }
@@ -305,6 +312,11 @@ void Trainer::start(const TrainStateInfo* resumed) {
   result_.max_steps = s.max_steps;
   result_.log_path = out(log_file_name(c.output_name));
   if (!writer()) return;
+  // A state from before stamps were saved gets the one its run made (unless SOURCE_DATE_EPOCH
+  // has changed since).
+  stamp_ = resumed && resumed->stamp ? *resumed->stamp : new_run_stamp(c, s.seed);
+  run_metadata_ = run_lora_metadata(s, stamp_);
+  model_metadata_ = start_model_lora_metadata(c.pretrained_model_name_or_path, a1111::user_cache_dir());
   if (!resumed) fs::remove(result_.log_path);  // a new run starts a new log
   log_ = std::make_unique<TrainLog>(result_.log_path, position_.global_step);
   nlohmann::json start{{"event", resumed ? "resume" : "start"}, {"step", position_.global_step},
