@@ -101,12 +101,10 @@ int launch_local_ranks(const std::vector<std::string>& args, int nproc, std::chr
   std::vector<pid_t> pids;
   for (int r = 0; r < nproc; ++r) pids.push_back(start_rank(exe, args, r, nproc, port, threads));
   int first_failure = 0, running = nproc;
-  bool interrupted = false;
   std::chrono::steady_clock::time_point failed_at{};
   bool terminated = false, killed = false;
   while (running > 0) {
     if (const int sig = g_launcher_signal.exchange(0); sig != 0) {
-      interrupted = interrupted || sig == SIGINT;
       for (const pid_t pid : pids)
         if (pid > 0) ::kill(pid, sig);
     }
@@ -139,8 +137,7 @@ int launch_local_ranks(const std::vector<std::string>& args, int nproc, std::chr
   }
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
-  if (first_failure == 130 && interrupted) return 130;
-  return first_failure;
+  return first_failure;  // an interrupted rank exits 130 itself
 }
 
 }  // namespace ls::cli

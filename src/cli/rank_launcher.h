@@ -14,8 +14,8 @@ namespace ls::cli {
 
 /// Runs `args` (argv[0] excluded; this executable is started) as `nproc` ranks and waits for all.
 /// After the first rank fails the others get `grace` to stop on their own (a rank whose peer died
-/// says so itself), then SIGTERM, then SIGKILL. Returns 0, 130 after an interrupt, or the first
-/// failing rank's exit code.
+/// says so itself), then SIGTERM, then SIGKILL. Returns 0 or the first failing rank's exit code
+/// (130 after an interrupt: the ranks exit with it).
 int launch_local_ranks(const std::vector<std::string>& args, int nproc, std::chrono::seconds grace);
 
 /// A TCP port free on 127.0.0.1 right now (the kernel's pick), for the rendezvous.
