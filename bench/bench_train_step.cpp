@@ -119,7 +119,7 @@ int run_variant(const Options& o, bool checkpointing, int64_t batch) {
   std::vector<double> seconds;
   for (int64_t i = 0; i < o.warmup + o.steps; ++i) {
     const double s = ls::bench::timed(device, [&] {
-      const ls::train::LossParts loss = ls::train::step_loss(model.unet, schedule, in, o.dtype, 0.0);
+      const ls::train::LossParts loss = ls::train::step_loss(model.unet, schedule, in, o.dtype, ls::train::LossOptions{});
       (void)loss.loss.item<double>();
       loss.loss.backward();
       ls::train::clip_grad_norm(trainable, 1.0);

@@ -28,7 +28,9 @@ struct TrainStepOptions {
   std::vector<std::string> optimizer_args;
   double learning_rate = 1e-4;
   double max_grad_norm = 1.0;
-  double min_snr_gamma = 0;
+  train::LossOptions loss;
+  std::string loss_type = "l2", huber_schedule = "snr";
+  bool zero_terminal_snr = false;
   std::string dtype = "fp32";
   std::string device = "cpu";
 };
@@ -71,6 +73,15 @@ void run_train_step(const TrainStepOptions& o) {
                step.timesteps.scalar_type() == torch::kLong,
            in.path(), ": 'timesteps' must be int64 [", step.latents.size(0), "], got ", shape_text(step.timesteps));
   step.loss_weights = torch::ones({step.latents.size(0)}, step.latents.options());
+  if (in.has("ip_noise")) step.ip_noise = in.get("ip_noise", "debug train-step");
+  if (in.has("mask")) step.mask = in.get("mask", "debug train-step");
+  LS_CHECK(!step.ip_noise.defined() || step.ip_noise.sizes() == step.latents.sizes(), in.path(), ": 'ip_noise' ",
+           shape_text(step.ip_noise), " must have the shape of 'latents' ", shape_text(step.latents));
+  train::LossOptions objective = o.loss;
+  objective.type = train::parse_loss_type(o.loss_type);
+  objective.huber_schedule = train::parse_huber_schedule(o.huber_schedule);
+  const models::NoiseSchedule sdxl = models::NoiseSchedule::sdxl();
+  const models::NoiseSchedule schedule = o.zero_terminal_snr ? sdxl.zero_terminal_snr() : sdxl;
 
   // The UNet alone: the text encoders' LoRA cannot learn from a given context.
   models::SdxlModel model = models::load_sdxl_checkpoint(o.model, o.config, {true, false, false}, device, dtype);
@@ -91,7 +102,7 @@ void run_train_step(const TrainStepOptions& o) {
   }
   auto optimizer = make_optimizer(o, params);
 
-  const train::LossParts loss = train::step_loss(model.unet, models::NoiseSchedule::sdxl(), step, dtype, o.min_snr_gamma);
+  const train::LossParts loss = train::step_loss(model.unet, schedule, step, dtype, objective);
   loss.loss.backward();
   std::vector<std::pair<std::string, torch::Tensor>> out{{"loss", loss.loss.detach().to(torch::kCPU, torch::kFloat)}};
   // Copies: clipping below scales the gradients in place.
@@ -115,10 +126,11 @@ void register_debug_train_step(CLI::App& debug) {
       "train-step",
       "One LoRA training step of the UNet (the trainer's objective) on given tensors.\n"
       "  inputs:  latents [B,4,h,w] (scaled), context [B,77,2048], y [B,2816], noise [B,4,h,w],\n"
-      "           timesteps [B] int64\n"
+      "           timesteps [B] int64; optional: ip_noise [B,4,h,w] (input perturbation, added to\n"
+      "           the UNet input only), mask [B,1,H,W] (loss mask, area-resized to the latent)\n"
       "  outputs: loss [], grad_norm [] (before clipping), grad.<kohya key> for every trained LoRA\n"
       "           tensor, and every LoRA tensor after one optimizer step (float32)");
-  cmd->add_option("--model", opts->model, "SDXL single-file checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model", opts->model, "SDXL checkpoint (.safetensors) or diffusers folder")->required()->check(CLI::ExistingPath);
   cmd->add_option("--lora-init", opts->lora_init, "The LoRA before the step (kohya format)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--inputs", opts->inputs, "Input tensors (.safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--output", opts->output, "Output tensors (.safetensors, float32)")->required();
@@ -127,7 +139,18 @@ void register_debug_train_step(CLI::App& debug) {
   cmd->add_option("--optimizer_args", opts->optimizer_args, "kohya optimizer_args (\"weight_decay=0.01\" ...)");
   cmd->add_option("--learning_rate", opts->learning_rate, "Learning rate")->capture_default_str();
   cmd->add_option("--max_grad_norm", opts->max_grad_norm, "Gradient clipping bound (0: none)")->capture_default_str();
-  cmd->add_option("--min_snr_gamma", opts->min_snr_gamma, "min-SNR-gamma weighting (0: off)")->capture_default_str();
+  cmd->add_option("--min_snr_gamma", opts->loss.min_snr_gamma, "min-SNR-gamma weighting (0: off)")->capture_default_str();
+  cmd->add_option("--loss_type", opts->loss_type, "l2, l1, huber or smooth_l1")->capture_default_str();
+  cmd->add_option("--huber_schedule", opts->huber_schedule, "constant, exponential or snr")->capture_default_str();
+  cmd->add_option("--huber_c", opts->loss.huber_c, "huber / smooth_l1 threshold")->capture_default_str();
+  cmd->add_option("--huber_scale", opts->loss.huber_scale, "huber_c scale")->capture_default_str();
+  cmd->add_flag("--v_parameterization", opts->loss.v_prediction, "the target is the velocity (v-prediction)");
+  cmd->add_flag("--zero_terminal_snr", opts->zero_terminal_snr, "rescale the schedule to zero terminal SNR");
+  cmd->add_flag("--scale_v_pred_loss_like_noise_pred", opts->loss.scale_v_pred_loss_like_noise_pred,
+                "weigh the loss by snr / (snr + 1)");
+  cmd->add_option("--v_pred_like_loss", opts->loss.v_pred_like_loss, "v-prediction-like loss share (0: off)")
+      ->capture_default_str();
+  cmd->add_flag("--debiased_estimation_loss", opts->loss.debiased_estimation, "weigh the loss by 1 / sqrt(snr)");
   cmd->add_option("--dtype", opts->dtype, "UNet precision: fp32, fp16 or bf16 (the LoRA stays fp32)")->capture_default_str();
   cmd->add_option("--device", opts->device, "cpu, cuda or cuda:N")->capture_default_str();
   cmd->callback([opts] { run_train_step(*opts); });

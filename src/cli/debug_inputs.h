@@ -16,6 +16,7 @@ class DebugInputs {
       : reader_(path), device_(device), dtype_(dtype) {}
   /// The tensor `name`; a missing one is an error that names the file and `help_command`.
   torch::Tensor get(const std::string& name, const char* help_command) const;
+  bool has(const std::string& name) const { return reader_.contains(name); }
   const std::string path() const { return reader_.path().string(); }
 
  private:

@@ -41,24 +41,60 @@ at::Tensor per_sample(const at::Tensor& v, const at::Tensor& like) {
 
 }  // namespace
 
-at::Tensor NoiseSchedule::add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
-  LS_CHECK(x0.dim() >= 1 && x0.sizes() == noise.sizes(), "add_noise: latents ", x0.sizes(), " and noise ",
+namespace {
+
+// diffusers' add_noise / get_velocity coefficients sqrt(acp_t) and sqrt(1 - acp_t), each [B, 1, ...]
+// like x0, from the table cast to x0's dtype and device first, as diffusers does.
+std::pair<at::Tensor, at::Tensor> schedule_coefficients(const NoiseSchedule& s, const at::Tensor& x0,
+                                                        const at::Tensor& noise, const at::Tensor& t,
+                                                        const char* what) {
+  LS_CHECK(x0.dim() >= 1 && x0.sizes() == noise.sizes(), what, ": latents ", x0.sizes(), " and noise ",
            noise.sizes(), " must have the same shape");
-  LS_CHECK(t.dim() == 1 && t.size(0) == x0.size(0), "add_noise: need one timestep per sample ([",
-           x0.size(0), "]), got ", t.sizes());
-  LS_CHECK(!at::isFloatingType(t.scalar_type()), "add_noise: timesteps must be integers, got ",
-           t.scalar_type());
-  const auto acp = alphas_cumprod.to(x0.device()).to(x0.scalar_type());
+  LS_CHECK(t.dim() == 1 && t.size(0) == x0.size(0), what, ": need one timestep per sample ([", x0.size(0),
+           "]), got ", t.sizes());
+  LS_CHECK(!at::isFloatingType(t.scalar_type()), what, ": timesteps must be integers, got ", t.scalar_type());
+  const auto acp = s.alphas_cumprod.to(x0.device()).to(x0.scalar_type());
   const auto idx = t.to(x0.device()).to(at::kLong);
   if (idx.numel() > 0) {
     const auto lo = idx.min().item<int64_t>(), hi = idx.max().item<int64_t>();
-    LS_CHECK(lo >= 0 && hi < num_timesteps(), "add_noise: timesteps must lie in [0, ", num_timesteps(),
-             "), got ", lo, "..", hi);
+    LS_CHECK(lo >= 0 && hi < s.num_timesteps(), what, ": timesteps must lie in [0, ", s.num_timesteps(), "), got ",
+             lo, "..", hi);
   }
-  const auto acp_t = acp.index_select(0, idx);                        // [B]
-  const auto sqrt_alpha = per_sample(acp_t.pow(0.5), x0);             // [B, 1, ...]
-  const auto sqrt_one_minus = per_sample((1 - acp_t).pow(0.5), x0);   // [B, 1, ...]
-  return sqrt_alpha * x0 + sqrt_one_minus * noise;                    // [B, ...]
+  const auto acp_t = acp.index_select(0, idx);  // [B]
+  return {per_sample(acp_t.pow(0.5), x0), per_sample((1 - acp_t).pow(0.5), x0)};
+}
+
+}  // namespace
+
+at::Tensor NoiseSchedule::add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
+  const auto [sqrt_alpha, sqrt_one_minus] = schedule_coefficients(*this, x0, noise, t, "add_noise");
+  return sqrt_alpha * x0 + sqrt_one_minus * noise;  // [B, ...]
+}
+
+at::Tensor NoiseSchedule::velocity(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const {
+  const auto [sqrt_alpha, sqrt_one_minus] = schedule_coefficients(*this, x0, noise, t, "velocity");
+  return sqrt_alpha * noise - sqrt_one_minus * x0;  // [B, ...]
+}
+
+NoiseSchedule NoiseSchedule::zero_terminal_snr() const {
+  LS_CHECK(!zero_terminal, "noise schedule: zero terminal SNR is already enforced");
+  // kohya's enforce_zero_terminal_snr, op for op in float32.
+  const auto alphas_bar_sqrt = at::cumprod(1 - betas, 0).sqrt();                 // [T]
+  const auto first = alphas_bar_sqrt[0].clone(), last = alphas_bar_sqrt[-1].clone();
+  const auto shifted = (alphas_bar_sqrt - last) * (first / (first - last));       // [T], last = 0
+  const auto alphas_bar = shifted.pow(2);
+  const auto alphas = at::cat({alphas_bar.slice(0, 0, 1), alphas_bar.slice(0, 1) / alphas_bar.slice(0, 0, -1)});
+  NoiseSchedule z;
+  z.betas = 1 - alphas;
+  z.alphas_cumprod = at::cumprod(1 - z.betas, 0);
+  z.snr = snr;  // kohya: all_snr is computed before the fix
+  // Sampling: A1111's / ComfyUI's finite stand-in for the terminal alpha_bar of 0.
+  auto acp = z.alphas_cumprod.clone();
+  acp[-1] = 4.8973451890853435e-08;
+  z.sigmas = ((1 - acp) / acp).pow(0.5);
+  z.log_sigmas = z.sigmas.log();
+  z.zero_terminal = true;
+  return z;
 }
 
 at::Tensor NoiseSchedule::sample_timesteps(int64_t batch, int64_t min_timestep, int64_t max_timestep,

@@ -25,11 +25,25 @@ struct NoiseSchedule {
 
   static NoiseSchedule sdxl(int64_t steps = 1000, double beta_start = 0.00085, double beta_end = 0.012);
 
+  /// kohya's --zero_terminal_snr (custom_train_functions.fix_noise_scheduler_betas_for_zero_terminal_snr,
+  /// arXiv 2305.08891): sqrt(acp) shifted so the last timestep is pure noise and rescaled so the first
+  /// keeps its value, back to betas, acp = cumprod(1 - betas), all in float32 as the reference. `snr`
+  /// stays the original schedule's, as kohya computes all_snr before the fix (min-SNR and debiased
+  /// weights see the unfixed SNR). `sigmas` / `log_sigmas` are for sampling: the last acp is set to
+  /// 4.8973451890853435e-08 (A1111's and ComfyUI's rescale_zero_terminal_snr), a finite sigma_max of
+  /// ~4500 instead of infinity.
+  NoiseSchedule zero_terminal_snr() const;
+  bool zero_terminal = false;  // made by zero_terminal_snr()
+
   int64_t num_timesteps() const { return betas.size(0); }
 
   /// DDPM forward process sqrt(acp_t) * x0 + sqrt(1 - acp_t) * noise for per-sample t [B] int64;
   /// the table is cast to x0's dtype and device first, as diffusers does. x0, noise [B, ...].
   at::Tensor add_noise(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const;
+
+  /// diffusers DDPMScheduler.get_velocity, the v-prediction target: sqrt(acp_t) * noise -
+  /// sqrt(1 - acp_t) * x0, the table in x0's dtype. Shapes as add_noise.
+  at::Tensor velocity(const at::Tensor& x0, const at::Tensor& noise, const at::Tensor& t) const;
 
   /// kohya: uniform integers in [min_timestep, max_timestep), one per sample ([B] int64 on the
   /// generator's device); min_timestep == max_timestep gives that value for every sample.

@@ -50,20 +50,13 @@ std::string lm_basename(const std::string& path) {
 // The keys of kohya's options lorastudio does not have, at kohya's "off" values.
 void lm_add_absent_features(LoraMetadata& m) {
   const char* const kNone[] = {
-      "ss_clip_skip", "ss_multires_noise_iterations", "ss_adaptive_noise_scale", "ss_ip_noise_gamma",
-      "ss_scale_weight_norms", "ss_face_crop_aug_range", "ss_training_comment", "ss_validation_seed",
+      "ss_clip_skip", "ss_scale_weight_norms", "ss_face_crop_aug_range", "ss_training_comment", "ss_validation_seed",
       "ss_max_validation_steps", "ss_validate_every_n_epochs", "ss_validate_every_n_steps",
       "ss_resize_interpolation"};
   for (const char* k : kNone) m[k] = "None";
   const char* const kFalse[] = {
-      "ss_lowram", "ss_zero_terminal_snr", "ss_debiased_estimation", "ss_noise_offset_random_strength",
-      "ss_ip_noise_gamma_random_strength", "ss_fp8_base", "ss_fp8_base_unet"};
+      "ss_lowram", "ss_fp8_base", "ss_fp8_base_unet"};
   for (const char* k : kFalse) m[k] = "False";
-  m["ss_multires_noise_discount"] = "0.3";
-  m["ss_loss_type"] = "l2";
-  m["ss_huber_schedule"] = "snr";
-  m["ss_huber_c"] = "0.1";
-  m["ss_huber_scale"] = "1.0";
   m["ss_validation_split"] = "0.0";
   m["ss_num_validation_images"] = "0";
   // kohya's get_git_revision_hash when sd-scripts is not a git checkout: lorastudio is none.
@@ -101,6 +94,7 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   // A file is a function of the training alone (a resumed run writes the same bytes); the wall
   // clock goes to the log instead.
   m.erase("modelspec.date");
+  m["modelspec.prediction_type"] = c.v_parameterization ? "v" : "epsilon";  // kohya's sai_model_spec PRED_TYPE_*
   if (!m.count("ss_network_dropout")) m["ss_network_dropout"] = "None";
   lm_add_absent_features(m);
 
@@ -140,8 +134,21 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   m["ss_max_token_length"] = c.max_token_length ? std::to_string(c.max_token_length) : "None";
   m["ss_cache_latents"] = python_bool(c.cache_latents || c.cache_latents_to_disk);  // kohya: to_disk implies it
 
-  m["ss_noise_offset"] = lm_positive_or_none(c.noise_offset);
+  m["ss_noise_offset"] = c.noise_offset != 0 ? python_float(c.noise_offset) : "None";
   m["ss_min_snr_gamma"] = lm_positive_or_none(c.min_snr_gamma);
+  // The loss and noise options: kohya's args as str() writes them (None-default ones at 0 = off).
+  m["ss_multires_noise_iterations"] = c.multires_noise_iterations ? std::to_string(c.multires_noise_iterations) : "None";
+  m["ss_multires_noise_discount"] = python_float(c.multires_noise_discount);
+  m["ss_adaptive_noise_scale"] = c.adaptive_noise_scale != 0 ? python_float(c.adaptive_noise_scale) : "None";
+  m["ss_ip_noise_gamma"] = lm_positive_or_none(c.ip_noise_gamma);
+  m["ss_zero_terminal_snr"] = python_bool(c.zero_terminal_snr);
+  m["ss_debiased_estimation"] = python_bool(c.debiased_estimation_loss);
+  m["ss_noise_offset_random_strength"] = python_bool(c.noise_offset_random_strength);
+  m["ss_ip_noise_gamma_random_strength"] = python_bool(c.ip_noise_gamma_random_strength);
+  m["ss_loss_type"] = c.loss_type;
+  m["ss_huber_schedule"] = c.huber_schedule;
+  m["ss_huber_c"] = python_float(c.huber_c);
+  m["ss_huber_scale"] = python_float(c.huber_scale);
   m["ss_prior_loss_weight"] = python_float(c.prior_loss_weight);
   m["ss_caption_dropout_rate"] = python_float(c.caption_dropout_rate);
   m["ss_caption_dropout_every_n_epochs"] = std::to_string(c.caption_dropout_every_n_epochs);

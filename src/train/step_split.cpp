@@ -22,24 +22,72 @@ std::vector<MicroBatch> rank_micro_batches(int64_t step_images, int batch_size, 
 }
 
 StepDraws StepDraws::slice(int64_t first, int64_t count) const {
+  auto rows = [&](const at::Tensor& t) { return t.defined() ? t.narrow(0, first, count) : t; };
   StepDraws s;
-  if (posterior_eps.defined()) s.posterior_eps = posterior_eps.narrow(0, first, count);
-  s.noise = noise.narrow(0, first, count);
-  s.timesteps = timesteps.narrow(0, first, count);
+  s.posterior_eps = rows(posterior_eps);
+  s.noise = rows(noise);
+  s.timesteps = rows(timesteps);
+  s.ip_noise = rows(ip_noise);
+  s.pending = pending;
+  s.offset_draw = rows(offset_draw);
+  s.offset = offset;
+  for (const PyramidOctave& o : octaves) s.octaves.push_back({o.r, rows(o.draw)});
   return s;
 }
 
+namespace {
+
+// kohya's random strengths: torch.rand(1) * value, one per batch (here: per step).
+at::Tensor step_split_strength(double value, bool random, at::Generator& gen, const at::TensorOptions& opts) {
+  if (!random) return at::scalar_tensor(value, opts);
+  return at::rand({}, gen, opts) * value;
+}
+
+}  // namespace
+
 StepDraws draw_step(int64_t n, int64_t channels, int64_t h, int64_t w, const models::NoiseSchedule& schedule,
                     const StepDrawOptions& o, c10::Device device) {
+  LS_CHECK(o.multires_noise_iterations >= 0, "multires_noise_iterations must be >= 0, got ", o.multires_noise_iterations);
   at::Generator gen = at::globalContext().defaultGenerator(device);
   const auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
   StepDraws d;
   if (o.posterior) d.posterior_eps = at::randn({n, channels, h, w}, gen, opts);
-  const at::Tensor noise = at::randn({n, channels, h, w}, gen, opts);
-  // Without adaptive_noise_scale the offset needs only the latents' shape, which the noise has.
-  d.noise = apply_noise_offset(noise, noise, o.noise_offset, 0.0, gen);
+  d.noise = at::randn({n, channels, h, w}, gen, opts);
+  if (o.noise_offset != 0) {
+    d.offset = step_split_strength(o.noise_offset, o.noise_offset_random_strength, gen, opts);
+    d.offset_draw = at::randn({n, channels, 1, 1}, gen, opts);
+  }
   d.timesteps = schedule.sample_timesteps(n, o.min_timestep, o.max_timestep, gen);
+  if (o.multires_noise_iterations > 0) {
+    const auto u = at::rand({o.multires_noise_iterations}, gen, opts.dtype(at::kDouble)).cpu();
+    const std::vector<double> uniforms(u.data_ptr<double>(), u.data_ptr<double>() + u.numel());
+    const auto sizes = pyramid_sizes(h, w, uniforms);
+    for (size_t i = 0; i < sizes.size(); ++i)
+      d.octaves.push_back({uniforms[i] * 2 + 2, at::randn({n, channels, sizes[i].first, sizes[i].second}, gen, opts)});
+  }
+  if (o.ip_noise_gamma != 0) {
+    const auto strength = step_split_strength(o.ip_noise_gamma, o.ip_noise_gamma_random_strength, gen, opts);
+    d.ip_noise = strength * at::randn({n, channels, h, w}, gen, opts);
+  }
+  // Without adaptive_noise_scale the whole step's noise is made here (the pyramid's normalisation
+  // then spans the step however it is split) and the parts are consumed.
+  d.pending = o.adaptive_noise_scale != 0 && o.noise_offset != 0;
+  if (!d.pending) {
+    d.pending = true;
+    d.noise = finish_noise(d, {}, o);
+    d.pending = false;
+    d.offset_draw = at::Tensor();
+    d.octaves.clear();
+  }
   return d;
+}
+
+at::Tensor finish_noise(const StepDraws& d, const at::Tensor& latents, const StepDrawOptions& o) {
+  if (!d.pending) return d.noise;
+  at::Tensor noise = d.noise;
+  if (d.offset_draw.defined()) noise = offset_noise(latents, noise, d.offset_draw, d.offset, o.adaptive_noise_scale);
+  if (!d.octaves.empty()) noise = pyramid_noise(noise, d.octaves, o.multires_noise_discount);
+  return noise;
 }
 
 at::Tensor weight_share(const at::Tensor& loss, int64_t count, int64_t step_images) {

@@ -76,6 +76,21 @@ struct TrainConfig {
   double prior_loss_weight = 1.0;
   int min_timestep = 0, max_timestep = 1000;
   int max_token_length = 0;  // 0 = 75 tokens; 150 or 225
+  // kohya's loss and noise options (train_util.add_training_arguments, custom_train_functions).
+  std::string loss_type = "l2";  // l2 | l1 | huber | smooth_l1
+  std::string huber_schedule = "snr";  // constant | exponential | snr
+  double huber_c = 0.1, huber_scale = 1.0;
+  bool v_parameterization = false;  // the UNet predicts the velocity (v-prediction fine-tunes)
+  bool zero_terminal_snr = false;   // rescale the schedule so t = 999 is pure noise
+  bool scale_v_pred_loss_like_noise_pred = false;
+  double v_pred_like_loss = 0.0;  // 0 = off
+  bool debiased_estimation_loss = false;
+  bool noise_offset_random_strength = false;
+  double adaptive_noise_scale = 0.0;  // 0 = off (kohya: None); needs noise_offset
+  int multires_noise_iterations = 0;  // 0 = off
+  double multires_noise_discount = 0.3;
+  double ip_noise_gamma = 0.0;  // 0 = off
+  bool ip_noise_gamma_random_strength = false;
 
   // Precision, memory, caches.
   bool gradient_checkpointing = false;

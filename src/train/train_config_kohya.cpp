@@ -25,7 +25,6 @@ constexpr const char* kConsole = "console output is lorastudio's own";
 constexpr const char* kModelspec = "modelspec metadata fields are not taken";
 constexpr const char* kHub = "no Hugging Face uploads";
 constexpr const char* kKeepAll = "older checkpoints are kept, not deleted";
-constexpr const char* kHuber = "used only with loss_type huber or smooth_l1, which are refused";
 constexpr const char* kValidation = "used only with validation_split, which is refused";
 
 const std::pair<const char*, const char*> kIgnored[] = {
@@ -75,9 +74,6 @@ const std::pair<const char*, const char*> kIgnored[] = {
     {"save_last_n_steps", kKeepAll},
     {"save_last_n_steps_state", kKeepAll},
     {"clip_skip", "kohya's SDXL training ignores it too"},
-    {"multires_noise_discount", "used only with multires_noise_iterations, which is refused"},
-    {"huber_c", kHuber},
-    {"huber_schedule", kHuber},
     {"validation_seed", kValidation},
     {"validate_every_n_steps", kValidation},
     {"validate_every_n_epochs", kValidation},
@@ -87,18 +83,7 @@ const std::pair<const char*, const char*> kIgnored[] = {
 const Refused kRefused[] = {
     // Objective and noise.
     {"v2", Off::kFalse},
-    {"v_parameterization", Off::kFalse},
-    {"zero_terminal_snr", Off::kFalse},
-    {"scale_v_pred_loss_like_noise_pred", Off::kFalse},
-    {"v_pred_like_loss", Off::kZero},
-    {"debiased_estimation_loss", Off::kFalse},
     {"min_snr_gamma_soft", Off::kFalse},
-    {"loss_type", Off::kText, "l2"},
-    {"ip_noise_gamma", Off::kZero},
-    {"ip_noise_gamma_random_strength", Off::kFalse},
-    {"multires_noise_iterations", Off::kZero},
-    {"noise_offset_random_strength", Off::kFalse},
-    {"adaptive_noise_scale", Off::kZero},
     {"masked_loss", Off::kFalse},
     // Network and weights.
     {"network_weights", Off::kNone},

@@ -9,6 +9,7 @@
 #include "core/strings.h"
 #include "text/prompt_windows.h"
 #include "train/lr_schedule.h"
+#include "train/objective_config.h"
 #include "train/train_config.h"
 
 namespace ls::train {
@@ -97,6 +98,7 @@ void validate(const TrainConfig& c) {
            " (kohya's rule)");
   LS_CHECK(!(c.cache_latents || c.cache_latents_to_disk) || !c.random_crop,
            "cache_latents cannot be used with random_crop: a cached latent has one crop (kohya's rule)");
+  validate_objective(c);
 }
 
 }  // namespace ls::train

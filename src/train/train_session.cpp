@@ -20,6 +20,7 @@
 #include "text/prompt_windows.h"
 #include "train/adafactor.h"
 #include "train/adamw.h"
+#include "train/objective_config.h"
 #include "train/optimizer_args.h"
 #include "train/prodigy.h"
 #include "train/sample_prompts.h"
@@ -250,9 +251,12 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c) {
 std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vector<std::string>& notes,
                                             dist::ProcessGroup* group) {
   validate(config);
+  validate_objective(config, &notes);
   auto s = std::make_unique<TrainSession>();
   s->config = config;
   TrainConfig& c = s->config;
+  s->noise = training_schedule(c);
+  s->loss = loss_options(c);
   s->group = group;
   if (group) s->rank = group->rank(), s->world_size = group->world_size();
   s->device = core::parse_device(c.device);

@@ -18,6 +18,7 @@
 #include "models/noise_schedule.h"
 #include "sample/pipeline.h"
 #include "text/clip_tokenizer.h"
+#include "train/loss.h"
 #include "train/loss_scaler.h"
 #include "train/lr_schedule.h"
 #include "train/train_config.h"
@@ -60,7 +61,8 @@ struct TrainSession {
   LossScaler scaler;  // enabled for mixed_precision fp16 (GradScaler semantics)
   std::vector<std::string> group_names;  // "text_encoder", "unet" (kohya's order)
   std::vector<torch::Tensor> trainable;  // every LoRA parameter
-  models::NoiseSchedule noise = models::NoiseSchedule::sdxl();
+  models::NoiseSchedule noise = models::NoiseSchedule::sdxl();  // with zero_terminal_snr rescaled
+  LossOptions loss;
 
   int64_t batches_per_epoch = 0, updates_per_epoch = 0, max_steps = 0;
   int num_epochs = 0;

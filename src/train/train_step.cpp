@@ -5,11 +5,15 @@
 namespace ls::train {
 
 LossParts step_loss(models::SdxlUnet& unet, const models::NoiseSchedule& schedule, const StepInputs& in,
-                    c10::ScalarType base_dtype, double min_snr_gamma) {
-  const torch::Tensor noisy = schedule.add_noise(in.latents, in.noise, in.timesteps);
+                    c10::ScalarType base_dtype, const LossOptions& loss) {
+  // kohya: add_noise(latents, noise + strength * randn_like(latents), t), the target keeps `noise`.
+  const torch::Tensor input_noise = in.ip_noise.defined() ? in.noise + in.ip_noise : in.noise;
+  const torch::Tensor noisy = schedule.add_noise(in.latents, input_noise, in.timesteps);
   const torch::Tensor pred = unet->forward(noisy.to(base_dtype), in.timesteps, in.context.to(base_dtype),
                                            in.y.to(base_dtype));
-  return diffusion_loss(pred.to(torch::kFloat32), in.noise, in.loss_weights, in.timesteps, schedule, min_snr_gamma);
+  const torch::Tensor target =
+      loss.v_prediction ? schedule.velocity(in.latents, in.noise, in.timesteps) : in.noise;
+  return diffusion_loss(pred.to(torch::kFloat32), target, in.loss_weights, in.timesteps, schedule, loss, in.mask);
 }
 
 at::Tensor grad_norm(const std::vector<at::Tensor>& params) {

@@ -1,7 +1,7 @@
 // One training step's objective, shared by the trainer and `lorastudio debug train-step` (the
-// parity interface against kohya): noisy latents from the DDPM forward process, the UNet's
-// epsilon prediction in the base dtype, kohya's loss (train_network.py: MSE in float32, per-sample
-// weights, min-SNR-gamma).
+// parity interface against kohya): noisy latents from the DDPM forward process (with input
+// perturbation noise, if any), the UNet's prediction in the base dtype, its target (the noise, or
+// the velocity for v-parameterization), kohya's loss (train_network.py process_batch).
 #pragma once
 
 #include <vector>
@@ -22,11 +22,13 @@ struct StepInputs {
   at::Tensor context;       // [B, 77*k, 2048]
   at::Tensor y;             // [B, 2816] pooled text embedding + size embeddings
   at::Tensor loss_weights;  // [B] 1, or prior_loss_weight for regularisation images
+  at::Tensor ip_noise;      // [B, 4, h, w] or undefined: ip_noise_gamma's extra input noise
+  at::Tensor mask;          // [B, 1, H, W] loss mask (masked_loss) or undefined
 };
 
 /// Forward and loss, no backward. The UNet runs in `base_dtype`; the loss is float32.
 LossParts step_loss(models::SdxlUnet& unet, const models::NoiseSchedule& schedule, const StepInputs& in,
-                    c10::ScalarType base_dtype, double min_snr_gamma);
+                    c10::ScalarType base_dtype, const LossOptions& loss);
 
 /// The 2-norm of all defined gradients of `params` (the norm of the per-tensor norms, as
 /// torch.nn.utils.clip_grad_norm_), a 0-d tensor on their device: no host read.

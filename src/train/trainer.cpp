@@ -23,6 +23,7 @@
 #include "models/sdxl_conditioner.h"
 #include "train/lora_metadata.h"
 #include "train/loss.h"
+#include "train/objective_config.h"
 #include "train/text_inputs.h"
 #include "train/train_log.h"
 #include "train/train_session.h"
@@ -229,14 +230,15 @@ double Trainer::micro_step(const data::Batch& batch, const StepDraws& draws, int
   const TrainConfig& c = s.config;
   StepInputs in;
   in.latents = scaled_latents(batch, draws.posterior_eps);  // [B, 4, h, w] float32
-  in.noise = draws.noise;
+  in.noise = finish_noise(draws, in.latents, draw_options(c, !s.latent_cache));
+  in.ip_noise = draws.ip_noise;
   in.timesteps = draws.timesteps;
   const Conditioning text = text_conditioning(batch);
   const SizeTensors sizes = size_tensors(batch.sizes, s.device);
   in.context = text.context;
   in.y = models::size_embedding(text.pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
   in.loss_weights = batch.loss_weights.to(s.device);
-  const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, c.min_snr_gamma);
+  const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, s.loss);
   const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
   if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good
   // Weigh first, then scale: the scale is a power of two (exact), so without fp16 the gradients
@@ -382,14 +384,10 @@ Trainer::StepOutcome Trainer::accumulate_step(const data::BatchPlan& plan, int e
       rank_micro_batches(n, batch_size, s.world_size, s.rank, c.gradient_accumulation_steps);
   const auto e = static_cast<uint64_t>(epoch), si = static_cast<uint64_t>(step_index);
   seed_generators(s.device, core::derive_seed(s.seed, {e, si, core::purpose_id("train_step")}));
-  StepDrawOptions draw_options;
-  draw_options.posterior = !s.latent_cache;
-  draw_options.noise_offset = c.noise_offset;
-  draw_options.min_timestep = c.min_timestep;
-  draw_options.max_timestep = c.max_timestep;
+  const StepDrawOptions draws_wanted = draw_options(c, !s.latent_cache);
   const int64_t down = s.model.config.vae.downscale();
   const StepDraws draws = draw_step(n, s.model.config.vae.embed_dim, plan.bucket.height / down,
-                                    plan.bucket.width / down, s.noise, draw_options, s.device);
+                                    plan.bucket.width / down, s.noise, draws_wanted, s.device);
   StepOutcome outcome;
   double weighted = 0;  // this rank's images' losses, each times its image count
   for (size_t i = 0; i < micro.size(); ++i) {

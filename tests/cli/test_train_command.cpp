@@ -27,9 +27,9 @@ TEST(TrainCommand, IgnoredKohyaFlagGivesANoteAndMissingModelIsOneLine) {
 }
 
 TEST(TrainCommand, RefusedKohyaFlagUnlessOff) {
-  const auto on = test::run_lorastudio("train --v_parameterization");
+  const auto on = test::run_lorastudio("train --v2");
   EXPECT_NE(on.exit_code, 0);
-  EXPECT_NE(on.out.find("v_parameterization"), std::string::npos) << on.out;
+  EXPECT_NE(on.out.find("v2"), std::string::npos) << on.out;
   EXPECT_NE(on.out.find("not supported"), std::string::npos) << on.out;
 }
 

@@ -10,9 +10,16 @@
 #include "io/safetensors.h"
 #include "support/support.h"
 #include "train/loss.h"
+#include "train/train_noise.h"
 #include "models/noise_schedule.h"
 
 namespace {
+
+ls::train::LossOptions loss_test_snr_options(double gamma) {
+  ls::train::LossOptions o;
+  o.min_snr_gamma = gamma;
+  return o;
+}
 
 using ls::models::NoiseSchedule;
 
@@ -202,20 +209,20 @@ TEST(DiffusionLoss, MatchesHandComputation) {
   for (double gamma : {0.0, 5.0}) {
     SCOPED_TRACE(gamma);
     const auto expected = hand_loss(pred, target, weights, t, gamma);
-    const auto parts = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), gamma);
+    const auto parts = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), loss_test_snr_options(gamma));
     EXPECT_EQ(parts.loss.dim(), 0);
     EXPECT_EQ(parts.loss.scalar_type(), at::kFloat);
     EXPECT_NEAR(parts.loss.item<double>(), expected.loss, 1e-6 * expected.loss);
     EXPECT_TRUE(ls::test::all_close(parts.per_sample, at::tensor(expected.per_sample), 1e-6, 0));
     // float64 inputs stay float64.
     const auto parts64 = ls::train::diffusion_loss(pred.to(at::kDouble), target.to(at::kDouble), w_tensor,
-                                                   long_tensor(t), schedule(), gamma);
+                                                   long_tensor(t), schedule(), loss_test_snr_options(gamma));
     EXPECT_EQ(parts64.loss.scalar_type(), at::kDouble);
     EXPECT_NEAR(parts64.loss.item<double>(), expected.loss, 2e-7 * expected.loss);  // float32 snr weight
   }
   // min-SNR only changes t = 10 (snr 103.5 > 5): the other two samples keep their weight.
-  const auto off = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), 0);
-  const auto on = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), 5);
+  const auto off = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), loss_test_snr_options(0));
+  const auto on = ls::train::diffusion_loss(pred, target, w_tensor, long_tensor(t), schedule(), loss_test_snr_options(5));
   EXPECT_TRUE(at::equal(off.per_sample.slice(0, 1), on.per_sample.slice(0, 1)));
   EXPECT_LT(on.per_sample[0].item<double>(), 0.05 * off.per_sample[0].item<double>());
 }
@@ -225,7 +232,7 @@ TEST(DiffusionLoss, BFloat16PredictionIsUpcastToFloat32) {
   const auto pred = at::randn({2, 4, 3, 3}, g).to(at::kBFloat16), target = at::randn({2, 4, 3, 3}, g);
   const auto weights = at::ones({2});
   const auto t = long_tensor({5, 600});
-  const auto parts = ls::train::diffusion_loss(pred, target, weights, t, schedule(), 5);
+  const auto parts = ls::train::diffusion_loss(pred, target, weights, t, schedule(), loss_test_snr_options(5));
   EXPECT_EQ(parts.loss.scalar_type(), at::kFloat);
   const auto expected = hand_loss(pred.to(at::kFloat), target, {1, 1}, {5, 600}, 5);
   EXPECT_NEAR(parts.loss.item<double>(), expected.loss, 1e-6 * expected.loss);
@@ -238,16 +245,16 @@ TEST(DiffusionLoss, GradientMatchesFiniteDifferences) {
   const auto weights = at::tensor({1.0, 0.7, 1.0});
   const auto t = long_tensor({3, 250, 999});
   auto per_sample = [&](const torch::Tensor& x) {
-    return ls::train::diffusion_loss(x, target, weights, t, schedule(), 5).per_sample;
+    return ls::train::diffusion_loss(x, target, weights, t, schedule(), loss_test_snr_options(5)).per_sample;
   };
   EXPECT_TRUE(ls::test::gradcheck(per_sample, pred));
   auto scalar = [&](const torch::Tensor& x) {
-    return ls::train::diffusion_loss(x, target, weights, t, schedule(), 5).loss;
+    return ls::train::diffusion_loss(x, target, weights, t, schedule(), loss_test_snr_options(5)).loss;
   };
   EXPECT_TRUE(ls::test::gradcheck(scalar, pred));
   // Closed form: d loss / d pred = 2 (pred - target) * w_b * snr_w_b / (B * C * H * W).
   const auto x = pred.clone().requires_grad_(true);
-  ls::train::diffusion_loss(x, target, weights, t, schedule(), 5).loss.backward();
+  ls::train::diffusion_loss(x, target, weights, t, schedule(), loss_test_snr_options(5)).loss.backward();
   const auto snr_w = ls::train::min_snr_weight(ls::train::snr_at(schedule(), t), 5).to(at::kDouble);
   const auto scale = (weights.to(at::kDouble) * snr_w).view({3, 1, 1, 1}) * 2 / (3 * 18);
   EXPECT_TRUE(ls::test::all_close(x.grad(), scale * (pred - target), 1e-12, 1e-15));
@@ -257,11 +264,11 @@ TEST(DiffusionLoss, RejectsMismatchedInputs) {
   const auto a = at::zeros({2, 4, 3, 3});
   const auto w = at::ones({2});
   const auto t = long_tensor({1, 2});
-  EXPECT_THROW(ls::train::diffusion_loss(a, at::zeros({2, 4, 3, 2}), w, t, schedule(), 0), ls::Error);
-  EXPECT_THROW(ls::train::diffusion_loss(a, a, at::ones({3}), t, schedule(), 0), ls::Error);
-  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, long_tensor({1}), schedule(), 0), ls::Error);
-  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, t, schedule(), -1), ls::Error);
-  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, long_tensor({1, 1000}), schedule(), 5), ls::Error);
+  EXPECT_THROW(ls::train::diffusion_loss(a, at::zeros({2, 4, 3, 2}), w, t, schedule(), loss_test_snr_options(0)), ls::Error);
+  EXPECT_THROW(ls::train::diffusion_loss(a, a, at::ones({3}), t, schedule(), loss_test_snr_options(0)), ls::Error);
+  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, long_tensor({1}), schedule(), loss_test_snr_options(0)), ls::Error);
+  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, t, schedule(), loss_test_snr_options(-1)), ls::Error);
+  EXPECT_THROW(ls::train::diffusion_loss(a, a, w, long_tensor({1, 1000}), schedule(), loss_test_snr_options(5)), ls::Error);
 }
 
 }  // namespace

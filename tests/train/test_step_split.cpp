@@ -65,6 +65,68 @@ TEST(StepSplit, SlicedDrawsAreTheWholeStepsRows) {
   EXPECT_TRUE(torch::equal(part.timesteps, whole.timesteps.narrow(0, 1, 2)));
 }
 
+// With every noise option on, a slice is still the whole step's rows: the pyramid's normalisation and
+// the random strengths are the step's, so splitting a step changes nothing.
+TEST(StepSplit, NoiseOptionsAreDrawnForTheWholeStep) {
+  const models::NoiseSchedule schedule = models::NoiseSchedule::sdxl();
+  StepDrawOptions o;
+  o.noise_offset = 0.1;
+  o.noise_offset_random_strength = true;
+  o.multires_noise_iterations = 6;
+  o.multires_noise_discount = 0.3;
+  o.ip_noise_gamma = 0.1;
+  o.ip_noise_gamma_random_strength = true;
+  auto draw = [&](const StepDrawOptions& options) {
+    at::Generator gen = at::globalContext().defaultGenerator(c10::Device(c10::kCPU));
+    {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(99);
+    }
+    return draw_step(4, 4, 16, 12, schedule, options, c10::kCPU);
+  };
+  const StepDraws whole = draw(o);
+  EXPECT_FALSE(whole.pending);
+  ASSERT_TRUE(whole.ip_noise.defined());
+  EXPECT_NEAR(whole.noise.std().item<double>(), 1.0, 1e-6);  // the pyramid is normalised over the step
+  const StepDraws part = whole.slice(2, 2);
+  EXPECT_TRUE(torch::equal(finish_noise(part, {}, o), whole.noise.narrow(0, 2, 2)));
+  EXPECT_TRUE(torch::equal(part.ip_noise, whole.ip_noise.narrow(0, 2, 2)));
+  // The newer draws come after the old ones: without them the noise and timesteps are as before.
+  StepDrawOptions plain;
+  plain.noise_offset = 0.1;
+  const StepDraws before = draw(plain);
+  StepDrawOptions ip_only = plain;
+  ip_only.ip_noise_gamma = 0.1;
+  const StepDraws after = draw(ip_only);
+  EXPECT_TRUE(torch::equal(before.noise, after.noise));
+  EXPECT_TRUE(torch::equal(before.timesteps, after.timesteps));
+  EXPECT_FALSE(before.ip_noise.defined());
+  // ip noise is strength x randn: with a fixed strength its std is about the strength.
+  EXPECT_NEAR(after.ip_noise.std().item<double>(), 0.1, 0.01);
+}
+
+// adaptive_noise_scale needs the latents: the offset is finished per slice, per (b, c), so a slice
+// equals the whole step's rows here too (no pyramid).
+TEST(StepSplit, AdaptiveOffsetIsFinishedWithTheLatents) {
+  const models::NoiseSchedule schedule = models::NoiseSchedule::sdxl();
+  StepDrawOptions o;
+  o.noise_offset = 0.05;
+  o.adaptive_noise_scale = 0.5;
+  at::Generator gen = at::globalContext().defaultGenerator(c10::Device(c10::kCPU));
+  {
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    gen.set_current_seed(7);
+  }
+  const StepDraws whole = draw_step(3, 4, 8, 8, schedule, o, c10::kCPU);
+  ASSERT_TRUE(whole.pending);
+  const auto latents = torch::randn({3, 4, 8, 8}) + 0.5;
+  const auto all = finish_noise(whole, latents, o);
+  const auto one = finish_noise(whole.slice(1, 1), latents.narrow(0, 1, 1), o);
+  EXPECT_TRUE(torch::equal(one, all.narrow(0, 1, 1)));
+  const auto expected = whole.noise + (0.05 + 0.5 * latents.mean({2, 3}, true).abs()) * whole.offset_draw;
+  EXPECT_TRUE(torch::allclose(all, expected, 1e-6, 1e-7));
+}
+
 TEST(StepSplit, LossSharesAddUpToTheStepMean) {
   const torch::Tensor loss = torch::tensor(0.7, torch::kDouble);
   EXPECT_TRUE(torch::equal(weight_share(loss, 4, 4), loss));  // the whole step: exactly itself

@@ -110,7 +110,7 @@ double evaluation_loss(models::SdxlModel& model, const std::string& toml) {
       const torch::Tensor t = torch::full({latents.size(0)}, tv, torch::kLong);
       const torch::Tensor noise = torch::randn(latents.sizes(), gen);
       const torch::Tensor pred = model.unet->forward(schedule.add_noise(latents, noise, t), t, emb.context, y);
-      sum += train::diffusion_loss(pred, noise, torch::ones({latents.size(0)}), t, schedule, 0).loss.item<double>();
+      sum += train::diffusion_loss(pred, noise, torch::ones({latents.size(0)}), t, schedule, train::LossOptions{}).loss.item<double>();
       ++n;
     }
   }

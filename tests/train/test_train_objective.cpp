@@ -1,0 +1,200 @@
+// The loss and noise options in a real training run on the tiny model: each option changes the first
+// step's loss (an option that were read and then ignored would not), every option together trains
+// with finite losses and says so in the LoRA metadata as kohya writes it, and `debug train-step`
+// with the same options gives the trainer's first loss. The formulas themselves are held to
+// kohya's own functions in test_loss_kohya.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <functional>
+
+#include "core/error.h"
+#include "core/strings.h"
+#include "io/safetensors.h"
+#include "lora/kohya_format.h"
+#include "support/support.h"
+#include "support/training_data.h"
+#include "train/train_step.h"
+#include "train/trainer.h"
+
+namespace fs = std::filesystem;
+
+namespace ls {
+namespace {
+
+class TrainObjectiveTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
+    dir_ = new test::TempDir();
+    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
+    toml_ = test::write_training_dataset(*dir_ / "data", 0);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+
+  static train::TrainConfig base_config(const std::string& out) {
+    train::TrainConfig c;
+    c.pretrained_model_name_or_path = (*dir_ / "tiny.safetensors").string();
+    c.dataset_config = toml_;
+    c.tokenizer = test::kClipVocab;
+    c.output_dir = out;
+    c.output_name = "tiny";
+    c.network_dim = 4;
+    c.learning_rate = 1e-3;
+    c.seed = 11;
+    c.max_train_steps = 1;
+    return c;
+  }
+
+  // The first micro-batch's loss of a one-step run.
+  static double first_loss(const std::function<void(train::TrainConfig&)>& change) {
+    test::TempDir out;
+    train::TrainConfig c = base_config(out.path().string());
+    change(c);
+    double loss = std::nan("");
+    train::TrainHooks hooks;
+    hooks.after_backward = [&](const train::StepInputs&, double value, lora::LoraNetworkImpl&) {
+      if (std::isnan(loss)) loss = value;
+    };
+    train::run_training(c, hooks);
+    return loss;
+  }
+
+  static test::TempDir* dir_;
+  static std::string toml_;
+};
+test::TempDir* TrainObjectiveTest::dir_ = nullptr;
+std::string TrainObjectiveTest::toml_;
+
+TEST_F(TrainObjectiveTest, EveryOptionChangesTheFirstLoss) {
+  const double plain = first_loss([](train::TrainConfig&) {});
+  ASSERT_TRUE(std::isfinite(plain));
+  EXPECT_EQ(first_loss([](train::TrainConfig&) {}), plain);  // deterministic, so a difference means something
+  const std::vector<std::pair<std::string, std::function<void(train::TrainConfig&)>>> options = {
+      {"loss_type l1", [](train::TrainConfig& c) { c.loss_type = "l1"; }},
+      {"loss_type huber", [](train::TrainConfig& c) { c.loss_type = "huber"; }},
+      {"loss_type smooth_l1 constant", [](train::TrainConfig& c) {
+         c.loss_type = "smooth_l1";
+         c.huber_schedule = "constant";
+       }},
+      {"v_parameterization", [](train::TrainConfig& c) { c.v_parameterization = true; }},
+      {"zero_terminal_snr", [](train::TrainConfig& c) {
+         c.v_parameterization = true;
+         c.zero_terminal_snr = true;
+       }},
+      {"debiased_estimation_loss", [](train::TrainConfig& c) { c.debiased_estimation_loss = true; }},
+      {"v_pred_like_loss", [](train::TrainConfig& c) { c.v_pred_like_loss = 0.5; }},
+      {"multires_noise_iterations", [](train::TrainConfig& c) { c.multires_noise_iterations = 4; }},
+      {"ip_noise_gamma", [](train::TrainConfig& c) { c.ip_noise_gamma = 0.5; }},
+      {"noise_offset_random_strength", [](train::TrainConfig& c) {
+         c.noise_offset = 0.5;
+         c.noise_offset_random_strength = true;
+       }},
+  };
+  for (const auto& [name, change] : options) {
+    const double loss = first_loss(change);
+    EXPECT_TRUE(std::isfinite(loss)) << name;
+    EXPECT_NE(loss, plain) << name;
+  }
+  // The adaptive scale on top of the same offset changes it again.
+  const double offset = first_loss([](train::TrainConfig& c) { c.noise_offset = 0.5; });
+  const double adaptive = first_loss([](train::TrainConfig& c) {
+    c.noise_offset = 0.5;
+    c.adaptive_noise_scale = 2.0;
+  });
+  EXPECT_NE(offset, plain);
+  EXPECT_NE(adaptive, offset);
+}
+
+TEST_F(TrainObjectiveTest, KohyasRulesRefuseContradictions) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.adaptive_noise_scale = 0.1;
+  EXPECT_NE(test::error_of([&] { train::validate(c); }).find("adaptive_noise_scale requires noise_offset"),
+            std::string::npos);
+  c = base_config(out.path().string());
+  c.scale_v_pred_loss_like_noise_pred = true;
+  EXPECT_NE(test::error_of([&] { train::validate(c); }).find("only with v_parameterization"), std::string::npos);
+  c.v_parameterization = true;
+  c.v_pred_like_loss = 0.1;
+  EXPECT_NE(test::error_of([&] { train::validate(c); }).find("cannot be enabled with v_parameterization"),
+            std::string::npos);
+  c = base_config(out.path().string());
+  c.loss_type = "mse";
+  EXPECT_NE(test::error_of([&] { train::validate(c); }).find("l2, l1, huber, smooth_l1"), std::string::npos);
+  c.loss_type = "huber";
+  c.huber_c = 0;
+  EXPECT_NE(test::error_of([&] { train::validate(c); }).find("huber_c must be > 0"), std::string::npos);
+}
+
+// Everything on at once, through `debug train-step` too: the same inputs (the trainer's noise, ip
+// noise, timesteps) and options give the trainer's loss.
+TEST_F(TrainObjectiveTest, AllOptionsTrainAndDebugTrainStepAgrees) {
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.network_train_unet_only = true;  // train-step takes the context as given: a UNet LoRA
+  c.max_train_steps = 2;
+  c.loss_type = "huber";
+  c.huber_schedule = "snr";
+  c.huber_c = 0.2;
+  c.v_parameterization = true;
+  c.zero_terminal_snr = true;
+  c.scale_v_pred_loss_like_noise_pred = true;
+  c.min_snr_gamma = 5;
+  c.debiased_estimation_loss = true;
+  c.noise_offset = 0.05;
+  c.noise_offset_random_strength = true;
+  c.adaptive_noise_scale = 0.01;
+  c.multires_noise_iterations = 3;
+  c.multires_noise_discount = 0.25;
+  c.ip_noise_gamma = 0.1;
+  c.ip_noise_gamma_random_strength = true;
+  const fs::path init = out / "init.safetensors", inputs = out / "inputs.safetensors";
+  std::vector<double> losses;
+  train::TrainHooks hooks;
+  hooks.after_backward = [&](const train::StepInputs& in, double loss, lora::LoraNetworkImpl& network) {
+    if (losses.empty()) {
+      ASSERT_TRUE(in.ip_noise.defined());
+      lora::save_lora(init.string(), network, torch::kFloat, {});
+      io::save_safetensors(inputs, {{"latents", in.latents}, {"context", in.context}, {"y", in.y},
+                                    {"noise", in.noise}, {"timesteps", in.timesteps}, {"ip_noise", in.ip_noise}},
+                           {});
+    }
+    losses.push_back(loss);
+  };
+  const train::TrainResult r = train::run_training(c, hooks);
+  ASSERT_EQ(r.steps_done, 2);
+  for (double l : losses) EXPECT_TRUE(std::isfinite(l));
+
+  const auto meta = io::SafetensorsReader(r.final_lora).metadata();
+  EXPECT_EQ(meta.at("ss_loss_type"), "huber");
+  EXPECT_EQ(meta.at("ss_huber_schedule"), "snr");
+  EXPECT_EQ(meta.at("ss_huber_c"), "0.2");
+  EXPECT_EQ(meta.at("ss_huber_scale"), "1.0");
+  EXPECT_EQ(meta.at("ss_zero_terminal_snr"), "True");
+  EXPECT_EQ(meta.at("ss_debiased_estimation"), "True");
+  EXPECT_EQ(meta.at("ss_noise_offset"), "0.05");
+  EXPECT_EQ(meta.at("ss_noise_offset_random_strength"), "True");
+  EXPECT_EQ(meta.at("ss_adaptive_noise_scale"), "0.01");
+  EXPECT_EQ(meta.at("ss_multires_noise_iterations"), "3");
+  EXPECT_EQ(meta.at("ss_multires_noise_discount"), "0.25");
+  EXPECT_EQ(meta.at("ss_ip_noise_gamma"), "0.1");
+  EXPECT_EQ(meta.at("ss_ip_noise_gamma_random_strength"), "True");
+  EXPECT_EQ(meta.at("ss_min_snr_gamma"), "5.0");
+  EXPECT_EQ(meta.at("modelspec.prediction_type"), "v");
+
+  setenv("OMP_NUM_THREADS", "1", 1);
+  const auto cmd = test::run_lorastudio(str_cat(
+      "debug train-step --model ", (*dir_ / "tiny.safetensors").string(), " --lora-init ", init.string(),
+      " --inputs ", inputs.string(), " --output ", (out / "step.safetensors").string(),
+      " --learning_rate 1e-3 --loss_type huber --huber_schedule snr --huber_c 0.2 --v_parameterization",
+      " --zero_terminal_snr --scale_v_pred_loss_like_noise_pred --min_snr_gamma 5 --debiased_estimation_loss"));
+  unsetenv("OMP_NUM_THREADS");
+  ASSERT_EQ(cmd.exit_code, 0) << cmd.out;
+  const double step_loss = io::SafetensorsReader((out / "step.safetensors").string()).load("loss").item<double>();
+  EXPECT_NEAR(step_loss, losses.front(), 1e-5 * std::abs(losses.front()));
+}
+
+}  // namespace
+}  // namespace ls
