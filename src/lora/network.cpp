@@ -75,6 +75,18 @@ std::map<std::string, LoraSlot> all_lora_slots(const models::SdxlModel& model) {
   return by_name;
 }
 
+ModuleRank slot_rank(const LoraSlot& slot, const LoraNetworkOptions& options) {
+  if (options.module_ranks) {
+    auto it = options.module_ranks->find(slot.name);
+    return it == options.module_ranks->end() ? ModuleRank{} : it->second;
+  }
+  if (options.blocks.ranks && slot.part == Part::kUnet)
+    return block_module_rank(slot.name, slot.conv3x3, slot.in_conv_block, *options.blocks.ranks);
+  // ResBlocks, Down- and Upsamples are targets only with a conv rank (kohya: conv_dim given).
+  if ((slot.in_conv_block || slot.conv3x3) && options.conv_rank <= 0) return {};
+  return slot.conv3x3 ? ModuleRank{options.conv_rank, options.conv_alpha} : ModuleRank{options.rank, options.alpha};
+}
+
 std::vector<LoraSlot> find_lora_slots(const models::SdxlModel& model, const LoraNetworkOptions& options) {
   std::vector<std::regex> exclude;
   for (const auto& pattern : options.exclude) {
@@ -87,7 +99,7 @@ std::vector<LoraSlot> find_lora_slots(const models::SdxlModel& model, const Lora
   std::vector<LoraSlot> kept;
   for (auto& [name, s] : all_lora_slots(model)) {
     bool wanted = s.part == Part::kUnet ? options.unet : options.text_encoders;
-    if (!wanted || ((s.in_conv_block || s.conv3x3) && options.conv_rank <= 0)) continue;
+    if (!wanted || slot_rank(s, options).rank <= 0) continue;
     bool excluded = std::any_of(exclude.begin(), exclude.end(),
                                 [&](const std::regex& r) { return std::regex_search(s.name, r); });
     if (!excluded) kept.push_back(s);
@@ -97,9 +109,10 @@ std::vector<LoraSlot> find_lora_slots(const models::SdxlModel& model, const Lora
 
 LoraNetworkImpl::LoraNetworkImpl(const models::SdxlModel& model, const LoraNetworkOptions& options) {
   for (const auto& slot : find_lora_slots(model, options)) {
+    const ModuleRank r = slot_rank(slot, options);
     LoraModuleOptions o;
-    o.rank = slot.conv3x3 ? options.conv_rank : options.rank;
-    o.alpha = slot.conv3x3 ? options.conv_alpha : options.alpha;
+    o.rank = r.rank;
+    o.alpha = r.alpha;
     o.dropout = options.dropout;
     o.rank_dropout = options.rank_dropout;
     o.module_dropout = options.module_dropout;

@@ -7,12 +7,14 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
+#include "lora/block_weights.h"
 #include "lora/lora_module.h"
 #include "models/sdxl_model.h"
 
@@ -30,6 +32,11 @@ struct LoraNetworkOptions {
   bool unet = true;           // false: kohya's --network_train_text_encoder_only
   bool text_encoders = true;  // false: --network_train_unet_only
   std::vector<std::string> exclude;  // regexes matched against the kohya module name (search)
+  /// kohya's block-wise network_args (block_weights.h): with `ranks`, the U-Net's ranks per block.
+  BlockArgs blocks;
+  /// kohya's modules_dim / modules_alpha (create_network_from_weights, dim_from_weights): exactly
+  /// these modules, with these ranks and alphas, replace every rank rule above.
+  std::optional<std::map<std::string, ModuleRank>> module_ranks;
 };
 
 /// One layer a LoRA module can attach to.
@@ -40,6 +47,9 @@ struct LoraSlot {
   bool conv3x3;        // gets conv_rank / conv_alpha
   bool in_conv_block;  // inside a ResBlock / Downsample / Upsample: only with conv_rank > 0
 };
+
+/// The rank and alpha these options give a slot (kohya create_modules' choice); rank 0: no module.
+ModuleRank slot_rank(const LoraSlot& slot, const LoraNetworkOptions& options);
 
 /// Every slot of the model for these options, sorted by name (the order kohya's files have).
 std::vector<LoraSlot> find_lora_slots(const models::SdxlModel& model, const LoraNetworkOptions& options);

@@ -20,7 +20,7 @@ uint64_t LoraPlan::file_size(io::Dtype dtype, const std::map<std::string, std::s
 LoraPlan plan_network(const models::SdxlModel& model, const LoraNetworkOptions& options) {
   LoraPlan plan;
   for (const auto& slot : find_lora_slots(model, options)) {
-    int64_t rank = slot.conv3x3 ? options.conv_rank : options.rank;
+    const int64_t rank = slot_rank(slot, options).rank;
     auto base = slot.target.weight().sizes();  // [out, in] or [out, in, k, k]
     std::vector<int64_t> down{rank, base[1]}, up{base[0], rank};
     if (base.size() == 4) {

@@ -63,6 +63,17 @@ void lm_add_absent_features(LoraMetadata& m) {
   m["ss_sd_scripts_commit_hash"] = "(unknown)";
 }
 
+// train_network.py's json.dumps(net_kwargs): each network_args entry split at its first '=', values
+// as text, in order; without dim_from_weights kohya adds "dropout": network_dropout (None: null)
+// before making the network, so it is written too.
+std::string lm_network_args_json(const TrainConfig& c) {
+  nlohmann::ordered_json args = nlohmann::ordered_json::object();
+  for (const OptimizerArg& a : split_optimizer_args(c.network_args)) args[a.key] = a.value;
+  if (!c.dim_from_weights && !args.contains("dropout"))
+    args["dropout"] = c.network_dropout > 0 ? nlohmann::ordered_json(c.network_dropout) : nlohmann::ordered_json();
+  return io::python_json_dumps(args);
+}
+
 }  // namespace
 
 std::string kohya_optimizer_name(const TrainConfig& c) {
@@ -96,6 +107,7 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   m.erase("modelspec.date");
   m["modelspec.prediction_type"] = c.v_parameterization ? "v" : "epsilon";  // kohya's sai_model_spec PRED_TYPE_*
   if (!m.count("ss_network_dropout")) m["ss_network_dropout"] = "None";
+  if (!c.network_args.empty()) m["ss_network_args"] = lm_network_args_json(c);
   lm_add_absent_features(m);
 
   m["ss_session_id"] = std::to_string(stamp.session_id);

@@ -81,6 +81,8 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("network_args", &C::network_args, "network arguments \"key=value\" (conv_dim, rank_dropout, ...)"),
       key("network_train_unet_only", &C::network_train_unet_only, "train the U-Net LoRA only"),
       key("network_train_text_encoder_only", &C::network_train_text_encoder_only, "train the text-encoder LoRA only"),
+      path("network_weights", &C::network_weights, "kohya LoRA file to continue training from"),
+      key("dim_from_weights", &C::dim_from_weights, "take each module's rank and alpha from network_weights"),
       key("optimizer_type", &C::optimizer_type, "AdamW, Adafactor or Prodigy"),
       key("optimizer_args", &C::optimizer_args, "optimizer arguments \"key=value\" (weight_decay=0.01 ...)"),
       key("learning_rate", &C::learning_rate, "base learning rate"),

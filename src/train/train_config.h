@@ -47,6 +47,8 @@ struct TrainConfig {
   double conv_alpha = 1.0;
   std::vector<std::string> network_args;  // conv_dim, conv_alpha, rank_dropout, module_dropout
   bool network_train_unet_only = false, network_train_text_encoder_only = false;
+  std::string network_weights;    // a kohya LoRA to continue training from
+  bool dim_from_weights = false;  // every module's rank and alpha from network_weights
 
   // Optimizer and schedule.
   std::string optimizer_type = "AdamW";  // AdamW | Adafactor | Prodigy (case-insensitive, as kohya)

@@ -86,8 +86,6 @@ const Refused kRefused[] = {
     {"min_snr_gamma_soft", Off::kFalse},
     {"masked_loss", Off::kFalse},
     // Network and weights.
-    {"network_weights", Off::kNone},
-    {"dim_from_weights", Off::kFalse},
     {"scale_weight_norms", Off::kZero},
     {"base_weights", Off::kNone},
     {"base_weights_multiplier", Off::kNone},

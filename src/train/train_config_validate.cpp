@@ -43,6 +43,8 @@ void validate(const TrainConfig& c) {
   LS_CHECK(!(toml_data && folder_data), "dataset_config and train_data_dir are both set; keep one");
   LS_CHECK(c.reg_data_dir.empty() || folder_data, "reg_data_dir goes with train_data_dir; with dataset_config add a",
            " [[datasets.subsets]] with is_reg = true");
+  LS_CHECK(!c.dim_from_weights || !c.network_weights.empty(),
+           "dim_from_weights needs network_weights: the LoRA file whose module ranks and alphas to take");
   LS_CHECK(!(c.network_train_unet_only && c.network_train_text_encoder_only),
            "network_train_unet_only and network_train_text_encoder_only are both set: nothing would train; keep one");
   LS_CHECK(c.min_timestep >= 0, "min_timestep must be >= 0, got ", c.min_timestep);

@@ -1,7 +1,9 @@
 #include "train/train_session.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <random>
 
 #include "core/error.h"
@@ -12,6 +14,7 @@
 #include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
+#include "lora/network_weights.h"
 #include "lora/plan.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_kind.h"
@@ -20,8 +23,10 @@
 #include "text/prompt_windows.h"
 #include "train/adafactor.h"
 #include "train/adamw.h"
+#include "train/network_start.h"
 #include "train/objective_config.h"
 #include "train/optimizer_args.h"
+#include "train/param_groups.h"
 #include "train/prodigy.h"
 #include "train/sample_prompts.h"
 #include "train/text_inputs.h"
@@ -64,23 +69,24 @@ struct Groups {
 };
 
 Groups parameter_groups(TrainSession& s) {
-  std::vector<torch::Tensor> te, unet;
-  for (const auto& [slot, module] : s.network->modules())
-    for (auto& p : module->parameters()) (slot.part == lora::Part::kUnet ? unet : te).push_back(p);
-  Groups g;
   const TrainConfig& c = s.config;
-  if (!te.empty()) {
-    g.groups.emplace_back(te);
-    g.lrs.push_back(c.text_encoder_lr.value_or(c.learning_rate));
-    g.names.push_back("text_encoder");
+  std::vector<torch::Tensor> tensors;
+  const std::vector<LoraParamRef> refs = lora_param_refs(*s.network, tensors);
+  LS_CHECK(!refs.empty(), "the LoRA network has no parameters: check network_train_unet_only / ",
+           "network_train_text_encoder_only, network_args block_dims / *_lr_weight and network_weights");
+  const std::vector<ParamGroupPlan> plans =
+      kohya_param_groups(refs, c.text_encoder_lr, c.unet_lr, c.learning_rate, s.network_options.blocks);
+  LS_CHECK(!plans.empty(), "every parameter group has learning rate 0 (unet_lr, text_encoder_lr, *_lr_weight): ",
+           "nothing would train");
+  require_prodigy_group_lrs(plans, c);
+  Groups g;
+  for (const ParamGroupPlan& plan : plans) {
+    std::vector<torch::Tensor> params;
+    for (size_t i : plan.params) params.push_back(tensors[i]);
+    g.groups.emplace_back(std::move(params));
+    g.lrs.push_back(plan.lr);
+    g.names.push_back(plan.description);
   }
-  if (!unet.empty()) {
-    g.groups.emplace_back(unet);
-    g.lrs.push_back(c.unet_lr.value_or(c.learning_rate));
-    g.names.push_back("unet");
-  }
-  LS_CHECK(!g.groups.empty(), "the LoRA network has no parameters: check network_train_unet_only / ",
-           "network_train_text_encoder_only");
   return g;
 }
 
@@ -227,7 +233,7 @@ void place_cached_parts(TrainSession& s, c10::Device where) {
   }
 }
 
-lora::LoraNetworkOptions network_options(const TrainConfig& c) {
+lora::LoraNetworkOptions network_options(const TrainConfig& c, std::vector<std::string>* notes) {
   lora::LoraNetworkOptions o;
   o.rank = c.network_dim;
   o.alpha = c.network_alpha;
@@ -236,6 +242,8 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c) {
   o.dropout = c.network_dropout;
   o.unet = !c.network_train_text_encoder_only;
   o.text_encoders = !c.network_train_unet_only;
+  std::map<std::string, std::string> block_args;  // kohya's block-wise and LoRA+ keys (lora/block_weights.h)
+  const std::vector<std::string>& block_keys = lora::block_arg_keys();
   for (const OptimizerArg& a : split_optimizer_args(c.network_args)) {
     const std::string what = "network_args";
     if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what));
@@ -243,8 +251,16 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c) {
     else if (a.key == "rank_dropout") o.rank_dropout = arg_double(a, what);
     else if (a.key == "module_dropout") o.module_dropout = arg_double(a, what);
     else if (a.key == "dropout") o.dropout = arg_double(a, what);
-    else fail_unknown_arg(a, what, {"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"});
+    else if (std::find(block_keys.begin(), block_keys.end(), a.key) != block_keys.end()) block_args[a.key] = a.value;
+    else {
+      std::vector<std::string> valid{"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"};
+      valid.insert(valid.end(), block_keys.begin(), block_keys.end());
+      fail_unknown_arg(a, what, valid);
+    }
   }
+  o.blocks = lora::parse_block_args(block_args, o.rank, o.alpha,
+                                    o.conv_rank > 0 ? std::optional<int64_t>(o.conv_rank) : std::nullopt, o.conv_alpha,
+                                    notes);
   return o;
 }
 
@@ -278,6 +294,10 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
     }
   }
   s->seed = *c.seed;
+  // The network's settings first: bad network_args or a Prodigy conflict stop before any loading.
+  s->network_options = network_options(c, &notes);
+  apply_dim_from_weights(c, s->network_options, notes);
+  require_prodigy_loraplus(c, s->network_options.blocks);
 
   data::Findings findings;
   s->data = load_data(c, findings);
@@ -315,12 +335,13 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
   fill_caches(*s, cache_dir, latents, text);
   place_cached_parts(*s, c10::kCPU);  // every latent / text embedding now comes from a cache
 
-  s->network_options = network_options(c);
   if (s->text_cache) s->network_options.text_encoders = false;
   // kohya seeds torch before creating the network: the LoRA init is a function of the seed.
   torch::manual_seed(static_cast<int64_t>(core::derive_seed(s->seed, {core::purpose_id("network_init")}) >> 1));
   s->network = lora::LoraNetwork(s->model, s->network_options);
   s->network->to(s->device, s->lora_dtype);
+  // kohya's load_weights after apply_to: the file's tensors replace the fresh ones it has.
+  if (!c.network_weights.empty()) load_start_weights(c, *s->network, s->network_options, notes);
   if (group) {  // DDP's start: every rank holds rank 0's initial LoRA
     torch::NoGradGuard no_grad;
     for (auto& p : s->network->parameters()) group->broadcast(p, 0);
@@ -368,6 +389,8 @@ TrainingPlan plan_training(const TrainConfig& config, int world_size) {
   io::SafetensorsReader reader(config.pretrained_model_name_or_path);
   models::require_sdxl_base(reader.tensors(), config.pretrained_model_name_or_path);
   lora::LoraNetworkOptions options = network_options(config);
+  std::vector<std::string> unused_notes;
+  apply_dim_from_weights(config, options, unused_notes);
   if (config.cache_text_encoder_outputs || config.cache_text_encoder_outputs_to_disk) options.text_encoders = false;
   models::SdxlModel model;
   {

@@ -100,7 +100,8 @@ struct TrainingPlan {
 TrainingPlan plan_training(const TrainConfig& config, int world_size = 1);
 
 /// kohya's network_args ("conv_dim=4", "conv_alpha=1", "rank_dropout=0.1", "module_dropout=0.1",
-/// "dropout=..." is network_dropout) applied over the config's own keys.
-lora::LoraNetworkOptions network_options(const TrainConfig& config);
+/// "dropout=..." is network_dropout, the block-wise and LoRA+ keys of lora/block_weights.h) applied
+/// over the config's own keys; `notes` gets kohya's warnings about them.
+lora::LoraNetworkOptions network_options(const TrainConfig& config, std::vector<std::string>* notes = nullptr);
 
 }  // namespace ls::train

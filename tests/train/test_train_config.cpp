@@ -307,6 +307,8 @@ TrainConfig everything_set() {
   c.network_args = {"rank_dropout=0.1", "module_dropout=0.2\ttab"};
   c.network_train_unet_only = true;
   c.network_train_text_encoder_only = true;
+  c.network_weights = "/w/start.safetensors";
+  c.dim_from_weights = true;
   c.optimizer_type = "Adafactor";
   c.optimizer_args = {"scale_parameter=False", "eps=(1e-30, 1e-3)"};
   c.learning_rate = 1e-300;
@@ -384,7 +386,7 @@ TEST(TrainConfigWrite, RoundTripEveryField) {
   LS_SAME(flip_aug); LS_SAME(random_crop); LS_SAME(train_batch_size);
   LS_SAME(network_module); LS_SAME(network_dim); LS_SAME(network_alpha); LS_SAME(network_dropout);
   LS_SAME(conv_dim); LS_SAME(conv_alpha); LS_SAME(network_args); LS_SAME(network_train_unet_only);
-  LS_SAME(network_train_text_encoder_only);
+  LS_SAME(network_train_text_encoder_only); LS_SAME(network_weights); LS_SAME(dim_from_weights);
   LS_SAME(optimizer_type); LS_SAME(optimizer_args); LS_SAME(learning_rate); LS_SAME(unet_lr);
   LS_SAME(text_encoder_lr); LS_SAME(lr_scheduler); LS_SAME(lr_warmup_steps); LS_SAME(lr_scheduler_num_cycles);
   LS_SAME(lr_scheduler_power); LS_SAME(max_grad_norm);
@@ -482,6 +484,7 @@ TEST(TrainConfigValidate, EachRuleNamesItsKey) {
        "reg_data_dir"},
       {[](TrainConfig& c) { c.network_train_unet_only = c.network_train_text_encoder_only = true; },
        "network_train_unet_only and network_train_text_encoder_only"},
+      {[](TrainConfig& c) { c.dim_from_weights = true; }, "dim_from_weights needs network_weights"},
       {[](TrainConfig& c) { c.min_timestep = -1; }, "min_timestep"},
       {[](TrainConfig& c) { c.max_timestep = 1001; }, "max_timestep"},
       {[](TrainConfig& c) { c.min_timestep = 600, c.max_timestep = 500; }, "min_timestep (600)"},
