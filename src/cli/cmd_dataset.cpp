@@ -21,6 +21,7 @@
 #include "data/synthetic.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
+#include "models/model_source.h"
 
 namespace ls::cli {
 namespace {
@@ -48,7 +49,7 @@ void run_check(CheckCommand& o, bool batch_size_given) {
 
 struct CacheCommand {
   DataSourceOptions source;
-  std::string model, config, cache_dir, device = "cpu", dtype = "fp32";
+  std::string model, config, vae, cache_dir, device = "cpu", dtype = "fp32";
   int vae_batch_size = 1;
   uint64_t seed = 0;
 };
@@ -61,13 +62,10 @@ void run_cache(CacheCommand& o) {
   data::require_no_errors(findings, o.source.path);
   const c10::Device device = core::parse_device(o.device);
   const c10::ScalarType dtype = core::parse_dtype(o.dtype);
-  std::string vae_id;
-  {
-    io::SafetensorsReader reader(o.model);
-    vae_id = models::part_fingerprint(reader, models::kVaePrefix);
-  }
+  const models::ModelFiles files{o.model, o.config, o.vae};
+  const std::string vae_id = models::model_part_fingerprint(files, models::ModelPart::kVae);
   const std::string model_id = data::vae_cache_id(vae_id, core::dtype_name(dtype));  // "fp32" as train writes it
-  auto model = models::load_sdxl_checkpoint(o.model, o.config, {false, false, true}, device, dtype);
+  auto model = models::load_sdxl_model(files, {false, false, true}, device, dtype);
   model.vae->eval();
   torch::manual_seed(o.seed);
   // kohya caches one sample of the latent distribution (unscaled); the trainer scales it.
@@ -114,7 +112,8 @@ void register_dataset(CLI::App& app) {
   auto cache = std::make_shared<CacheCommand>();
   CLI::App* k = dataset->add_subcommand("cache", "Encode missing VAE latents into the cache (hits are skipped)");
   add_data_source_options(*k, cache->source);
-  k->add_option("--model", cache->model, "SDXL single-file checkpoint whose VAE encodes")->required()->check(CLI::ExistingFile);
+  k->add_option("--model", cache->model, "SDXL checkpoint or diffusers folder whose VAE encodes")->required()->check(CLI::ExistingPath);
+  k->add_option("--vae", cache->vae, "Separate VAE file or folder that encodes instead of the model's")->check(CLI::ExistingPath);
   k->add_option("--config", cache->config, "Architecture JSON for test models")->check(CLI::ExistingFile);
   k->add_option("--cache-dir", cache->cache_dir, "Cache folder (default: .lorastudio-cache beside the dataset)");
   k->add_option("--vae-batch-size", cache->vae_batch_size)->capture_default_str();

@@ -1,5 +1,6 @@
 // `lorastudio debug forward`: runs one SDXL component on tensors from a safetensors file and writes
-// its outputs (float32). A stable interface: the team's parity suite calls it.
+// its outputs (float32). A stable interface: the team's parity suite calls it. The model is a
+// single-file checkpoint or a diffusers folder; --vae replaces its VAE.
 #include <cstdio>
 
 #include <torch/torch.h>
@@ -10,7 +11,7 @@
 #include "core/runtime.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
-#include "models/checkpoint.h"
+#include "models/model_source.h"
 #include "models/sdxl_conditioner.h"
 
 namespace ls::cli {
@@ -18,7 +19,7 @@ namespace ls::cli {
 namespace {
 
 struct ForwardOptions {
-  std::string model, component, inputs, output, config;
+  std::string model, component, inputs, output, config, vae;
   std::string dtype = "fp32";
   std::string device = "cpu";
   std::vector<std::string> loras;  // FILE or FILE:MULT
@@ -59,7 +60,7 @@ Outputs run_component(const ForwardOptions& o, const Inputs& in, c10::Device dev
   else if (o.component == "vae-encode" || o.component == "vae-decode") parts.vae = true;
   else LS_FAIL("--component '", o.component, "' is unknown; use unet, text, vae-encode or vae-decode");
 
-  auto model = models::load_sdxl_checkpoint(o.model, o.config, parts, device, dtype);
+  auto model = models::load_sdxl_model({o.model, o.config, o.vae}, parts, device, dtype);
   LS_CHECK(o.loras.empty() || !parts.vae, "--lora applies to the unet and text components only");
   auto networks = apply_loras(o.loras, model);
   torch::NoGradGuard no_grad;
@@ -109,7 +110,9 @@ void register_debug_forward(CLI::App& debug) {
       "              pooled_g [B,1280], context [B,77,2048]\n"
       "  vae-encode: image [B,3,H,W] in [-1,1] -> mean, logvar [B,4,H/8,W/8]\n"
       "  vae-decode: latent [B,4,h,w] (unscaled) -> image [B,3,8h,8w]");
-  cmd->add_option("--model", opts->model, "SDXL single-file checkpoint (.safetensors)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model", opts->model, "SDXL checkpoint (.safetensors) or diffusers folder")->required()->check(CLI::ExistingPath);
+  cmd->add_option("--vae", opts->vae, "Separate VAE (.safetensors, ldm or diffusers names, or a diffusers VAE folder) for vae-encode/vae-decode")
+      ->check(CLI::ExistingPath);
   cmd->add_option("--component", opts->component, "unet | text | vae-encode | vae-decode")->required();
   cmd->add_option("--inputs", opts->inputs, "Input tensors (.safetensors)")->required()->check(CLI::ExistingFile);
   cmd->add_option("--output", opts->output, "Output tensors (.safetensors, float32)")->required();

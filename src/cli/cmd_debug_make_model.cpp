@@ -2,6 +2,7 @@
 // in the SDXL single-file layout, seeded inputs for `debug forward` and `debug train-step`, and a
 // LoRA for a model, for tests, benchmarks, parity checks and the quickstart (no real weights can be
 // downloaded here).
+#include <filesystem>
 #include <torch/torch.h>
 
 #include "cli/commands.h"
@@ -101,6 +102,7 @@ struct MakeLoraOptions {
 // too, so every gradient of a parity check is non-zero (kohya's init makes lora_down's exactly 0).
 // The parts a checkpoint holds, from its key prefixes (a `make-model --unet-only` file has no TEs).
 models::Components parts_in(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return {true, true, false};  // a diffusers folder has every part
   const io::SafetensorsReader reader(path);
   models::Components parts;
   for (const auto& t : reader.tensors()) {
@@ -154,8 +156,8 @@ void register_debug_make_model(CLI::App& debug) {
 
   auto lo = std::make_shared<MakeLoraOptions>();
   auto* make_lora = debug.add_subcommand("make-lora", "Write a kohya-initialised LoRA for a model (e.g. --lora-init of train-step)");
-  make_lora->add_option("--model", lo->model, "SDXL single-file checkpoint: the LoRA covers the parts it has")
-      ->required()->check(CLI::ExistingFile);
+  make_lora->add_option("--model", lo->model, "SDXL checkpoint or diffusers folder: the LoRA covers the parts it has")
+      ->required()->check(CLI::ExistingPath);
   make_lora->add_option("--config", lo->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
   make_lora->add_option("--output", lo->output, "Output .safetensors (float32)")->required();
   make_lora->add_option("--seed", lo->seed, "Seed")->capture_default_str();

@@ -39,7 +39,7 @@ void run_merge(const MergeOptions& o) {
 void register_merge(CLI::App& app) {
   auto opts = std::make_shared<MergeOptions>();
   auto* cmd = app.add_subcommand("merge", "Merge LoRAs into an SDXL checkpoint and save it");
-  cmd->add_option("--model", opts->model, "Base SDXL checkpoint")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--model", opts->model, "Base SDXL checkpoint or diffusers folder")->required()->check(CLI::ExistingPath);
   cmd->add_option("--lora", opts->loras, "LoRA file, optionally FILE:MULTIPLIER (repeatable)")->required();
   cmd->add_option("--output", opts->output, "Merged checkpoint (.safetensors)")->required();
   cmd->add_option("--config", opts->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);

@@ -8,6 +8,7 @@
 #include "lora/kohya_format.h"
 #include "lora/plan.h"
 #include "models/checkpoint.h"
+#include "models/model_source.h"
 #include "models/checkpoint_kind.h"
 #include "nn/layers.h"
 
@@ -23,9 +24,7 @@ struct PlanOptions {
 void run_plan(const PlanOptions& o) {
   models::SdxlConfig config;
   if (!o.model.empty()) {
-    io::SafetensorsReader reader(o.model);
-    models::require_sdxl_base(reader.tensors(), o.model);
-    config = models::resolve_config(reader, o.config);
+    config = models::model_config({o.model, o.config, ""});
   } else if (!o.config.empty()) {
     config = models::load_config_file(o.config);
   }
@@ -58,7 +57,7 @@ void run_plan(const PlanOptions& o) {
 void register_plan(CLI::App& app) {
   auto opts = std::make_shared<PlanOptions>();
   auto* cmd = app.add_subcommand("plan", "LoRA parameters per part and file size per save precision, before training");
-  cmd->add_option("--model", opts->model, "Base SDXL checkpoint (absent: full-size SDXL)")->check(CLI::ExistingFile);
+  cmd->add_option("--model", opts->model, "Base SDXL checkpoint or diffusers folder (absent: full-size SDXL)")->check(CLI::ExistingPath);
   cmd->add_option("--config", opts->config, "Architecture JSON for non-SDXL-sized test models")->check(CLI::ExistingFile);
   add_network_options(*cmd, opts->network);
   cmd->callback([opts] { run_plan(*opts); });

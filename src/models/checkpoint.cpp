@@ -1,15 +1,17 @@
 #include "models/checkpoint.h"
 
+#include <filesystem>
 #include <set>
 #include <unordered_map>
 
 #include <torch/torch.h>
 
 #include "core/error.h"
-#include "core/sha256.h"
 #include "io/safetensors.h"
 #include "models/checkpoint_kind.h"
+#include "models/diffusers_folder.h"
 #include "models/key_map_open_clip.h"
+#include "models/mapped_tensors.h"
 #include "nn/layers.h"
 #include "nn/load_report.h"
 
@@ -92,6 +94,7 @@ SdxlConfig resolve_config(const io::SafetensorsReader& reader, const std::string
 
 SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& config_path, Components parts,
                                c10::Device device, c10::ScalarType dtype) {
+  if (std::filesystem::is_directory(path)) return load_diffusers_folder(path, config_path, parts, device, dtype);
   io::SafetensorsReader reader(path);
   require_sdxl_base(reader.tensors(), path);
   SdxlConfig config = resolve_config(reader, config_path);
@@ -147,18 +150,12 @@ void save_sdxl_checkpoint(const std::string& path, SdxlModel& model, std::option
 }
 
 std::string part_fingerprint(const io::SafetensorsReader& reader, const std::string& prefix) {
-  core::Sha256 h;
-  size_t count = 0;
+  std::vector<FingerprintEntry> entries;
   for (const io::TensorInfo& info : reader.tensors()) {
-    if (info.name.rfind(prefix, 0) != 0) continue;
-    ++count;
-    h.update(str_cat(info.name, " ", static_cast<int>(info.dtype), " ", info.shape.size(), "\n"));
-    for (int64_t d : info.shape) h.update(str_cat(d, ","));
-    h.update(reader.tensor_bytes(info));
-    reader.release(info.name);
+    if (info.name.rfind(prefix, 0) == 0) entries.push_back({info.name, info.dtype, info.shape, &reader, &info});
   }
-  LS_CHECK(count > 0, reader.path().string(), ": no tensors under '", prefix, "'; is this an SDXL checkpoint?");
-  return h.hex_digest();
+  LS_CHECK(!entries.empty(), reader.path().string(), ": no tensors under '", prefix, "'; is this an SDXL checkpoint?");
+  return fingerprint_entries(std::move(entries));
 }
 
 }  // namespace ls::models

@@ -27,14 +27,16 @@ inline constexpr const char* kConfigMetadataKey = "lorastudio.config";
 /// the file's metadata by `debug make-model`, else full-size SDXL.
 SdxlConfig resolve_config(const io::SafetensorsReader& reader, const std::string& config_path);
 
-/// Loads the asked-for parts. Fails (one line) when the file is not an SDXL base checkpoint
+/// Loads the asked-for parts of a single-file checkpoint or of a diffusers folder (path is a
+/// folder: diffusers_folder.h). Fails (one line) when the file is not an SDXL base checkpoint
 /// (saying what it is), or listing missing, unexpected and mis-shaped keys.
 SdxlModel load_sdxl_checkpoint(const std::string& path, const std::string& config_path, Components parts,
                                c10::Device device, c10::ScalarType dtype);
 
-/// SHA-256 over the names, dtypes, shapes and bytes of the tensors under `prefix` (e.g. kVaePrefix):
-/// identifies one part of a checkpoint for caches (a VAE's latents stay valid across checkpoints
-/// that share it). Reads the part once (~170 MB for an fp16 SDXL VAE).
+/// SHA-256 over the names, dtypes, shapes and bytes of the tensors under `prefix` (e.g. kVaePrefix),
+/// in name order: identifies one part of a checkpoint for caches (a VAE's latents stay valid
+/// across checkpoints, separate VAE files and diffusers folders that hold the same weights; see
+/// mapped_tensors.h). Reads the part once (~170 MB for an fp16 SDXL VAE).
 std::string part_fingerprint(const io::SafetensorsReader& reader, const std::string& prefix);
 
 /// Every present part's tensors under their single-file names (TE2 fused back into open_clip's
