@@ -14,16 +14,16 @@
 #include "core/sha256.h"
 #include "core/version.h"
 #include "io/safetensors.h"
+#include "io/python_text.h"
 #include "io/safetensors_header.h"
+#include "lora/adapters.h"
 #include "models/checkpoint_kind.h"
 
 namespace ls::lora {
 
 namespace {
 
-constexpr const char* kDown = ".lora_down.weight";
-constexpr const char* kUp = ".lora_up.weight";
-constexpr const char* kAlpha = ".alpha";
+constexpr const char* kAlphaKey = "alpha";
 
 std::string format_float(double v) {
   // Python's str(float): 4.0, 0.0001, 1e-05 ...
@@ -52,16 +52,12 @@ std::string now_iso() {
   return buf;
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 }  // namespace
 
 std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o, const std::string& title,
                                                     int64_t resolution_h, int64_t resolution_w) {
   std::map<std::string, std::string> m;
-  m["ss_network_module"] = "networks.lora";
+  m["ss_network_module"] = o.lycoris ? "lycoris.kohya" : "networks.lora";
   m["ss_network_dim"] = std::to_string(o.rank);
   m["ss_network_alpha"] = format_float(o.alpha);
   nlohmann::json args = nlohmann::json::object();
@@ -71,7 +67,19 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o,
   }
   if (o.rank_dropout > 0) args["rank_dropout"] = format_float(o.rank_dropout);
   if (o.module_dropout > 0) args["module_dropout"] = format_float(o.module_dropout);
-  if (!args.empty()) m["ss_network_args"] = args.dump();
+  if (!o.network_args.empty()) {
+    // train_network.py: json.dumps of the network_args split at the first '=' (values kept as
+    // the text given), plus its LyCORIS workaround "dropout": network_dropout (None when unset).
+    nlohmann::ordered_json given = nlohmann::ordered_json::object();
+    for (const std::string& a : o.network_args) {
+      const auto eq = a.find('=');
+      given[a.substr(0, eq)] = eq == std::string::npos ? std::string() : a.substr(eq + 1);
+    }
+    if (!given.contains("dropout")) given["dropout"] = o.dropout > 0 ? nlohmann::ordered_json(o.dropout) : nullptr;
+    m["ss_network_args"] = io::python_json_dumps(given);
+  } else if (!args.empty()) {
+    m["ss_network_args"] = args.dump();
+  }
   if (o.dropout > 0) m["ss_network_dropout"] = format_float(o.dropout);
   m["ss_base_model_version"] = "sdxl_base_v1-0";
   m["ss_v2"] = "False";
@@ -87,15 +95,12 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o,
 }
 
 namespace {
-// Every module's alpha, down and up tensors under their kohya keys (the live tensors), by name.
+// Every module's tensors under their file keys (kohya's lora_down/lora_up/alpha, lycoris'
+// hada_* / lokr_* / dora_scale): the live tensors, by name.
 std::vector<std::pair<std::string, torch::Tensor>> named_tensors(const LoraNetworkImpl& network) {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& [slot, module] : network.modules()) {
-    bool conv = slot.target.is_conv();
-    out.emplace_back(slot.name + kAlpha, module->alpha_);
-    out.emplace_back(slot.name + kDown, conv ? module->lora_down_conv->weight : module->lora_down_linear->weight);
-    out.emplace_back(slot.name + kUp, conv ? module->lora_up_conv->weight : module->lora_up_linear->weight);
-  }
+  for (const auto& [slot, module] : network.modules())
+    for (const auto& [key, t] : module->named_state()) out.emplace_back(slot.name + "." + key, t);
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   return out;
 }
@@ -208,57 +213,40 @@ LoadedLora load_lora(const std::string& path, const models::SdxlModel& model) {
   auto kind = models::detect_checkpoint_kind(reader.tensors());
   LS_CHECK(kind == models::CheckpointKind::kLora, path, ": this is ", models::describe(kind),
            ", not a LoRA; pass LoRA files with --lora");
-  std::set<std::string> names;
+  // kohya and lycoris name a module's tensors "<module name>.<key>"; the module name has no dot.
+  std::map<std::string, std::map<std::string, std::vector<int64_t>>> files_modules;
   for (const auto& info : reader.tensors()) {
-    for (const char* suffix : {kDown, kUp, kAlpha}) {
-      if (ends_with(info.name, suffix)) names.insert(info.name.substr(0, info.name.size() - std::strlen(suffix)));
-    }
+    const auto dot = info.name.find('.');
+    if (dot == std::string::npos || !is_adapter_key(info.name.substr(dot + 1))) continue;
+    files_modules[info.name.substr(0, dot)][info.name.substr(dot + 1)] = info.shape;
   }
   auto slots = all_lora_slots(model);
   LoadedLora out;
   out.metadata = reader.metadata();
   std::vector<std::pair<LoraSlot, LoraModuleOptions>> matched;
-  for (const auto& name : names) {
+  for (const auto& [name, shapes] : files_modules) {
     auto it = slots.find(name);
     if (it == slots.end()) {
       out.unmatched.push_back(name);
       continue;
     }
-    const auto* down = reader.find(name + kDown);
-    const auto* up = reader.find(name + kUp);
-    LS_CHECK(down && up, path, ": module '", name, "' lacks its ", down ? "lora_up" : "lora_down",
-             " weight; the file is incomplete");
     const LoraSlot& slot = it->second;
-    int64_t rank = down->shape.empty() ? 0 : down->shape[0];
-    auto base = slot.target.weight().sizes();
-    std::vector<int64_t> want_down, want_up;
-    if (slot.target.is_conv()) {
-      want_down = {rank, base[1], base[2], base[3]};
-      want_up = {base[0], rank, 1, 1};
-    } else {
-      want_down = {rank, base[1]};
-      want_up = {base[0], rank};
-    }
-    LS_CHECK(down->shape == want_down, path, ": ", name, kDown, " has shape ", c10::IntArrayRef(down->shape),
-             " but the model needs ", c10::IntArrayRef(want_down), "; this LoRA was made for another model");
-    LS_CHECK(up->shape == want_up, path, ": ", name, kUp, " has shape ", c10::IntArrayRef(up->shape),
-             " but the model needs ", c10::IntArrayRef(want_up), "; this LoRA was made for another model");
-    LoraModuleOptions o;
-    o.rank = rank;
-    o.alpha = reader.contains(name + kAlpha) ? reader.load(name + kAlpha).item<double>() : 0.0;
+    LoraModuleOptions o = adapter_options_from_shapes(shapes, slot.target.weight().sizes(), path + ": " + name);
+    o.alpha = shapes.count(kAlphaKey) ? reader.load(name + "." + kAlphaKey).to(torch::kDouble).item<double>() : 0.0;
     matched.emplace_back(slot, o);
   }
-  LS_CHECK(!matched.empty(), path, ": none of its ", names.size(),
+  LS_CHECK(!matched.empty(), path, ": none of its ", files_modules.size(),
            " LoRA modules matches a layer of this SDXL model (first: ",
-           names.empty() ? std::string("none") : *names.begin(), "); it was made for another architecture");
+           files_modules.empty() ? std::string("none") : files_modules.begin()->first,
+           "); it was made for another architecture");
   out.network = LoraNetwork(matched);
   torch::NoGradGuard no_grad;
   for (const auto& [slot, module] : out.network->modules()) {
-    bool conv = slot.target.is_conv();
-    auto& down = conv ? module->lora_down_conv->weight : module->lora_down_linear->weight;
-    auto& up = conv ? module->lora_up_conv->weight : module->lora_up_linear->weight;
-    down.copy_(reader.load(slot.name + kDown).view(down.sizes()));
-    up.copy_(reader.load(slot.name + kUp).view(up.sizes()));
+    for (const auto& [key, t] : module->named_state()) {
+      if (key == kAlphaKey) continue;  // set from the file through the options (absent: = rank)
+      torch::Tensor live = t;
+      live.copy_(reader.load(slot.name + "." + key).reshape(t.sizes()));
+    }
   }
   return out;
 }

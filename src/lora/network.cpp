@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "lora/adapters.h"
 #include "models/clip_text.h"
 #include "models/unet_blocks.h"
 
@@ -41,6 +42,7 @@ void collect(torch::nn::Module& root, Part part, std::vector<LoraSlot>& out) {
     for (const auto& child : item.value()->named_modules("", false)) {
       LoraSlot slot{std::string(part_prefix(part)) + "_" + underscores(item.key() + "." + child.key()), part, {},
                     false, kind == Container::kConvBlock};
+      slot.in_resblock = dynamic_cast<const models::ResBlockImpl*>(item.value().get()) != nullptr;
       if (auto lin = std::dynamic_pointer_cast<nn::LinearImpl>(child.value())) {
         slot.target.linear = nn::Linear(lin);
       } else if (auto conv = std::dynamic_pointer_cast<nn::Conv2dImpl>(child.value())) {
@@ -54,7 +56,56 @@ void collect(torch::nn::Module& root, Part part, std::vector<LoraSlot>& out) {
   }
 }
 
+// lycoris/config.py's presets on kohya's SDXL model (sdxl_original_unet's class names): which
+// containers each targets and whether 3x3 convs get conv_dim. The diffusers-only target names
+// (conv_in, conv_out, time_embedding.*) match nothing there, so they add nothing.
+struct LycorisPreset {
+  const char* name;
+  bool conv, transformer, resblock, sample, te;
+  bool attn_only;  // CrossAttention / CLIPAttention only
+};
+constexpr LycorisPreset kLycorisPresets[] = {
+    {"full", true, true, true, true, true, false},
+    {"full-lin", false, true, true, false, true, false},
+    {"attn-mlp", false, true, false, false, true, false},
+    {"attn-only", false, true, false, false, true, true},
+    {"unet-only", true, true, true, true, false, false},
+    {"unet-transformer-only", false, true, false, false, false, false},
+    {"unet-convblock-only", true, false, true, true, false, false},
+};
+
+const LycorisPreset& lycoris_preset(const std::string& name) {
+  for (const LycorisPreset& p : kLycorisPresets)
+    if (name == p.name) return p;
+  LS_FAIL("network_args preset=", name, " is not a lycoris preset lorastudio knows; use full, full-lin, attn-mlp, ",
+          "attn-only, unet-only, unet-transformer-only or unet-convblock-only");
+}
+
+// lycoris.kohya create_modules: a preset's container gives every Linear and 1x1 conv the network
+// rank and every 3x3 conv conv_dim (none when 0 or the preset has no convs).
+ModuleRank lycoris_slot_rank(const LoraSlot& slot, const LoraNetworkOptions& o) {
+  const LycorisPreset& p = lycoris_preset(o.preset);
+  bool kept;
+  if (slot.part != Part::kUnet) kept = p.te && (!p.attn_only || slot.name.find("_self_attn_") != std::string::npos);
+  else if (slot.in_resblock) kept = p.resblock;
+  else if (slot.in_conv_block) kept = p.sample;
+  else kept = p.transformer && (!p.attn_only || (slot.name.find("_attn1_") != std::string::npos ||
+                                                        slot.name.find("_attn2_") != std::string::npos));
+  if (!kept) return {};
+  if (slot.conv3x3) return p.conv && o.conv_rank > 0 ? ModuleRank{o.conv_rank, o.conv_alpha} : ModuleRank{};
+  return {o.rank, o.alpha};
+}
+
 }  // namespace
+
+const std::vector<std::string>& lycoris_presets() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> n;
+    for (const LycorisPreset& p : kLycorisPresets) n.push_back(p.name);
+    return n;
+  }();
+  return names;
+}
 
 const char* part_prefix(Part part) {
   switch (part) {
@@ -82,6 +133,7 @@ ModuleRank slot_rank(const LoraSlot& slot, const LoraNetworkOptions& options) {
   }
   if (options.blocks.ranks && slot.part == Part::kUnet)
     return block_module_rank(slot.name, slot.conv3x3, slot.in_conv_block, *options.blocks.ranks);
+  if (options.lycoris) return lycoris_slot_rank(slot, options);
   // ResBlocks, Down- and Upsamples are targets only with a conv rank (kohya: conv_dim given).
   if ((slot.in_conv_block || slot.conv3x3) && options.conv_rank <= 0) return {};
   return slot.conv3x3 ? ModuleRank{options.conv_rank, options.conv_alpha} : ModuleRank{options.rank, options.alpha};
@@ -110,7 +162,8 @@ std::vector<LoraSlot> find_lora_slots(const models::SdxlModel& model, const Lora
 LoraNetworkImpl::LoraNetworkImpl(const models::SdxlModel& model, const LoraNetworkOptions& options) {
   for (const auto& slot : find_lora_slots(model, options)) {
     const ModuleRank r = slot_rank(slot, options);
-    LoraModuleOptions o;
+    LoraModuleOptions o = options.module;  // the algorithm (LyCORIS) and its options
+    o.lycoris = options.lycoris;
     o.rank = r.rank;
     o.alpha = r.alpha;
     o.dropout = options.dropout;
@@ -125,13 +178,13 @@ LoraNetworkImpl::LoraNetworkImpl(const std::vector<std::pair<LoraSlot, LoraModul
 }
 
 void LoraNetworkImpl::add(const LoraSlot& slot, const LoraModuleOptions& options) {
-  auto module = register_module(slot.name, LoraModule(slot.target, options));
+  auto module = register_module(slot.name, make_adapter(slot.target, options));
   modules_.emplace_back(slot, module);
 }
 
 void LoraNetworkImpl::apply() {
   if (applied_) return;
-  for (auto& [slot, module] : modules_) slot.target.add_adapter(module.ptr());
+  for (auto& [slot, module] : modules_) slot.target.add_adapter(module);
   applied_ = true;
 }
 
@@ -156,8 +209,8 @@ void LoraNetworkImpl::merge_into_base() {
 std::map<Part, int64_t> LoraNetworkImpl::parameter_counts() const {
   std::map<Part, int64_t> counts;
   for (const auto& [slot, module] : modules_) {
-    int64_t n = 1;  // alpha
-    for (const auto& p : module->parameters()) n += p.numel();
+    int64_t n = 0;
+    for (const auto& [key, t] : module->named_state()) n += t.numel();
     counts[slot.part] += n;
   }
   return counts;

@@ -15,7 +15,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "lora/block_weights.h"
-#include "lora/lora_module.h"
+#include "lora/adapter_module.h"
 #include "models/sdxl_model.h"
 
 namespace ls::lora {
@@ -37,7 +37,18 @@ struct LoraNetworkOptions {
   /// kohya's modules_dim / modules_alpha (create_network_from_weights, dim_from_weights): exactly
   /// these modules, with these ranks and alphas, replace every rank rule above.
   std::optional<std::map<std::string, ModuleRank>> module_ranks;
+  // LyCORIS (network_module = "lycoris.kohya", lycoris/kohya.py create_network): the preset picks
+  // the layers ("full": every container kohya's LoCon has, 3x3 convs at conv_rank) and `module`
+  // holds the algorithm and its options for every module (its rank, alpha and dropouts are unused:
+  // the fields above give them).
+  bool lycoris = false;
+  std::string preset = "full";
+  LoraModuleOptions module;
+  std::vector<std::string> network_args;  // kohya's network_args as given (ss_network_args)
 };
+
+/// The lycoris presets lorastudio knows (lycoris/config.py BUILTIN_PRESET_CONFIGS for SDXL).
+const std::vector<std::string>& lycoris_presets();
 
 /// One layer a LoRA module can attach to.
 struct LoraSlot {
@@ -46,6 +57,7 @@ struct LoraSlot {
   LoraTarget target;
   bool conv3x3;        // gets conv_rank / conv_alpha
   bool in_conv_block;  // inside a ResBlock / Downsample / Upsample: only with conv_rank > 0
+  bool in_resblock = false;  // the ResBlock ones (lycoris' full-lin preset keeps those)
 };
 
 /// The rank and alpha these options give a slot (kohya create_modules' choice); rank 0: no module.
@@ -71,13 +83,13 @@ class LoraNetworkImpl : public torch::nn::Module {
   /// Adds every module's weight delta into its base weight (then remove() it to avoid counting twice).
   void merge_into_base();
 
-  const std::vector<std::pair<LoraSlot, LoraModule>>& modules() const { return modules_; }
-  /// Number of LoRA parameters (down + up + alpha) per part.
+  const std::vector<std::pair<LoraSlot, std::shared_ptr<AdapterModule>>>& modules() const { return modules_; }
+  /// Number of LoRA parameters (every tensor, alpha included) per part.
   std::map<Part, int64_t> parameter_counts() const;
 
  private:
   void add(const LoraSlot& slot, const LoraModuleOptions& options);
-  std::vector<std::pair<LoraSlot, LoraModule>> modules_;
+  std::vector<std::pair<LoraSlot, std::shared_ptr<AdapterModule>>> modules_;
   bool applied_ = false;
 };
 TORCH_MODULE(LoraNetwork);

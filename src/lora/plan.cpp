@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "lora/adapters.h"
+
 namespace ls::lora {
 
 int64_t LoraPlan::total_parameters() const {
@@ -20,23 +22,15 @@ uint64_t LoraPlan::file_size(io::Dtype dtype, const std::map<std::string, std::s
 LoraPlan plan_network(const models::SdxlModel& model, const LoraNetworkOptions& options) {
   LoraPlan plan;
   for (const auto& slot : find_lora_slots(model, options)) {
-    const int64_t rank = slot_rank(slot, options).rank;
-    auto base = slot.target.weight().sizes();  // [out, in] or [out, in, k, k]
-    std::vector<int64_t> down{rank, base[1]}, up{base[0], rank};
-    if (base.size() == 4) {
-      down.insert(down.end(), {base[2], base[3]});
-      up.insert(up.end(), {1, 1});
-    }
-    auto add = [&](const std::string& suffix, std::vector<int64_t> shape) {
+    LoraModuleOptions o = options.module;  // the algorithm decides the tensors
+    o.rank = slot_rank(slot, options).rank;
+    for (const auto& [suffix, shape] : adapter_tensor_shapes(slot.target.weight().sizes(), o)) {
       io::TensorInfo info;
-      info.name = slot.name + suffix;
-      info.shape = std::move(shape);
+      info.name = slot.name + "." + suffix;
+      info.shape = shape;
       plan.parameters[slot.part] += info.numel();
       plan.tensors.push_back(std::move(info));
-    };
-    add(".alpha", {});
-    add(".lora_down.weight", down);
-    add(".lora_up.weight", up);
+    }
     plan.modules[slot.part] += 1;
   }
   std::sort(plan.tensors.begin(), plan.tensors.end(),

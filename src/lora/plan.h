@@ -12,8 +12,8 @@
 namespace ls::lora {
 
 struct LoraPlan {
-  std::vector<io::TensorInfo> tensors;  // kohya keys, sorted, shapes set, dtype/offsets unset
-  std::map<Part, int64_t> parameters;   // down + up + alpha per part
+  std::vector<io::TensorInfo> tensors;  // kohya / lycoris keys, sorted, shapes set, dtype/offsets unset
+  std::map<Part, int64_t> parameters;   // every tensor (alpha included) per part
   std::map<Part, int64_t> modules;
   int64_t total_parameters() const;
   /// Bytes of the saved file: 8 + header (with these metadata) + data in dtype.

@@ -8,6 +8,7 @@
 #include "core/sha256.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
+#include "lora/lora_module.h"
 #include "lora/network.h"
 #include "models/sdxl_conditioner.h"
 #include "nn/layers.h"
@@ -170,11 +171,11 @@ TEST_F(TinyLora, GradientsReachOnlyLoraWeightsAndMatchFiniteDifferences) {
   x_ = x_.to(torch::kDouble), context_ = context_.to(torch::kDouble), y_ = y_.to(torch::kDouble);
   for (const char* name : {"lora_unet_input_blocks_4_1_transformer_blocks_0_attn2_to_k",
                            "lora_unet_output_blocks_2_0_in_layers_2"}) {
-    ls::lora::LoraModule m{nullptr};
+    std::shared_ptr<ls::lora::LoraModuleImpl> m;
     for (auto& [slot, mod] : net->modules())
-      if (slot.name == name) m = mod;
+      if (slot.name == name) m = std::dynamic_pointer_cast<ls::lora::LoraModuleImpl>(mod);
     ASSERT_TRUE(m) << name;
-    auto w = m->target().is_conv() ? m->lora_down_conv->weight : m->lora_down_linear->weight;
+    auto w = m->down();
     w.mutable_grad() = torch::Tensor();
     unet().square().mean().backward();
     auto g = w.grad().flatten();
