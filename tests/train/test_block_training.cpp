@@ -104,6 +104,11 @@ TEST_F(BlockTrainingTest, BlockDimsGiveEachSavedModuleItsBlocksRankAndAlpha) {
   EXPECT_TRUE(blocks.count(14));   // its 3x3 convs
   EXPECT_FALSE(got.count("lora_unet_middle_block_0_in_layers_2"));  // conv rank 0 in the middle blocks
   EXPECT_EQ(got.at("lora_unet_middle_block_0_emb_layers_1").first, 3);  // a ResBlock's Linear: block_dims
+  // kohya's json.dumps(net_kwargs): the entries as given, then "dropout": network_dropout (None).
+  EXPECT_EQ(saved.metadata().at("ss_network_args"),
+            str_cat(R"({"block_dims": ")", joined(dims), R"(", "block_alphas": ")", joined(alphas),
+                    R"(", "conv_block_dims": ")", joined(conv_dims), R"(", "conv_block_alphas": ")",
+                    joined(std::vector<double>(23, 1.5)), R"(", "dropout": null})"));
   // The plan sees the same per-block ranks: its parameter count is the file's.
   EXPECT_EQ(train::plan_training(c).lora_parameters, parameters);
 }
