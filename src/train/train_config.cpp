@@ -72,7 +72,7 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("flip_aug", &C::flip_aug, "random horizontal flips"),
       key("random_crop", &C::random_crop, "random instead of centred crops"),
       key("train_batch_size", &C::train_batch_size, "images per batch"),
-      key("network_module", &C::network_module, "LoRA implementation: networks.lora only"),
+      key("network_module", &C::network_module, "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LyCORIS: network_args algo=lora|locon|loha|lokr, dora_wd, ...)"),
       key("network_dim", &C::network_dim, "LoRA rank"),
       key("network_alpha", &C::network_alpha, "LoRA alpha (scale = alpha / rank)"),
       key("network_dropout", &C::network_dropout, "dropout of the LoRA down-projection outputs"),

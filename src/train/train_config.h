@@ -39,7 +39,7 @@ struct TrainConfig {
   int train_batch_size = 1;
 
   // Network (kohya networks.lora).
-  std::string network_module = "networks.lora";  // the only one accepted
+  std::string network_module = "networks.lora";  // or "lycoris.kohya" (lora/lycoris_args.h)
   int network_dim = 4;
   double network_alpha = 1.0;
   double network_dropout = 0.0;

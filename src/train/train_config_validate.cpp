@@ -85,8 +85,8 @@ void validate(const TrainConfig& c) {
                                                   {"caption_tag_dropout_rate", c.caption_tag_dropout_rate},
                                                   {"network_dropout", c.network_dropout}};
   for (const auto& [name, value] : rates) LS_CHECK(value >= 0 && value <= 1, name, " must be in [0, 1], got ", value);
-  LS_CHECK(c.network_module == "networks.lora", "network_module '", c.network_module,
-           "' is not supported; lorastudio trains networks.lora");
+  LS_CHECK(c.network_module == "networks.lora" || c.network_module == "lycoris.kohya", "network_module '",
+           c.network_module, "' is not supported; lorastudio trains networks.lora and lycoris.kohya (LyCORIS)");
   LS_CHECK(c.save_model_as == "safetensors", "save_model_as '", c.save_model_as,
            "' is not supported; lorastudio writes safetensors");
   text::windows_for_max_token_length(c.max_token_length);  // its error names max_token_length
