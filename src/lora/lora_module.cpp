@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "core/error.h"
+
 namespace ls::lora {
 
 TensorShapes lora_tensor_shapes(c10::IntArrayRef base, const LoraModuleOptions& o) {
@@ -15,6 +17,9 @@ TensorShapes lora_tensor_shapes(c10::IntArrayRef base, const LoraModuleOptions& 
 
 LoraModuleImpl::LoraModuleImpl(const LoraTarget& target, const LoraModuleOptions& options)
     : AdapterModule(target, options) {
+  LS_CHECK(!options.tucker || !target.is_conv() || target.conv->kernel() == 1,
+           "network_args use_tucker with algo=lora/locon (lycoris' lora_mid core) is not implemented; leave ",
+           "use_tucker out, or use it with algo=loha or lokr");
   const int64_t in = target.in_features(), out = target.out_features(), rank = options.rank;
   if (target.is_conv()) {
     const auto& c = target.conv;
