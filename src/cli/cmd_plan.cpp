@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "cli/network_options.h"
+#include "core/error.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "lora/plan.h"
@@ -40,6 +41,16 @@ void run_plan(const PlanOptions& o) {
   std::printf("LoRA plan: rank %lld alpha %g", static_cast<long long>(o.network.rank), o.network.alpha);
   if (o.network.conv_rank > 0) std::printf(", conv rank %lld alpha %g", static_cast<long long>(o.network.conv_rank), o.network.conv_alpha);
   std::printf("\n");
+  if (const auto& blocks = o.network.blocks.ranks) {
+    // kohya's block_dims mode: the U-Net's ranks come from its 23 blocks (lora/block_weights.h).
+    auto list = [](const auto& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ",") + str_cat(x);
+      return s;
+    };
+    std::printf("  U-Net ranks per block (0-22): %s\n", list(blocks->dims).c_str());
+    if (!blocks->conv_dims.empty()) std::printf("  U-Net 3x3 conv ranks per block: %s\n", list(blocks->conv_dims).c_str());
+  }
   for (const auto& [part, count] : plan.parameters) {
     std::printf("  %-9s %4lld modules %14lld parameters\n", lora::part_prefix(part),
                 static_cast<long long>(plan.modules.at(part)), static_cast<long long>(count));

@@ -186,5 +186,24 @@ TEST_F(BlockTrainingTest, ProdigyRefusesGroupsOfUnequalLr) {
   EXPECT_NO_THROW(train::build_session(c, notes));
 }
 
+// `lorastudio plan` (full-size SDXL) reads the same network_args: block_dims and conv_block_dims of 4
+// everywhere are network_dim 4 with conv_dim 4, module for module (kohya's 788 U-Net modules).
+TEST(BlockPlan, UniformBlockDimsPlanLikeNetworkAndConvDim) {
+  const std::string fours = "4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4,4";
+  const auto blocks = test::run_lorastudio("plan --network_args block_dims=" + fours + " --network_args conv_block_dims=" +
+                                           fours);
+  const auto plain = test::run_lorastudio("plan --network_dim 4 --conv_dim 4 --conv_alpha 1");
+  ASSERT_EQ(blocks.exit_code, 0) << blocks.out;
+  ASSERT_EQ(plain.exit_code, 0) << plain.out;
+  EXPECT_NE(blocks.out.find("U-Net ranks per block (0-22): " + fours), std::string::npos) << blocks.out;
+  // The counts (the file sizes differ by the metadata: ss_network_args holds the block lists).
+  const auto from = [](const std::string& out) {
+    const size_t a = out.find("  lora_unet");
+    return out.substr(a, out.find("  file size") - a);
+  };
+  EXPECT_EQ(from(blocks.out), from(plain.out));
+  EXPECT_NE(plain.out.find("lora_unet  788 modules"), std::string::npos) << plain.out;
+}
+
 }  // namespace
 }  // namespace ls
