@@ -75,7 +75,9 @@ std::map<std::string, std::string> network_metadata(const LoraNetworkOptions& o,
       const auto eq = a.find('=');
       given[a.substr(0, eq)] = eq == std::string::npos ? std::string() : a.substr(eq + 1);
     }
-    if (!given.contains("dropout")) given["dropout"] = o.dropout > 0 ? nlohmann::ordered_json(o.dropout) : nullptr;
+    // (kohya skips it with dim_from_weights, whose ranks come as module_ranks.)
+    if (!given.contains("dropout") && !o.module_ranks)
+      given["dropout"] = o.dropout > 0 ? nlohmann::ordered_json(o.dropout) : nullptr;
     m["ss_network_args"] = io::python_json_dumps(given);
   } else if (!args.empty()) {
     m["ss_network_args"] = args.dump();

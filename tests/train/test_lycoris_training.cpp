@@ -147,4 +147,24 @@ TEST_F(LycorisTraining, KohyaSsSettingsTrainAndSayWhatWasUsed) {
   }
 }
 
+// A LoKr + DoRA run with rank and module dropout, interrupted after step 1 and resumed, writes
+// the bytes of the uninterrupted run: every lycoris tensor (dora_scale too) is in the state.
+TEST_F(LycorisTraining, InterruptedAndResumedEqualsUninterrupted) {
+  const std::vector<std::string> args = {"algo=lokr", "factor=4", "dora_wd=True", "rank_dropout=0.2",
+                                         "module_dropout=0.1"};
+  test::TempDir whole, parts;
+  const auto full = train::run_training(config(whole.path(), args));
+  train::TrainHooks stop;
+  stop.stop_after_step = [](int64_t step) { return step == 1; };
+  const auto first = train::run_training(config(parts.path(), args), stop);
+  ASSERT_TRUE(first.interrupted);
+  train::TrainConfig resume = config(parts.path(), args);
+  resume.resume = first.last_state;
+  const auto second = train::run_training(resume);
+  io::SafetensorsReader a(full.final_lora), b(second.final_lora);
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (const auto& info : a.tensors())
+    EXPECT_TRUE(torch::equal(a.load(info.name), b.load(info.name))) << info.name;
+}
+
 }  // namespace
