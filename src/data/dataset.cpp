@@ -85,6 +85,45 @@ bool examine_image(const std::string& path, const SubsetConfig& subset, const Sc
   return true;
 }
 
+// The loss mask of an image: its alpha channel, or the same-named image in conditioning_data_dir
+// (any image extension, as kohya's ControlNet dataset matches them by stem), which must have the
+// image's size. Returns false (with a finding) when the mask image is missing or unusable.
+bool find_loss_mask(const SubsetConfig& subset, ImageRecord& rec, Findings& findings) {
+  if (subset.conditioning_data_dir.empty()) {
+    rec.mask = subset.alpha_mask ? ImageRecord::Mask::kAlpha : ImageRecord::Mask::kNone;
+    return true;
+  }
+  const std::string stem = fs::path(rec.path).stem().string();
+  std::string found;
+  for (const char* ext : {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".PNG", ".JPG", ".JPEG", ".WEBP", ".BMP"}) {
+    const fs::path p = fs::path(subset.conditioning_data_dir) / (stem + ext);
+    std::error_code ec;
+    if (fs::is_regular_file(p, ec)) {
+      found = p.string();
+      break;
+    }
+  }
+  if (found.empty()) {
+    findings.push_back({Severity::kError, "missing_mask", rec.path,
+                        str_cat(rec.path, ": no mask image ", stem, ".png (or .jpg, .webp, .bmp) in conditioning_data_dir ",
+                                subset.conditioning_data_dir, "; add one of the image's size or remove the image")});
+    return false;
+  }
+  try {
+    const io::ImageSize size = io::read_image_size(found);
+    LS_CHECK(size.width == rec.size.width && size.height == rec.size.height, found, ": mask is ", size.width, "x",
+             size.height, " but its image ", rec.path, " is ", rec.size.width, "x", rec.size.height,
+             "; resize the mask to the image's size");
+    rec.mask_hash = core::sha256_hex(core::read_file(found));
+  } catch (const Error& e) {
+    findings.push_back({Severity::kError, "bad_mask", found, e.what()});
+    return false;
+  }
+  rec.mask = ImageRecord::Mask::kImage;
+  rec.mask_path = found;
+  return true;
+}
+
 // kohya: the first reg images are registered with their own repeats until they reach the
 // number of train images (with repeats); while short, further passes add one repeat per image.
 void balance_regularization(DatasetIndex& index) {
@@ -141,6 +180,12 @@ DatasetIndex index_dataset(const DatasetConfig& config, Findings& findings, cons
   for (size_t si = 0; si < config.subsets.size(); ++si) {
     const SubsetConfig& subset = config.subsets[si];
     std::error_code ec;
+    if (!subset.conditioning_data_dir.empty() && !fs::is_directory(subset.conditioning_data_dir, ec)) {
+      findings.push_back({Severity::kError, "missing_folder", subset.conditioning_data_dir,
+                          str_cat(subset.conditioning_data_dir,
+                                  ": conditioning_data_dir is not a folder; fix the path in the config")});
+      continue;
+    }
     if (!fs::is_directory(subset.image_dir, ec)) {
       findings.push_back({Severity::kError, "missing_folder", subset.image_dir,
                           str_cat(subset.image_dir, ": image_dir is not a folder; fix the path in the config")});
@@ -165,6 +210,7 @@ DatasetIndex index_dataset(const DatasetConfig& config, Findings& findings, cons
       rec.num_repeats = subset.num_repeats;
       cv::Mat decoded;
       if (!examine_image(path, subset, scan, rec, decoded, findings)) continue;
+      if (!find_loss_mask(subset, rec, findings)) continue;
       rec.bucket = selector.select(rec.size.width, rec.size.height);
       if (scan.on_decoded) scan.on_decoded(rec, decoded);
       (subset.is_reg ? index.reg_images_with_repeats : index.train_images_with_repeats) += rec.num_repeats;

@@ -25,6 +25,10 @@ struct ImageRecord {
   io::ImageSize size;        // displayed size (EXIF orientation applied)
   std::string content_hash;  // SHA-256 of the file bytes: cache keys follow edits, not timestamps
   BucketChoice bucket;
+  /// The loss mask: none, the alpha channel (subset alpha_mask) or a mask image (the red channel of
+  /// the same-named image in conditioning_data_dir, of the image's size).
+  enum class Mask { kNone, kAlpha, kImage } mask = Mask::kNone;
+  std::string mask_path, mask_hash;  // kImage: the mask image and the SHA-256 of its bytes
 };
 
 struct DatasetIndex {

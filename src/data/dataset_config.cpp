@@ -82,14 +82,17 @@ const core::KeyTable<S>& subset_keys() {
       field_key("caption_suffix", &S::caption, &C::caption_suffix, "text after every caption"),
       field_key("flip_aug", &S::flip_aug, "random horizontal flips"),
       field_key("random_crop", &S::random_crop, "random instead of centred crops"),
+      field_key("alpha_mask", &S::alpha_mask, "the image's alpha channel masks the loss"),
+      at(field_key("conditioning_data_dir", &S::conditioning_data_dir,
+                   "folder of mask images (red channel, same names) for masked_loss"), kSubsetOnly),
       refused("color_aug", Off::kFalse),          refused("enable_wildcard", Off::kFalse),
-      refused("alpha_mask", Off::kFalse),         refused("cache_info", Off::kFalse),
+      refused("cache_info", Off::kFalse),
       refused("repeat_by_folder_name", Off::kFalse), refused("token_warmup_step", Off::kZero),
       refused("validation_split", Off::kZero),    refused("token_warmup_min", Off::kOne),
       refused("sample_ratio", Off::kOne),         refused("network_multiplier", Off::kOne),
       refused("face_crop_aug_range", Off::kNone), refused("custom_attributes", Off::kNone),
       refused("resize_interpolation", Off::kNone), refused("metadata_file", Off::kNone),
-      refused("conditioning_data_dir", Off::kNone), refused("path_pattern", Off::kNone),
+      refused("path_pattern", Off::kNone),
       refused("validation_seed", Off::kNone),     refused("mask_dir", Off::kNone),
   });
   return table;
@@ -238,6 +241,8 @@ DataConfig parse_dataset_toml(std::string_view text, const std::string& source, 
       validate_subset(subset, splace.where(*st));
       if (!base_dir.empty() && fs::path(subset.image_dir).is_relative())
         subset.image_dir = (fs::path(base_dir) / subset.image_dir).lexically_normal().string();
+      if (!base_dir.empty() && !subset.conditioning_data_dir.empty() && fs::path(subset.conditioning_data_dir).is_relative())
+        subset.conditioning_data_dir = (fs::path(base_dir) / subset.conditioning_data_dir).lexically_normal().string();
       dataset.subsets.push_back(std::move(subset));
     }
     try {

@@ -26,6 +26,11 @@ struct SubsetConfig {
   CaptionOptions caption;
   bool flip_aug = false;
   bool random_crop = false;
+  // Loss masks (kohya: the loss is multiplied by the mask, area-resized to the latent): the image's
+  // alpha channel (alpha_mask), or the red channel of the image of the same name in
+  // conditioning_data_dir (kohya's ControlNet-style subsets; needs masked_loss in training).
+  bool alpha_mask = false;
+  std::string conditioning_data_dir;
 };
 
 struct DatasetConfig {

@@ -67,11 +67,24 @@ std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype
 LatentCache::LatentCache(std::string dir, std::string model_id)
     : files_(std::move(dir)), model_id_(std::move(model_id)) {}
 
+namespace {
+
+// Images with a loss mask keep it in their entry: the key names the mask's source (alpha, or the
+// mask image's content) so that editing the mask re-encodes the entry. Empty without a mask, so the
+// keys of unmasked images are what they always were.
+std::string latent_cache_mask_line(const ImageRecord& rec) {
+  if (rec.mask == ImageRecord::Mask::kAlpha) return "\nmask alpha";
+  if (rec.mask == ImageRecord::Mask::kImage) return "\nmask image " + rec.mask_hash;
+  return "";
+}
+
+}  // namespace
+
 std::string LatentCache::key(const ImageRecord& rec, const SubsetConfig& subset) const {
   const CropOffset crop = cached_crop(rec);
   return core::sha256_hex(str_cat("lorastudio latents v1\n", rec.content_hash, "\nbucket ", reso_text(rec.bucket.bucket),
                                   "\nresized ", reso_text(rec.bucket.resized), "\ncrop ", crop.left, ",", crop.top,
-                                  "\nflip ", subset.flip_aug ? 1 : 0, "\nmodel ", model_id_));
+                                  "\nflip ", subset.flip_aug ? 1 : 0, "\nmodel ", model_id_, latent_cache_mask_line(rec)));
 }
 
 bool CacheShard::owns(const std::string& key) const {
@@ -109,10 +122,12 @@ CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const Im
     while (end < jobs.size() && end - start < static_cast<size_t>(batch_size) &&
            jobs[end].rec->bucket.bucket == jobs[start].rec->bucket.bucket)
       ++end;
-    std::vector<torch::Tensor> plain, flipped;
+    std::vector<torch::Tensor> plain, flipped, masks;
     for (size_t i = start; i < end; ++i) {
       const CropOffset crop = cached_crop(*jobs[i].rec);
-      plain.push_back(prepare_image(*jobs[i].rec, crop, false).pixels);
+      PreparedImage img = prepare_image(*jobs[i].rec, crop, false);
+      plain.push_back(img.pixels);
+      masks.push_back(img.mask);
       if (jobs[i].subset->flip_aug) flipped.push_back(torch::flip(plain.back(), {2}));
     }
     const torch::Tensor lat = encoder(torch::stack(plain)).to(torch::kCPU, torch::kFloat32);
@@ -122,6 +137,7 @@ CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const Im
     for (size_t i = start; i < end; ++i) {
       const Job& job = jobs[i];
       TensorMap tensors{{"latents", lat[static_cast<int64_t>(i - start)]}};
+      if (masks[i - start].defined()) tensors["mask"] = masks[i - start];  // kohya's npz "alpha_mask"
       if (job.subset->flip_aug) tensors["latents_flipped"] = lat_flipped[fi++];
       files_.store(job.key, tensors,
                    {{"lorastudio.cache", "latents"}, {"image", job.rec->path}, {"content_sha256", job.rec->content_hash},
@@ -141,6 +157,22 @@ torch::Tensor LatentCache::load(const ImageRecord& rec, const SubsetConfig& subs
   LS_CHECK(it != m.end(), files_.path_for(key(rec, subset)), ": cache entry has no '", name,
            "'; delete the file to re-encode it");
   return it->second;
+}
+
+CachedLatents LatentCache::load_entry(const ImageRecord& rec, const SubsetConfig& subset, bool flipped) const {
+  TensorMap m = files_.load(key(rec, subset));
+  const char* name = flipped ? "latents_flipped" : "latents";
+  auto it = m.find(name);
+  LS_CHECK(it != m.end(), files_.path_for(key(rec, subset)), ": cache entry has no '", name,
+           "'; delete the file to re-encode it");
+  CachedLatents out{it->second, {}};
+  if (rec.mask != ImageRecord::Mask::kNone) {
+    auto mask = m.find("mask");
+    LS_CHECK(mask != m.end(), files_.path_for(key(rec, subset)), ": cache entry has no 'mask'; delete the file to ",
+             "re-encode it");
+    out.mask = flipped ? torch::flip(mask->second, {2}) : mask->second;
+  }
+  return out;
 }
 
 void require_latent_cacheable(const DataConfig& config) {

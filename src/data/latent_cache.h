@@ -58,6 +58,11 @@ std::string default_cache_dir(const std::string& dataset_path);
 /// The model id of an SDXL VAE for LatentCache: `dataset cache` and `train` share entries.
 std::string vae_cache_id(const std::string& vae_sha256, const std::string& dtype_name);
 
+struct CachedLatents {
+  torch::Tensor latents;  // [C,h,w]
+  torch::Tensor mask;     // [1,H,W] or undefined
+};
+
 class LatentCache {
  public:
   /// `model_id` identifies the encoder's weights (e.g. a hash of the VAE tensors) and dtype.
@@ -69,6 +74,8 @@ class LatentCache {
                   bool show_progress = true, const CacheShard& shard = {}) const;
   /// [C,h,w] float32 on the CPU.
   torch::Tensor load(const ImageRecord& record, const SubsetConfig& subset, bool flipped) const;
+  /// The latents and, for an image with a loss mask, its mask [1,H,W] (flipped with the latents).
+  CachedLatents load_entry(const ImageRecord& record, const SubsetConfig& subset, bool flipped) const;
 
  private:
   TensorCache files_;

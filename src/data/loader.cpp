@@ -21,8 +21,9 @@ Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step, int64_t 
   const DatasetIndex& d = datasets_.at(static_cast<size_t>(plan.dataset));
   Batch batch;
   batch.dataset = plan.dataset;
-  std::vector<torch::Tensor> tensors;
+  std::vector<torch::Tensor> tensors, masks;
   std::vector<float> weights;
+  bool any_mask = false;
   for (size_t slot = 0; slot < plan.images.size(); ++slot) {
     const ImageRecord& rec = d.images.at(static_cast<size_t>(plan.images[slot]));
     const SubsetConfig& subset = d.config.subsets.at(static_cast<size_t>(rec.subset));
@@ -32,19 +33,29 @@ Batch BatchLoader::load(const BatchPlan& plan, int epoch, int64_t step, int64_t 
     core::Rng caption_rng(core::derive_seed(seed_, where), {core::purpose_id("caption")});
     const Augmentation aug = draw_augmentation(rec, subset, aug_rng);
     if (cache_) {
-      tensors.push_back(cache_->load(rec, subset, aug.flipped));
+      CachedLatents cached = cache_->load_entry(rec, subset, aug.flipped);
+      tensors.push_back(cached.latents);
+      masks.push_back(cached.mask);
       batch.sizes.push_back(size_conditioning(rec, aug.crop, aug.flipped));
     } else {
       PreparedImage img = prepare_image(rec, aug.crop, aug.flipped);
       tensors.push_back(img.pixels);
+      masks.push_back(img.mask);
       batch.sizes.push_back(img.size);
     }
+    any_mask = any_mask || masks.back().defined();
     // kohya counts epochs from 1 (caption_dropout_every_n_epochs drops epochs n, 2n, ...).
     batch.captions.push_back(process_caption(rec.caption, subset.caption, epoch + 1, caption_rng));
     weights.push_back(rec.is_reg ? static_cast<float>(d.config.prior_loss_weight) : 1.0f);
     batch.paths.push_back(rec.path);
   }
   (cache_ ? batch.latents : batch.pixels) = torch::stack(tensors);
+  if (any_mask) {
+    const auto& b = d.images.at(static_cast<size_t>(plan.images.front())).bucket.bucket;
+    for (torch::Tensor& m : masks)
+      if (!m.defined()) m = torch::ones({1, b.height, b.width}, torch::kFloat32);
+    batch.masks = torch::stack(masks);
+  }
   batch.loss_weights = torch::tensor(weights, torch::kFloat32);
   return batch;
 }

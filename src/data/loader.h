@@ -29,6 +29,9 @@ struct Batch {
   std::vector<std::string> captions;  // processed (prefix/suffix, shuffle, dropouts)
   std::vector<SizeConditioning> sizes;
   torch::Tensor loss_weights;  // [B] float32: 1 for train images, prior_loss_weight for reg
+  /// [B,1,H,W] float32 in [0,1] at image resolution when any image of the batch has a loss mask
+  /// (the others' are ones, as kohya fills them); undefined otherwise.
+  torch::Tensor masks;
   std::vector<std::string> paths;
   int dataset = 0;
 };

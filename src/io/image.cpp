@@ -94,6 +94,21 @@ cv::Mat to_rgb8_typed(const cv::Mat& in) {
   return out;
 }
 
+// The alpha channel of an imdecode output as CV_8UC1 (16-bit scaled with rounding); 255 without one.
+cv::Mat alpha8(const cv::Mat& in, const std::string& name) {
+  const int channels = in.channels();
+  if (channels != 2 && channels != 4) return cv::Mat(in.rows, in.cols, CV_8UC1, cv::Scalar(255));
+  cv::Mat a;
+  cv::extractChannel(in, a, channels - 1);
+  if (a.depth() == CV_8U) return a;
+  LS_CHECK(a.depth() == CV_16U, name, ": unsupported sample type (OpenCV depth ", a.depth(),
+           "); convert it to an 8- or 16-bit PNG");
+  cv::Mat out(a.rows, a.cols, CV_8UC1);
+  for (int y = 0; y < a.rows; ++y)
+    for (int x = 0; x < a.cols; ++x) out.at<uint8_t>(y, x) = scale16(a.at<uint16_t>(y, x));
+  return out;
+}
+
 cv::Mat to_rgb8(const cv::Mat& in, const std::string& name) {
   if (in.depth() == CV_8U) return to_rgb8_typed<uint8_t>(in);
   if (in.depth() == CV_16U) return to_rgb8_typed<uint16_t>(in);
@@ -125,7 +140,7 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
 
 }  // namespace
 
-cv::Mat decode_image_rgb(const std::vector<uint8_t>& bytes, const std::string& name) {
+DecodedImage decode_image(const std::vector<uint8_t>& bytes, const std::string& name, bool with_alpha) {
   const ImageHeader h = parse_image_header(bytes.data(), bytes.size(), /*check_complete=*/true);
   check_header(h, bytes.size(), bytes, name);
   cv::Mat raw;
@@ -140,10 +155,21 @@ cv::Mat decode_image_rgb(const std::vector<uint8_t>& bytes, const std::string& n
   // The size-only path trusts the header: a disagreement would put the image in a wrong bucket.
   LS_CHECK(h.width == 0 || (raw.cols == h.width && raw.rows == h.height), name, ": header says ",
            h.width, "x", h.height, " but the pixels are ", raw.cols, "x", raw.rows, "; ", kFix);
-  return apply_exif_orientation(to_rgb8(raw, name), h.orientation);
+  DecodedImage out;
+  out.rgb = apply_exif_orientation(to_rgb8(raw, name), h.orientation);
+  if (with_alpha) out.alpha = apply_exif_orientation(alpha8(raw, name), h.orientation);
+  return out;
+}
+
+cv::Mat decode_image_rgb(const std::vector<uint8_t>& bytes, const std::string& name) {
+  return decode_image(bytes, name, false).rgb;
 }
 
 cv::Mat read_image_rgb(const std::string& path) { return decode_image_rgb(read_bytes(path), path); }
+
+DecodedImage read_image(const std::string& path, bool with_alpha) {
+  return decode_image(read_bytes(path), path, with_alpha);
+}
 
 int exif_orientation(const uint8_t* data, size_t size) {
   return parse_image_header(data, size, /*check_complete=*/false).orientation;

@@ -29,6 +29,16 @@ struct ImageSize {
 cv::Mat decode_image_rgb(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
 cv::Mat read_image_rgb(const std::string& path);
 
+/// The RGB above and, when asked for, the alpha channel as CV_8UC1 in the same displayed
+/// orientation (16-bit scaled as the colours; 255 everywhere for images without alpha): kohya's
+/// alpha_mask, read from the same decode.
+struct DecodedImage {
+  cv::Mat rgb;
+  cv::Mat alpha;  // empty unless with_alpha
+};
+DecodedImage decode_image(const std::vector<uint8_t>& bytes, const std::string& name_for_errors, bool with_alpha);
+DecodedImage read_image(const std::string& path, bool with_alpha);
+
 /// EXIF orientation tag (1..8) found in the bytes of a JPEG/PNG/WebP; 1 when absent or unparseable.
 int exif_orientation(const uint8_t* data, size_t size);
 /// Turns a stored image into its displayed form for an EXIF orientation (1 = unchanged).

@@ -57,4 +57,17 @@ void validate_objective(const TrainConfig& c, std::vector<std::string>* notes) {
                      "the noise at t = 999 from pure noise; training will be unexpected (kohya warns the same)");
 }
 
+void check_loss_masks(const TrainConfig& c, const data::DataConfig& data, std::vector<std::string>& notes) {
+  bool any = false;
+  for (const data::DatasetConfig& d : data.datasets)
+    for (const data::SubsetConfig& s : d.subsets) {
+      LS_CHECK(s.conditioning_data_dir.empty() || c.masked_loss, data.source, ": subset ", s.image_dir,
+               " has conditioning_data_dir (mask images), which needs masked_loss = true (kohya's rule); set it, or",
+               " remove conditioning_data_dir");
+      any = any || s.alpha_mask || !s.conditioning_data_dir.empty();
+    }
+  if (c.masked_loss && !any)
+    notes.push_back("masked_loss: no subset has conditioning_data_dir or alpha_mask, so no loss is masked");
+}
+
 }  // namespace ls::train

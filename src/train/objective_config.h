@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset_config.h"
 #include "models/noise_schedule.h"
 #include "train/loss.h"
 #include "train/step_split.h"
@@ -24,5 +25,10 @@ models::NoiseSchedule training_schedule(const TrainConfig& config);
 /// v_parameterization, v_pred_like_loss excludes it, non-negative strengths and counts. A
 /// combination kohya only warns about (zero_terminal_snr without v_parameterization) adds a note.
 void validate_objective(const TrainConfig& config, std::vector<std::string>* notes = nullptr);
+
+/// kohya's mask rules over the datasets: conditioning_data_dir (mask images) needs masked_loss
+/// (kohya's ControlNet-style subsets exist only with it); masked_loss with no subset holding
+/// conditioning_data_dir or alpha_mask adds a note (nothing is masked).
+void check_loss_masks(const TrainConfig& config, const data::DataConfig& data, std::vector<std::string>& notes);
 
 }  // namespace ls::train

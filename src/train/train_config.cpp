@@ -128,6 +128,8 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("ip_noise_gamma", &C::ip_noise_gamma, "input perturbation noise strength (0: off; ~0.1)"),
       key("ip_noise_gamma_random_strength", &C::ip_noise_gamma_random_strength,
           "input perturbation strength uniform in [0, ip_noise_gamma)"),
+      key("masked_loss", &C::masked_loss, "weigh the loss by the subsets' mask images (conditioning_data_dir)"),
+      key("alpha_mask", &C::alpha_mask, "weigh the loss by the images' alpha channels (folder mode)"),
       resume_may_change(key("gradient_checkpointing", &C::gradient_checkpointing,
                         "recompute activations to save memory")),
       key("mixed_precision", &C::mixed_precision, "no, fp16 or bf16"),

@@ -93,6 +93,8 @@ struct TrainConfig {
   double multires_noise_discount = 0.3;
   double ip_noise_gamma = 0.0;  // 0 = off
   bool ip_noise_gamma_random_strength = false;
+  bool masked_loss = false;  // mask images (conditioning_data_dir in the dataset TOML) weigh the loss
+  bool alpha_mask = false;   // folder mode: the images' alpha channels weigh the loss (a subset key too)
 
   // Precision, memory, caches.
   bool gradient_checkpointing = false;

@@ -309,6 +309,7 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
 
   data::Findings findings;
   s->data = load_data(c, findings);
+  check_loss_masks(c, s->data, notes);
   s->datasets = data::index_datasets(s->data, findings, {false, {}, true});
   data::require_no_errors(findings, s->data.source);
   count_steps(*s);

@@ -238,6 +238,7 @@ double Trainer::micro_step(const data::Batch& batch, const StepDraws& draws, int
   in.context = text.context;
   in.y = models::size_embedding(text.pooled, sizes.original_hw, sizes.crop_tl, sizes.target_hw);
   in.loss_weights = batch.loss_weights.to(s.device);
+  if (batch.masks.defined()) in.mask = batch.masks.to(s.device);
   const LossParts loss = step_loss(s.model.unet, s.noise, in, s.base_dtype, s.loss);
   const double value = loss.loss.item<double>();  // the logged loss: the step's one host read
   if (!std::isfinite(value)) return value;  // nothing back-propagated: the weights stay good

@@ -347,6 +347,8 @@ TrainConfig everything_set() {
   c.multires_noise_discount = 0.4;
   c.ip_noise_gamma = 0.1;
   c.ip_noise_gamma_random_strength = true;
+  c.masked_loss = true;
+  c.alpha_mask = true;
   c.gradient_checkpointing = true;
   c.mixed_precision = "bf16";
   c.full_bf16 = true;
@@ -398,7 +400,7 @@ TEST(TrainConfigWrite, RoundTripEveryField) {
   LS_SAME(zero_terminal_snr); LS_SAME(scale_v_pred_loss_like_noise_pred); LS_SAME(v_pred_like_loss);
   LS_SAME(debiased_estimation_loss); LS_SAME(noise_offset_random_strength); LS_SAME(adaptive_noise_scale);
   LS_SAME(multires_noise_iterations); LS_SAME(multires_noise_discount); LS_SAME(ip_noise_gamma);
-  LS_SAME(ip_noise_gamma_random_strength);
+  LS_SAME(ip_noise_gamma_random_strength); LS_SAME(masked_loss); LS_SAME(alpha_mask);
   LS_SAME(gradient_checkpointing); LS_SAME(mixed_precision); LS_SAME(full_bf16); LS_SAME(full_fp16);
   LS_SAME(save_precision); LS_SAME(cache_latents); LS_SAME(cache_latents_to_disk);
   LS_SAME(cache_text_encoder_outputs); LS_SAME(cache_text_encoder_outputs_to_disk);

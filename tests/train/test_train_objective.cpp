@@ -9,6 +9,10 @@
 #include <filesystem>
 #include <functional>
 
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "io/safetensors.h"
@@ -194,6 +198,69 @@ TEST_F(TrainObjectiveTest, AllOptionsTrainAndDebugTrainStepAgrees) {
   ASSERT_EQ(cmd.exit_code, 0) << cmd.out;
   const double step_loss = io::SafetensorsReader((out / "step.safetensors").string()).load("loss").item<double>();
   EXPECT_NEAR(step_loss, losses.front(), 1e-5 * std::abs(losses.front()));
+}
+
+// A dataset TOML of two 64x64 RGBA images whose alpha is `alpha` everywhere, with alpha_mask (or
+// conditioning_data_dir) set as asked.
+std::string write_alpha_dataset(const fs::path& dir, int alpha, const std::string& extra_subset_keys) {
+  fs::create_directories(dir / "img");
+  for (int i = 0; i < 2; ++i) {
+    cv::Mat bgra(64, 64, CV_8UC4);
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 64; ++x)
+        bgra.at<cv::Vec4b>(y, x) = cv::Vec4b(static_cast<uint8_t>(x * 4), static_cast<uint8_t>(y * 4 + i * 50),
+                                             static_cast<uint8_t>((x + y) * 2), static_cast<uint8_t>(alpha));
+    cv::imwrite((dir / "img" / str_cat(i, ".png")).string(), bgra);
+    core::write_file_atomic(dir / "img" / str_cat(i, ".txt"), "a photo");
+  }
+  const fs::path toml = dir / "data.toml";
+  core::write_file_atomic(toml, str_cat("[general]\nresolution = 64\nmin_bucket_reso = 64\nbatch_size = 2\n[[datasets]]\n"
+                                        "[[datasets.subsets]]\nimage_dir = \"img\"\n", extra_subset_keys));
+  return toml.string();
+}
+
+TEST_F(TrainObjectiveTest, AlphaMaskWeighsTheLoss) {
+  test::TempDir data;
+  auto loss_with = [&](const std::string& toml) {
+    return first_loss([&](train::TrainConfig& c) { c.dataset_config = toml; });
+  };
+  // Fully transparent: every element of the loss is masked out.
+  EXPECT_EQ(loss_with(write_alpha_dataset(data / "clear", 0, "alpha_mask = true\n")), 0.0);
+  // Fully opaque: the mask is 1 and the loss is the unmasked one, to the bit.
+  const double opaque = loss_with(write_alpha_dataset(data / "opaque", 255, "alpha_mask = true\n"));
+  const double unmasked = loss_with(write_alpha_dataset(data / "plain", 255, ""));
+  EXPECT_GT(unmasked, 0);
+  EXPECT_EQ(opaque, unmasked);
+  // Half transparent: the loss halves (the mask is 128/255 everywhere).
+  const double half = loss_with(write_alpha_dataset(data / "half", 128, "alpha_mask = true\n"));
+  const double unmasked_half = loss_with(write_alpha_dataset(data / "plain_half", 128, ""));
+  EXPECT_NEAR(half, unmasked_half * 128.0 / 255.0, 1e-6 * unmasked_half);
+  // From the latent cache (latents from the posterior mean), the mask comes with the latents.
+  auto cached_loss = [&](const std::string& toml) {
+    return first_loss([&](train::TrainConfig& c) {
+      c.dataset_config = toml;
+      c.cache_latents = true;
+    });
+  };
+  const double cached_half = cached_loss(write_alpha_dataset(data / "cached_half", 128, "alpha_mask = true\n"));
+  const double cached_plain = cached_loss(write_alpha_dataset(data / "cached_plain", 128, ""));
+  EXPECT_NE(cached_plain, unmasked_half);
+  EXPECT_NEAR(cached_half, cached_plain * 128.0 / 255.0, 1e-6 * cached_plain);
+}
+
+TEST_F(TrainObjectiveTest, MaskImagesNeedMaskedLoss) {
+  test::TempDir data;
+  const std::string toml = write_alpha_dataset(data.path(), 255, "conditioning_data_dir = \"masks\"\n");
+  fs::create_directories(data / "masks");
+  for (int i = 0; i < 2; ++i) fs::copy_file(data / "img" / str_cat(i, ".png"), data / "masks" / str_cat(i, ".png"));
+  test::TempDir out;
+  train::TrainConfig c = base_config(out.path().string());
+  c.dataset_config = toml;
+  const std::string e = test::error_of([&] { train::run_training(c); });
+  EXPECT_NE(e.find("needs masked_loss = true"), std::string::npos) << e;
+  c.masked_loss = true;
+  const train::TrainResult r = train::run_training(c);
+  EXPECT_EQ(r.steps_done, 1);
 }
 
 }  // namespace
