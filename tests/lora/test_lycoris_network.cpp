@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <map>
 #include <set>
 
 #include <torch/torch.h>
@@ -173,6 +174,25 @@ TEST_F(TinyLycoris, LycorisWrittenFilesMergeToLycorisWeights) {
       w.copy_(base.load(info.name));
     }
     const std::string file = fixture(std::string("network_") + algo + ".safetensors");
+    // The network lorastudio builds from the same network_args has these modules with lycoris'
+    // keys and shapes (the factorisation, the conv rank and DoRA's axis included).
+    auto o = lycoris_options(std::string(algo) == "loha" ? Algo::kLoha : std::string(algo) == "lokr" ? Algo::kLokr
+                                                                                                        : Algo::kLora,
+                             4, 2);
+    o.alpha = std::string(algo) == "lokr" ? 1 : 2;
+    o.module.factor = std::string(algo) == "lokr" ? 4 : -1;
+    o.module.dora = std::string(algo) == "locon_dora";
+    std::map<std::string, std::vector<int64_t>> ours;
+    for (const auto& [key, t] : ls::lora::lora_state(*LoraNetwork(model_, o))) ours[key] = t.sizes().vec();
+    ls::io::SafetensorsReader theirs(file);
+    for (const auto& info : theirs.tensors()) {
+      ASSERT_TRUE(ours.count(info.name)) << info.name;
+      EXPECT_EQ(ours.at(info.name), info.shape) << info.name;
+      if (info.name.size() > 6 && info.name.substr(info.name.size() - 6) == ".alpha")
+        EXPECT_FLOAT_EQ(theirs.load(info.name).item<float>(),
+                        info.name.find("input_blocks_3_0_op") != std::string::npos ? 1.0f : static_cast<float>(o.alpha))
+            << info.name;
+    }
     auto loaded = ls::lora::load_lora(file, model_);
     EXPECT_TRUE(loaded.unmatched.empty());
     EXPECT_EQ(loaded.network->modules().size(), base.tensors().size());
