@@ -266,6 +266,19 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c, std::vector<std::
   }
   if (o.lycoris)
     lora::apply_lycoris_conv_defaults(o, conv_dim_arg || c.conv_dim > 0, conv_alpha_arg || c.conv_dim > 0);
+  if (o.lycoris) {
+    // lycoris.kohya's create_network reads only the LoRA+ ratios of these; kohya hands it the rest too.
+    for (auto it = block_args.begin(); it != block_args.end();) {
+      if (it->first.rfind("loraplus_", 0) == 0) {
+        ++it;
+        continue;
+      }
+      if (notes)
+        notes->push_back(str_cat("network_args ", it->first, " is ignored with lycoris.kohya, as LyCORIS' ",
+                                 "create_network ignores it (block-wise settings are networks.lora's)"));
+      it = block_args.erase(it);
+    }
+  }
   o.blocks = lora::parse_block_args(block_args, o.rank, o.alpha,
                                     o.conv_rank > 0 ? std::optional<int64_t>(o.conv_rank) : std::nullopt, o.conv_alpha,
                                     notes);

@@ -186,6 +186,22 @@ TEST_F(BlockTrainingTest, ProdigyRefusesGroupsOfUnequalLr) {
   EXPECT_NO_THROW(train::build_session(c, notes));
 }
 
+// LyCORIS' create_network reads the LoRA+ ratios and none of networks.lora's block-wise keys.
+TEST(BlockArgsLycoris, OnlyLoraPlusApplies) {
+  train::TrainConfig c;
+  c.network_module = "lycoris.kohya";
+  c.network_args = {"algo=lora", "down_lr_weight=sine", "block_dims=4",  // not 23 values: an error, were it read
+                    "loraplus_lr_ratio=8"};
+  std::vector<std::string> notes;
+  const lora::LoraNetworkOptions o = train::network_options(c, &notes);
+  EXPECT_FALSE(o.blocks.lr_weights);
+  EXPECT_FALSE(o.blocks.ranks);
+  EXPECT_EQ(o.blocks.loraplus_ratio(true), 8.0);
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_NE(notes[0].find("network_args block_dims is ignored with lycoris.kohya"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[1].find("network_args down_lr_weight is ignored"), std::string::npos) << notes[1];
+}
+
 // `lorastudio plan` (full-size SDXL) reads the same network_args: block_dims and conv_block_dims of 4
 // everywhere are network_dim 4 with conv_dim 4, module for module (kohya's 788 U-Net modules).
 TEST(BlockPlan, UniformBlockDimsPlanLikeNetworkAndConvDim) {
