@@ -202,6 +202,7 @@ TEST_F(NetworkWeightsTest, DimFromWeightsTakesEachModulesRankAndAlpha) {
   }
   EXPECT_EQ(saved.metadata().at("ss_network_dim"), "8");
   EXPECT_EQ(saved.metadata().at("ss_network_alpha"), "1.0");
+  EXPECT_EQ(saved.metadata().at("ss_network_dropout"), "0.1");  // args.network_dropout, though unused
   EXPECT_EQ(saved.metadata().at("ss_network_args"), R"({"rank_dropout": "0.1", "loraplus_lr_ratio": "4"})");
   const auto notes = notes_of(lines);
   EXPECT_TRUE(has_line(notes, str_cat("dim_from_weights: ", module_index.size(), " modules")));
