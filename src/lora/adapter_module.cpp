@@ -94,6 +94,13 @@ void AdapterModule::finish() {
     torch::NoGradGuard no_grad;
     const torch::Tensor w = base.detach().to(torch::kCPU, torch::kFloat);
     dora_scale_ = register_parameter("dora_scale", adapter_weight_norm(w, options_.wd_on_out).contiguous());
+    // A half-precision base (mixed-precision training) would round the magnitude before the
+    // trainer makes the module float32 again, and a fresh DoRA would then rescale every row:
+    // keep float32, as lycoris does (its dora_scale is made from the weight in float32).
+    if (base.scalar_type() == torch::kHalf || base.scalar_type() == torch::kBFloat16) {
+      to(base.device(), torch::kFloat);
+      return;
+    }
   }
   to(base.device(), base.scalar_type());
 }

@@ -214,4 +214,20 @@ TEST(LycorisInit, FreshModulesLeaveTheLayerUnchanged) {
   }
 }
 
+// Over a bfloat16 base (mixed-precision training) DoRA's magnitude is made and kept in float32:
+// exactly the base's row norms, so the trainer's float32 module starts as the identity.
+TEST(LycorisInit, DoraMagnitudeOfAHalfBaseStaysFloat32) {
+  torch::manual_seed(8);
+  ls::nn::Linear base(32, 24);
+  base->to(torch::kBFloat16);
+  ls::lora::LoraTarget t;
+  t.linear = base;
+  LoraModuleOptions o;
+  o.algo = Algo::kLoha, o.lycoris = true, o.dora = true, o.rank = 2;
+  auto m = ls::lora::make_adapter(t, o);
+  ASSERT_EQ(m->dora_scale_.scalar_type(), torch::kFloat);
+  const torch::Tensor norms = base->weight.to(torch::kFloat).norm(2, {1}, true);
+  EXPECT_TRUE(torch::equal(m->dora_scale_, norms));
+}
+
 }  // namespace
