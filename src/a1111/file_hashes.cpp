@@ -2,6 +2,7 @@
 // so a 7 GB checkpoint takes ~50 s; the cache makes every later image free). Refs: file_hashes.h.
 #include "a1111/file_hashes.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <chrono>
@@ -183,8 +184,25 @@ std::string FileHashCache::sha256(const std::filesystem::path& file) { return lo
 
 std::string FileHashCache::addnet_sha256(const std::filesystem::path& file) { return lookup_or_hash(file, "addnet_sha256"); }
 
+std::string model_sha256(const std::filesystem::path& model, FileHashCache& cache) {
+  if (!std::filesystem::is_directory(model)) return cache.sha256(model);
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(model)) {
+    const std::string ext = entry.path().extension().string();
+    if (entry.is_regular_file() && (ext == ".safetensors" || ext == ".json")) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  std::string lines;
+  for (const auto& f : files) lines += f.lexically_relative(model).string() + " " + cache.sha256(f) + "\n";
+  return core::sha256_hex(lines);
+}
+
 std::string model_hash(const std::filesystem::path& checkpoint, FileHashCache& cache) {
-  return cache.sha256(checkpoint).substr(0, 10);
+  return model_sha256(checkpoint, cache).substr(0, 10);
+}
+
+std::string vae_hash(const std::filesystem::path& vae, FileHashCache& cache) {
+  return model_sha256(vae, cache).substr(0, 10);
 }
 
 std::string lora_hash(const std::filesystem::path& lora, FileHashCache& cache) {

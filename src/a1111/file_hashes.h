@@ -58,8 +58,15 @@ std::string safetensors_addnet_sha256(const std::filesystem::path& file);
 /// file). Cheap: no cache.
 std::string legacy_model_hash(const std::filesystem::path& file);
 
-/// A1111 "Model hash" of a checkpoint: 10 hex.
+/// SHA-256 identity of a model: a file's whole-file SHA-256; a folder's (a diffusers model or VAE:
+/// A1111 has none) is the SHA-256 of "relative/path sha256" lines of its .safetensors and .json files
+/// in path order, each file's from the cache.
+std::string model_sha256(const std::filesystem::path& model, FileHashCache& cache);
+/// A1111 "Model hash" of a checkpoint (or a diffusers folder, model_sha256): 10 hex.
 std::string model_hash(const std::filesystem::path& checkpoint, FileHashCache& cache);
+/// A1111 "VAE hash" (modules/sd_vae.py get_loaded_vae_hash): the first 10 hex of the VAE file's
+/// SHA-256 (model_sha256 for a folder).
+std::string vae_hash(const std::filesystem::path& vae, FileHashCache& cache);
 /// A1111 "Lora hashes" value of a LoRA file: 12 hex. For .safetensors the metadata's
 /// sshs_model_hash when present (kohya and lorastudio write the data-section SHA-256 there),
 /// else the addnet hash; other files: the whole-file SHA-256.

@@ -18,13 +18,19 @@ std::string user_cache_dir() {
 }
 
 GenerationParams generation_params(const sample::ImageRequest& r, const std::string& checkpoint, FileHashCache& hashes,
-                                   bool paths) {
+                                   bool paths, const std::string& vae) {
   GenerationParams p;
   static_cast<sample::ImageSettings&>(p) = r;  // the request vocabulary is the same struct on both sides
   if (!checkpoint.empty()) {
     p.model = fs::path(checkpoint).stem().string();
     p.model_hash = model_hash(checkpoint, hashes);
     if (paths) p.model_path = fs::absolute(checkpoint).lexically_normal().string();
+  }
+  if (!vae.empty()) {  // A1111 names the loaded VAE file with its extension (os.path.basename)
+    p.extra[kVaeKey] = fs::path(vae).lexically_normal().filename().string();
+    if (p.extra[kVaeKey].empty()) p.extra[kVaeKey] = fs::path(vae).lexically_normal().parent_path().filename().string();
+    p.extra[kVaeHashKey] = vae_hash(vae, hashes);
+    if (paths) p.extra[kVaePathKey] = fs::absolute(vae).lexically_normal().string();
   }
   for (const auto& l : r.loras) {
     InfotextLora lora;

@@ -16,10 +16,17 @@ namespace ls::a1111 {
 std::string user_cache_dir();
 
 /// The parameters of a request rendered with `checkpoint` (name, A1111 model hash; LoRA names =
-/// file stems, hashes). With `paths`, also lorastudio's "Model path" / "Lora paths" (absolute), which
-/// let `--from-png` find the files but show local folder names to whoever gets the image.
+/// file stems, hashes) and, when not "", a separate `vae` (A1111's "VAE": the file name,
+/// "VAE hash": vae_hash). With `paths`, also lorastudio's "Model path" / "Lora paths" / "VAE path"
+/// (absolute), which let `--from-png` find the files but show local folder names to whoever gets
+/// the image.
 GenerationParams generation_params(const sample::ImageRequest& request, const std::string& checkpoint, FileHashCache& hashes,
-                                   bool paths = true);
+                                   bool paths = true, const std::string& vae = "");
+
+/// The infotext keys of a separate VAE (GenerationParams::extra).
+inline constexpr const char* kVaeKey = "VAE";
+inline constexpr const char* kVaeHashKey = "VAE hash";
+inline constexpr const char* kVaePathKey = "VAE path";
 
 /// The request the parameters describe. A LoRA's file is its "Lora paths" entry when that file
 /// exists, else <dir>/<name>.safetensors in the first of lora_dirs that has it; ls::Error naming

@@ -28,7 +28,7 @@ namespace ls::cli {
 namespace {
 
 struct SampleOptions {
-  std::string model, model_config, tokenizer, from_png, out = "outputs", device = "cpu", dtype = "fp32";
+  std::string model, model_config, tokenizer, vae, from_png, out = "outputs", device = "cpu", dtype = "fp32";
   sample::ImageRequest request;
   std::map<std::string, std::string> fields;  // request field name -> text, as given
   std::vector<std::string> loras, lora_dirs;
@@ -59,7 +59,7 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
            "A1111 or tools that keep its text can be re-rendered");
   const auto params = a1111::parse_infotext(it->second, o.from_png);
   if (o.model.empty()) {
-    LS_CHECK(!params.model_path.empty() && fs::is_regular_file(params.model_path), o.from_png, ": the model ",
+    LS_CHECK(!params.model_path.empty() && fs::exists(params.model_path), o.from_png, ": the model ",
              params.model.empty() ? std::string("(not named)") : "'" + params.model + "'",
              params.model_path.empty() ? "" : " at " + params.model_path, " is not here; pass --model FILE");
     o.model = params.model_path;
@@ -67,6 +67,19 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
     LS_CHECK(params.model_hash.empty() || a1111::model_hash(o.model, hashes) == params.model_hash, o.model,
              ": its hash is not the image's Model hash ", params.model_hash,
              " (the file changed); pass --model FILE to render with it anyway");
+  }
+  // The image's separate VAE, unless --vae names one: found by its "VAE path", checked by its hash.
+  if (o.vae.empty() && params.extra.count(a1111::kVaeKey)) {
+    const auto path = params.extra.find(a1111::kVaePathKey);
+    LS_CHECK(path != params.extra.end() && fs::exists(path->second), o.from_png, ": the VAE '",
+             params.extra.at(a1111::kVaeKey), "'", path == params.extra.end() ? "" : " at " + path->second,
+             " is not here; pass --vae FILE");
+    o.vae = path->second;
+    a1111::FileHashCache hashes(a1111::user_cache_dir());
+    const auto hash = params.extra.find(a1111::kVaeHashKey);
+    LS_CHECK(hash == params.extra.end() || a1111::vae_hash(o.vae, hashes) == hash->second, o.vae,
+             ": its hash is not the image's VAE hash ", hash == params.extra.end() ? "" : hash->second,
+             " (the file changed); pass --vae FILE to render with it anyway");
   }
   std::vector<std::string> dirs = o.lora_dirs;
   dirs.push_back(fs::path(o.from_png).parent_path().string());
@@ -112,11 +125,11 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     request = o.request;
     request.loras = lora_specs(o.loras);
   }
-  LS_CHECK(!o.model.empty(), "sample: no model; pass --model FILE (an SDXL .safetensors checkpoint)");
+  LS_CHECK(!o.model.empty(), "sample: no model; pass --model PATH (an SDXL .safetensors checkpoint or a diffusers folder)");
   LS_CHECK(o.batch >= 1, "sample: --batch must be at least 1");
   if (request.seed < 0) request.seed = random_seed();
 
-  sample::ModelSource source{o.model, o.model_config, o.tokenizer, core::parse_device(o.device),
+  sample::ModelSource source{o.model, o.model_config, o.tokenizer, o.vae, core::parse_device(o.device),
                              core::parse_dtype(o.dtype)};
   sample::validate_request(request);
   sample::Pipeline pipeline(source);
@@ -133,7 +146,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     core::Progress progress("image " + std::to_string(i + 1) + "/" + std::to_string(o.batch), r.steps, "step", !o.quiet);
     const auto image = pipeline.generate(r, [&](int64_t, int64_t) { progress.advance(); });
     progress.finish();
-    const std::string infotext = a1111::format_infotext(a1111::generation_params(r, o.model, hashes, !o.no_paths));
+    const std::string infotext = a1111::format_infotext(a1111::generation_params(r, o.model, hashes, !o.no_paths, o.vae));
     const fs::path path = output_path(o, r.seed, o.batch);
     io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
     const double seconds = core::monotonic_seconds() - start;
@@ -151,9 +164,13 @@ void register_sample(CLI::App& app) {
   auto o = std::make_shared<SampleOptions>();
   o->request.seed = -1;  // A1111's default: a random seed (set before --seed captures it for --help)
   CLI::App* cmd = app.add_subcommand("sample", "Generate images with an SDXL checkpoint and LoRAs (A1111 parameters in every PNG)");
-  cmd->add_option("--model", o->model, "SDXL checkpoint (.safetensors)");
+  cmd->add_option("--model", o->model, "SDXL checkpoint (.safetensors) or diffusers folder");
+  cmd->add_option("--vae", o->vae, "Separate VAE (.safetensors in ldm or diffusers names, or a diffusers VAE folder)")
+      ->check(CLI::ExistingPath);
   cmd->add_option("--model_config,--model-config", o->model_config, "Architecture JSON for models without lorastudio metadata");
-  cmd->add_option("--tokenizer", o->tokenizer, "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder")->required();
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder (default: beside the model, "
+                  "a diffusers folder's tokenizer/, or $LORASTUDIO_TOKENIZER)");
   add_request_flags(*cmd, o->request, o->fields);
   cmd->add_option("--batch", o->batch, "Images, with consecutive seeds")->capture_default_str();
   cmd->add_option("--lora", o->loras, "LoRA file, optionally :strength (FILE:0.8); repeatable");

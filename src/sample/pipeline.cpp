@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "io/image.h"
 #include "lora/kohya_format.h"
-#include "models/checkpoint.h"
+#include "models/model_source.h"
 #include "models/sdxl_conditioner.h"
 #include "sample/cfg_denoiser.h"
 #include "sample/prompt_encoder.h"
@@ -20,18 +20,16 @@ namespace ls::sample {
 
 namespace {
 
-text::ClipTokenizer load_tokenizer(const std::string& path) {
-  LS_CHECK(!path.empty(), "sample: no CLIP vocabulary given; pass --tokenizer PATH ",
-           "(bpe_simple_vocab_16e6.txt.gz, or a tokenizer folder with vocab.json and merges.txt)");
-  return text::ClipTokenizer::from_file(path);
+text::ClipTokenizer load_tokenizer(const ModelSource& source) {
+  return text::ClipTokenizer::from_file(models::require_tokenizer(source.tokenizer, source.checkpoint, "sample"));
 }
 
 }  // namespace
 
 Pipeline::Pipeline(const ModelSource& source)
-    : model_(models::load_sdxl_checkpoint(source.checkpoint, source.config, models::Components::all(), source.device,
-                                          source.dtype)),
-      tokenizer_(load_tokenizer(source.tokenizer)),
+    : model_(models::load_sdxl_model({source.checkpoint, source.config, source.vae}, models::Components::all(),
+                                     source.device, source.dtype)),
+      tokenizer_(load_tokenizer(source)),
       device_(source.device) {
   model_.unet->eval();
   model_.te1->eval();

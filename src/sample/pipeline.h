@@ -29,7 +29,8 @@ using StepFn = std::function<void(int64_t step, int64_t steps)>;
 
 class Pipeline {
  public:
-  /// Loads all four parts of the checkpoint and the tokenizer.
+  /// Loads all four parts of the model (a single file or a diffusers folder; the VAE from
+  /// source.vae when given) and the tokenizer (found beside the model when source.tokenizer is "").
   explicit Pipeline(const ModelSource& source);
   /// Samples with a model that is already loaded (the trainer's, LoRA under training attached).
   Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device);

@@ -42,9 +42,10 @@ struct ImageRequest : ImageSettings {
 
 /// Where a model comes from.
 struct ModelSource {
-  std::string checkpoint;  // SDXL single-file .safetensors
+  std::string checkpoint;  // SDXL single-file .safetensors or diffusers folder
   std::string config;      // architecture JSON for models without lorastudio metadata (optional)
-  std::string tokenizer;   // CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder
+  std::string tokenizer;   // CLIP BPE vocabulary or tokenizer folder; "" = found beside the model
+  std::string vae;         // separate VAE replacing the model's (optional)
   c10::Device device = c10::kCPU;
   c10::ScalarType dtype = c10::kFloat;
 };

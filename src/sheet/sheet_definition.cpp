@@ -23,7 +23,7 @@ namespace {
 
 const std::vector<std::string>& kind_names() {
   static const std::vector<std::string> names = {"lora", "strength", "prompt", "seed",
-                                                 "sampler", "steps", "cfg", "model"};
+                                                 "sampler", "steps", "cfg", "model", "vae"};
   return names;
 }
 
@@ -102,7 +102,7 @@ AxisKind parse_kind(const std::string& name, const std::string& where) {
   const auto it = std::find(names.begin(), names.end(), n);
   if (it != names.end()) return static_cast<AxisKind>(it - names.begin());
   LS_FAIL(where, ": unknown axis kind '", name, "'", core::did_you_mean(n, names),
-          " (kinds: lora, strength, prompt, seed, sampler, steps, cfg, model)");
+          " (kinds: lora, strength, prompt, seed, sampler, steps, cfg, model, vae)");
 }
 
 const core::KeyTable<SheetDefinition>& sheet_keys() {
@@ -131,7 +131,8 @@ const core::KeyTable<SheetDefinition>& sheet_keys() {
     std::vector<Key> keys = {
         field_key("title", &D::title, "Title drawn on the grid"),
         output_dir,
-        path(field_key("model", &D::model, &M::checkpoint, "SDXL checkpoint")),
+        path(field_key("model", &D::model, &M::checkpoint, "SDXL checkpoint or diffusers folder")),
+        path(field_key("vae", &D::model, &M::vae, "Separate VAE for every cell (a vae axis varies it)")),
         path(field_key("model_config", &D::model, &M::config, "Architecture JSON for models without lorastudio metadata")),
         path(field_key("tokenizer", &D::model, &M::tokenizer, "CLIP BPE vocabulary or tokenizer folder")),
         custom("device", "cpu, cuda, ...", [](D& d, const std::string& v) { d.model.device = core::parse_device(v); }),
@@ -171,7 +172,7 @@ void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<s
   Axis axis{role, kind, {}, {}, {}, {}, {}};
   for (auto& v : values) {
     v = core::trim(v);
-    if ((kind == AxisKind::kLora || kind == AxisKind::kModel) && has_glob(v)) {
+    if ((kind == AxisKind::kLora || kind == AxisKind::kModel || kind == AxisKind::kVae) && has_glob(v)) {
       for (auto& f : expand_glob(v, where)) axis.values.push_back(f);
     } else {
       axis.values.push_back(v);
@@ -181,9 +182,14 @@ void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<s
   for (const auto& v : axis.values) {
     switch (kind) {
       case AxisKind::kLora:
-      case AxisKind::kModel:
         LS_CHECK(fs::is_regular_file(v), where, ": ", v, ": file not found (", kind_name(kind), " axis)");
         axis.labels.push_back(file_label(v));
+        break;
+      case AxisKind::kModel:
+      case AxisKind::kVae:  // files or diffusers folders
+        LS_CHECK(fs::exists(v), where, ": ", v, ": not found (", kind_name(kind), " axis)");
+        axis.labels.push_back(file_label(fs::path(v).lexically_normal().filename().empty()
+                                             ? fs::path(v).lexically_normal().parent_path().string() : v));
         break;
       case AxisKind::kStrength:
       case AxisKind::kCfg:
@@ -253,7 +259,7 @@ SheetDefinition load_sheet_toml(const std::string& path) {
       LS_CHECK(!kind.empty(), where, ": [", key, "] has no kind");
       const AxisRole role = key == "x" ? AxisRole::kX : key == "y" ? AxisRole::kY : key == "z" ? AxisRole::kZ : AxisRole::kPage;
       const AxisKind axis_kind = parse_kind(kind, where);
-      if (axis_kind == AxisKind::kLora || axis_kind == AxisKind::kModel) {
+      if (axis_kind == AxisKind::kLora || axis_kind == AxisKind::kModel || axis_kind == AxisKind::kVae) {
         for (auto& v : values) v = relative_to(base, v);
       }
       set_axis(spec, role, axis_kind, values, where);
@@ -279,7 +285,7 @@ void validate(const SheetDefinition& spec) {
     return std::count_if(spec.axes.begin(), spec.axes.end(), [&](const Axis& a) { return a.kind == kind; });
   };
   for (auto kind : {AxisKind::kLora, AxisKind::kStrength, AxisKind::kPrompt, AxisKind::kSeed, AxisKind::kSampler,
-                    AxisKind::kSteps, AxisKind::kCfg, AxisKind::kModel}) {
+                    AxisKind::kSteps, AxisKind::kCfg, AxisKind::kModel, AxisKind::kVae}) {
     LS_CHECK(count(kind) <= 1, "sheet: two axes vary ", kind_name(kind), "; use one axis per kind");
   }
   LS_CHECK(!has(AxisKind::kStrength) || has(AxisKind::kLora) || !spec.request.loras.empty(),
@@ -315,7 +321,7 @@ std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
     for (int64_t z = 0; z < size(AxisRole::kZ); ++z)
       for (int64_t y = 0; y < size(AxisRole::kY); ++y)
         for (int64_t x = 0; x < size(AxisRole::kX); ++x) {
-          CellPlan cell{{}, spec.request, spec.model.checkpoint};
+          CellPlan cell{{}, spec.request, spec.model.checkpoint, spec.model.vae};
           const int64_t index[4] = {x, y, z, p};
           for (const Axis* a : order) {
             if (!a) continue;
@@ -344,6 +350,7 @@ std::vector<CellPlan> plan_cells(const SheetDefinition& spec) {
               case AxisKind::kSteps: r.steps = core::int64_or_fail(v, "sheet: steps"); break;
               case AxisKind::kCfg: r.cfg_scale = core::number_or_fail(v, "sheet: cfg"); break;
               case AxisKind::kModel: cell.checkpoint = v; break;
+              case AxisKind::kVae: cell.vae = v; break;
             }
           }
           cells.push_back(std::move(cell));

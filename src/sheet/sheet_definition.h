@@ -16,7 +16,7 @@
 namespace ls::sheet {
 
 enum class AxisRole { kX, kY, kZ, kPage };
-enum class AxisKind { kLora, kStrength, kPrompt, kSeed, kSampler, kSteps, kCfg, kModel };
+enum class AxisKind { kLora, kStrength, kPrompt, kSeed, kSampler, kSteps, kCfg, kModel, kVae };
 
 const char* role_name(AxisRole role);  // "x", "y", "z", "page"
 const char* kind_name(AxisKind kind);  // "lora", "strength", ...
@@ -44,7 +44,7 @@ struct Figure {
 struct SheetDefinition {
   std::string title;
   std::string output_dir;
-  sample::ModelSource model;    // checkpoint = the base model unless a model axis varies it
+  sample::ModelSource model;    // checkpoint = the base model unless a model axis varies it (vae: a vae axis)
   sample::ImageRequest request; // loras: on every cell (a lora axis adds one more)
   std::vector<Axis> axes;       // sorted by role, at most one per role
   std::string cache_dir;        // file-hash cache; empty = a1111::user_cache_dir()
@@ -78,6 +78,7 @@ struct CellPlan {
   std::map<AxisRole, int64_t> coords;
   sample::ImageRequest request;
   std::string checkpoint;
+  std::string vae;  // "" = the checkpoint's own
 };
 
 /// Every cell, pages outermost then z, y, x (the order they are laid out).

@@ -18,6 +18,7 @@
 #include "core/strings.h"
 #include "io/image.h"
 #include "io/png_text.h"
+#include "models/model_source.h"
 #include "sample/pipeline.h"
 #include "sheet/grid_render.h"
 #include "sheet/sheet_file.h"
@@ -53,10 +54,11 @@ std::string cell_id(const CellPlan& cell, const Identity& who, a1111::FileHashCa
   const auto& r = cell.request;
   json loras = json::array();
   for (const auto& l : r.loras) loras.push_back({hashes.sha256(l.path), l.strength});
-  json key = {{"format", kCellFormat},      {"model", hashes.sha256(cell.checkpoint)},
+  json key = {{"format", kCellFormat},      {"model", a1111::model_sha256(cell.checkpoint, hashes)},
               {"model_config", who.config}, {"tokenizer", who.tokenizer},
               {"device", who.device},       {"dtype", who.dtype},
               {"loras", loras}};
+  if (!cell.vae.empty()) key["vae"] = a1111::model_sha256(cell.vae, hashes);  // absent: ids of older sheets stay
   add_request_fields(key, r);
   return core::sha256_hex(key.dump()).substr(0, 16);
 }
@@ -177,6 +179,7 @@ std::string axis_title(AxisKind kind) {
     case AxisKind::kSteps: return "steps";
     case AxisKind::kCfg: return "CFG scale";
     case AxisKind::kModel: return "base model";
+    case AxisKind::kVae: return "VAE";
   }
   return "?";
 }
@@ -189,15 +192,15 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
   fs::create_directories(dir / "cells");
   a1111::FileHashCache hashes(spec.cache_dir.empty() ? a1111::user_cache_dir() : spec.cache_dir);
 
-  LS_CHECK(!spec.model.tokenizer.empty(), "sheet: no CLIP vocabulary given; pass --tokenizer PATH");
-  const Identity who{tokenizer_sha256(spec.model.tokenizer),
+  const std::string tokenizer = models::require_tokenizer(spec.model.tokenizer, plans.front().checkpoint, "sheet");
+  const Identity who{tokenizer_sha256(tokenizer),
                      spec.model.config.empty() ? "" : core::sha256_hex(core::read_file(spec.model.config)),
                      spec.model.device.str(), core::dtype_name(spec.model.dtype)};
 
   std::vector<CellRecord> cells;
   SheetRunStats stats;
   for (const auto& plan : plans) {
-    CellRecord c{plan, cell_id(plan, who, hashes), a1111::generation_params(plan.request, plan.checkpoint, hashes, spec.paths), "", false};
+    CellRecord c{plan, cell_id(plan, who, hashes), a1111::generation_params(plan.request, plan.checkpoint, hashes, spec.paths, plan.vae), "", false};
     c.infotext = a1111::format_infotext(c.params);
     c.present = fs::is_regular_file(dir / cell_image(c.id));
     stats.reused += c.present;
@@ -212,19 +215,20 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
   write_manifest(spec, cells, dir);
 
   core::Progress progress("sheet", to_render, "cell", options.progress && to_render > 0);
-  // One model in memory at a time: render the cells of each checkpoint together.
-  std::vector<std::string> checkpoints;
+  // One model in memory at a time: render the cells of each checkpoint (and VAE) together.
+  std::vector<std::pair<std::string, std::string>> models;
   for (const auto& c : cells) {
-    if (!c.present && std::find(checkpoints.begin(), checkpoints.end(), c.plan.checkpoint) == checkpoints.end()) {
-      checkpoints.push_back(c.plan.checkpoint);
-    }
+    const std::pair<std::string, std::string> m{c.plan.checkpoint, c.plan.vae};
+    if (!c.present && std::find(models.begin(), models.end(), m) == models.end()) models.push_back(m);
   }
-  for (const auto& checkpoint : checkpoints) {
+  for (const auto& [checkpoint, vae] : models) {
     sample::ModelSource source = spec.model;
     source.checkpoint = checkpoint;
+    source.vae = vae;
+    source.tokenizer = tokenizer;
     auto pipeline = std::make_unique<sample::Pipeline>(source);
     for (auto& c : cells) {
-      if (c.present || c.plan.checkpoint != checkpoint) continue;
+      if (c.present || c.plan.checkpoint != checkpoint || c.plan.vae != vae) continue;
       const double start = core::monotonic_seconds();
       const auto image = pipeline->generate(c.plan.request, [&](int64_t step, int64_t steps) {
         progress.set_suffix("step " + std::to_string(step) + "/" + std::to_string(steps));

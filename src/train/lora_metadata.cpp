@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "a1111/file_hashes.h"
+#include "a1111/request_params.h"
 #include "core/error.h"
 #include "core/strings.h"
 #include "io/python_text.h"
@@ -45,6 +46,34 @@ bool lm_adafactor_relative_step(const TrainConfig& c) {
 std::string lm_basename(const std::string& path) {
   const size_t slash = path.find_last_of('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// One hashing at a time in this process: the hash cache file is rewritten through one temp name
+// per process (the model's hash runs on a thread beside the VAE's).
+std::mutex& lm_hash_cache_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+// kohya (train_network.py): with a vae, ss_vae_name is the path as given, or its file name with
+// ss_vae_hash (the old 8-hex hash) and ss_new_vae_hash (the whole file's SHA-256) when it exists;
+// kohya's hash functions answer "IsADirectory" for a folder (a diffusers VAE).
+void lm_add_vae(LoraMetadata& m, const std::string& vae) {
+  if (vae.empty()) return;
+  std::error_code ec;
+  if (!fs::exists(vae, ec)) {
+    m["ss_vae_name"] = vae;
+    return;
+  }
+  m["ss_vae_name"] = lm_basename(vae);
+  if (fs::is_directory(vae, ec)) {
+    m["ss_vae_hash"] = m["ss_new_vae_hash"] = "IsADirectory";
+    return;
+  }
+  m["ss_vae_hash"] = a1111::legacy_model_hash(vae);
+  const std::lock_guard<std::mutex> lock(lm_hash_cache_mutex());
+  a1111::FileHashCache cache(a1111::user_cache_dir());
+  m["ss_new_vae_hash"] = cache.sha256(vae);
 }
 
 // The keys of kohya's options lorastudio does not have, at kohya's "off" values.
@@ -106,9 +135,7 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   // clock goes to the log instead.
   m.erase("modelspec.date");
   m["modelspec.prediction_type"] = c.v_parameterization ? "v" : "epsilon";  // kohya's sai_model_spec PRED_TYPE_*
-  // kohya writes args.network_dropout: the key's value (also when network_args' dropout or
-  // dim_from_weights decide what the network uses).
-  m["ss_network_dropout"] = lm_positive_or_none(c.network_dropout);
+  if (!m.count("ss_network_dropout")) m["ss_network_dropout"] = "None";
   if (!c.network_args.empty()) m["ss_network_args"] = lm_network_args_json(c);
   lm_add_absent_features(m);
 
@@ -171,6 +198,7 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   if (c.min_timestep != 0) m["ss_min_timestep"] = std::to_string(c.min_timestep);
   if (c.max_timestep != 1000) m["ss_max_timestep"] = std::to_string(c.max_timestep);
 
+  lm_add_vae(m, c.vae);
   for (auto& [k, v] : dataset_lora_metadata(c, s.datasets, s.world_size)) m[k] = std::move(v);
   return m;
 }
@@ -187,8 +215,7 @@ LoraMetadata model_lora_metadata(const std::string& checkpoint, const std::strin
     m["ss_sd_model_hash"] = a1111::legacy_model_hash(checkpoint);
     // One hashing at a time in this process: the cache file is rewritten through one temp name
     // per process, and a second run on the same checkpoint then finds the first one's entry.
-    static std::mutex cache_mutex;
-    const std::lock_guard<std::mutex> lock(cache_mutex);
+    const std::lock_guard<std::mutex> lock(lm_hash_cache_mutex());
     a1111::FileHashCache cache(cache_dir);
     m["ss_new_sd_model_hash"] = cache.sha256(checkpoint);
   } catch (const std::exception&) {

@@ -48,7 +48,8 @@ const core::KeyTable<TrainConfig>& key_table() {
   static const core::KeyTable<TrainConfig> table = [] {
   std::vector<Key> keys = {
       resume_may_change(path("pretrained_model_name_or_path", &C::pretrained_model_name_or_path,
-                        "SDXL single-file checkpoint")),
+                        "SDXL single-file checkpoint or diffusers folder")),
+      path("vae", &C::vae, "separate VAE (.safetensors in ldm or diffusers names, or a diffusers VAE folder) instead of the model's"),
       resume_may_change(path("model_config", &C::model_config,
                         "lorastudio: architecture JSON (default: from the checkpoint)")),
       resume_may_change(path("tokenizer", &C::tokenizer, "lorastudio: CLIP BPE vocab (bpe_simple_vocab_16e6.txt.gz)")),
@@ -72,7 +73,7 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("flip_aug", &C::flip_aug, "random horizontal flips"),
       key("random_crop", &C::random_crop, "random instead of centred crops"),
       key("train_batch_size", &C::train_batch_size, "images per batch"),
-      key("network_module", &C::network_module, "networks.lora (kohya LoRA/LoCon) or lycoris.kohya (LyCORIS: network_args algo=lora|locon|loha|lokr, dora_wd, ...)"),
+      key("network_module", &C::network_module, "LoRA implementation: networks.lora only"),
       key("network_dim", &C::network_dim, "LoRA rank"),
       key("network_alpha", &C::network_alpha, "LoRA alpha (scale = alpha / rank)"),
       key("network_dropout", &C::network_dropout, "dropout of the LoRA down-projection outputs"),
@@ -128,8 +129,6 @@ const core::KeyTable<TrainConfig>& key_table() {
       key("ip_noise_gamma", &C::ip_noise_gamma, "input perturbation noise strength (0: off; ~0.1)"),
       key("ip_noise_gamma_random_strength", &C::ip_noise_gamma_random_strength,
           "input perturbation strength uniform in [0, ip_noise_gamma)"),
-      key("masked_loss", &C::masked_loss, "weigh the loss by the subsets' mask images (conditioning_data_dir)"),
-      key("alpha_mask", &C::alpha_mask, "weigh the loss by the images' alpha channels (folder mode)"),
       resume_may_change(key("gradient_checkpointing", &C::gradient_checkpointing,
                         "recompute activations to save memory")),
       key("mixed_precision", &C::mixed_precision, "no, fp16 or bf16"),

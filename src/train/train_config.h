@@ -18,7 +18,8 @@ namespace ls::train {
 
 struct TrainConfig {
   // Model. Paths in a TOML file are relative to the file's folder (as dataset TOMLs here).
-  std::string pretrained_model_name_or_path;  // SDXL single-file checkpoint
+  std::string pretrained_model_name_or_path;  // SDXL single-file checkpoint or diffusers folder
+  std::string vae;                            // kohya: separate VAE file or folder (replaces the model's)
   std::string model_config;                   // lorastudio: architecture JSON (default: from the file)
   std::string tokenizer;                      // lorastudio: CLIP vocab (bpe_simple_vocab_16e6.txt.gz, ...)
   std::string device = "cpu";                 // lorastudio: torch device ("cpu", "cuda", "cuda:1")
@@ -39,7 +40,7 @@ struct TrainConfig {
   int train_batch_size = 1;
 
   // Network (kohya networks.lora).
-  std::string network_module = "networks.lora";  // or "lycoris.kohya" (lora/lycoris_args.h)
+  std::string network_module = "networks.lora";  // the only one accepted
   int network_dim = 4;
   double network_alpha = 1.0;
   double network_dropout = 0.0;
@@ -93,8 +94,6 @@ struct TrainConfig {
   double multires_noise_discount = 0.3;
   double ip_noise_gamma = 0.0;  // 0 = off
   bool ip_noise_gamma_random_strength = false;
-  bool masked_loss = false;  // mask images (conditioning_data_dir in the dataset TOML) weigh the loss
-  bool alpha_mask = false;   // folder mode: the images' alpha channels weigh the loss (a subset key too)
 
   // Precision, memory, caches.
   bool gradient_checkpointing = false;

@@ -14,11 +14,11 @@
 #include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
-#include "lora/lycoris_args.h"
 #include "lora/network_weights.h"
 #include "lora/plan.h"
 #include "models/checkpoint.h"
 #include "models/checkpoint_kind.h"
+#include "models/model_source.h"
 #include "nn/layers.h"
 #include "models/sdxl_conditioner.h"
 #include "text/prompt_windows.h"
@@ -164,11 +164,9 @@ void count_steps(TrainSession& s) {
 // filled by one process.
 data::CacheStats fill_latent_cache(TrainSession& s, const std::string& cache_dir, const data::CacheShard& shard) {
   data::require_latent_cacheable(s.data);
-  std::string vae_id;
-  {
-    io::SafetensorsReader reader(s.config.pretrained_model_name_or_path);
-    vae_id = models::part_fingerprint(reader, models::kVaePrefix);
-  }
+  // The separate VAE when one is given: another VAE, other latents.
+  const std::string vae_id = models::model_part_fingerprint(
+      {s.config.pretrained_model_name_or_path, s.config.model_config, s.config.vae}, models::ModelPart::kVae);
   s.latent_cache = std::make_unique<data::LatentCache>(cache_dir + "/latents",
                                                        data::vae_cache_id(vae_id, core::dtype_name(s.vae_dtype)));
   auto vae = s.model.vae;
@@ -188,11 +186,8 @@ data::CacheStats fill_latent_cache(TrainSession& s, const std::string& cache_dir
 
 data::CacheStats fill_text_cache(TrainSession& s, const std::string& cache_dir, const data::CacheShard& shard) {
   data::require_text_cacheable(s.data);
-  std::string te_id;
-  {
-    io::SafetensorsReader reader(s.config.pretrained_model_name_or_path);
-    te_id = models::part_fingerprint(reader, models::kTe1Prefix) + models::part_fingerprint(reader, models::kTe2Prefix);
-  }
+  const std::string te_id = models::model_part_fingerprint(
+      {s.config.pretrained_model_name_or_path, s.config.model_config, ""}, models::ModelPart::kTextEncoders);
   s.text_cache = std::make_unique<data::TextCache>(
       cache_dir + "/text", str_cat("sdxl-te sha256:", te_id, " dtype:", core::dtype_name(s.base_dtype),
                                    " windows:", s.n_windows));
@@ -243,40 +238,20 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c, std::vector<std::
   o.dropout = c.network_dropout;
   o.unet = !c.network_train_text_encoder_only;
   o.text_encoders = !c.network_train_unet_only;
-  o.network_args = c.network_args;
-  o.lycoris = c.network_module == lora::kLycorisModule;  // LyCORIS: lora/lycoris_args.h
-  bool conv_dim_arg = false, conv_alpha_arg = false;
   std::map<std::string, std::string> block_args;  // kohya's block-wise and LoRA+ keys (lora/block_weights.h)
   const std::vector<std::string>& block_keys = lora::block_arg_keys();
   for (const OptimizerArg& a : split_optimizer_args(c.network_args)) {
     const std::string what = "network_args";
-    if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what)), conv_dim_arg = true;
-    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what), conv_alpha_arg = true;
+    if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what));
+    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what);
     else if (a.key == "rank_dropout") o.rank_dropout = arg_double(a, what);
     else if (a.key == "module_dropout") o.module_dropout = arg_double(a, what);
     else if (a.key == "dropout") o.dropout = arg_double(a, what);
-    else if (o.lycoris && lora::apply_lycoris_arg(o, a.key, a.value)) continue;
     else if (std::find(block_keys.begin(), block_keys.end(), a.key) != block_keys.end()) block_args[a.key] = a.value;
     else {
       std::vector<std::string> valid{"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"};
       valid.insert(valid.end(), block_keys.begin(), block_keys.end());
-      if (o.lycoris) valid.insert(valid.end(), lora::lycoris_arg_keys().begin(), lora::lycoris_arg_keys().end());
       fail_unknown_arg(a, what, valid);
-    }
-  }
-  if (o.lycoris)
-    lora::apply_lycoris_conv_defaults(o, conv_dim_arg || c.conv_dim > 0, conv_alpha_arg || c.conv_dim > 0);
-  if (o.lycoris) {
-    // lycoris.kohya's create_network reads only the LoRA+ ratios of these; kohya hands it the rest too.
-    for (auto it = block_args.begin(); it != block_args.end();) {
-      if (it->first.rfind("loraplus_", 0) == 0) {
-        ++it;
-        continue;
-      }
-      if (notes)
-        notes->push_back(str_cat("network_args ", it->first, " is ignored with lycoris.kohya, as LyCORIS' ",
-                                 "create_network ignores it (block-wise settings are networks.lora's)"));
-      it = block_args.erase(it);
     }
   }
   o.blocks = lora::parse_block_args(block_args, o.rank, o.alpha,
@@ -322,7 +297,6 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
 
   data::Findings findings;
   s->data = load_data(c, findings);
-  check_loss_masks(c, s->data, notes);
   s->datasets = data::index_datasets(s->data, findings, {false, {}, true});
   data::require_no_errors(findings, s->data.source);
   count_steps(*s);
@@ -333,14 +307,12 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
                             s->world_size, " ranks x accumulation ", c.gradient_accumulation_steps, ")"));
   }
 
-  LS_CHECK(!c.tokenizer.empty(), "tokenizer: no CLIP vocabulary given; pass --tokenizer PATH ",
-           "(bpe_simple_vocab_16e6.txt.gz, or a tokenizer folder with vocab.json and merges.txt)");
-  s->tokenizer = text::ClipTokenizer::from_file(c.tokenizer);
+  s->tokenizer = text::ClipTokenizer::from_file(models::require_tokenizer(c.tokenizer, c.pretrained_model_name_or_path, "tokenizer"));
   s->n_windows = text::windows_for_max_token_length(c.max_token_length);
 
   // The VAE encodes the cache or the live batches; the text encoders are dropped after caching.
-  s->model = models::load_sdxl_checkpoint(c.pretrained_model_name_or_path, c.model_config, models::Components::all(),
-                                          s->device, s->base_dtype);
+  s->model = models::load_sdxl_model({c.pretrained_model_name_or_path, c.model_config, c.vae}, models::Components::all(),
+                                      s->device, s->base_dtype);
   s->vae_scale = static_cast<float>(s->model.config.vae.scale_factor);
   for (const std::shared_ptr<torch::nn::Module>& part :
        std::vector<std::shared_ptr<torch::nn::Module>>{s->model.unet.ptr(), s->model.te1.ptr(), s->model.te2.ptr(),
@@ -408,8 +380,6 @@ TrainingPlan plan_training(const TrainConfig& config, int world_size) {
   plan.max_steps = s.max_steps;
   plan.num_epochs = s.num_epochs;
 
-  io::SafetensorsReader reader(config.pretrained_model_name_or_path);
-  models::require_sdxl_base(reader.tensors(), config.pretrained_model_name_or_path);
   lora::LoraNetworkOptions options = network_options(config);
   std::vector<std::string> unused_notes;
   apply_dim_from_weights(config, options, unused_notes);
@@ -417,7 +387,8 @@ TrainingPlan plan_training(const TrainConfig& config, int world_size) {
   models::SdxlModel model;
   {
     nn::SkipInitGuard skip;  // shapes only: these weights are never read
-    model = models::SdxlModel::create(models::resolve_config(reader, config.model_config), {true, true, false});
+    model = models::SdxlModel::create(models::model_config({config.pretrained_model_name_or_path, config.model_config, config.vae}),
+                                      {true, true, false});
   }
   const lora::LoraPlan lora = lora::plan_network(model, options);
   plan.lora_parameters = lora.total_parameters();

@@ -1,6 +1,13 @@
 // Model sources through the executable: `debug forward` on a diffusers-folder copy of the tiny model
 // and on its single-file form gives bit-identical outputs (the same weights into the same modules:
-// the key maps move tensors, they never compute), for every component.
+// the key maps move tensors, they never compute), for every component; a separate VAE changes the
+// latent cache's key and the sampled image, is named in the PNG as A1111 names it, and is found
+// again by --from-png; the tokenizer is found without --tokenizer.
+#include <opencv2/core.hpp>
+
+#include "a1111/file_hashes.h"
+#include "io/image.h"
+#include "io/png_text.h"
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
 #include "models/diffusers_folder.h"
@@ -55,6 +62,61 @@ TEST_F(ModelSourcesCli, DebugForwardOfTheFolderEqualsTheSingleFile) {
     SCOPED_TRACE(component);
     expect_identical(forward(single_, component, "single"), forward(folder_, component, "folder"));
   }
+}
+
+// A tiny VAE other than the model's, as an ldm-named sdxl_vae.safetensors-style file.
+std::string write_other_vae(const fs::path& path) {
+  torch::manual_seed(21);
+  ls::models::AutoencoderKL vae(ls::models::VaeConfig::tiny());
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (auto& p : vae->named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
+  ls::io::save_safetensors(path, tensors);
+  return path.string();
+}
+
+TEST_F(ModelSourcesCli, ASeparateVaeChangesTheCacheKey) {
+  const std::string other = write_other_vae(*dir_ / "other_vae.safetensors");
+  // The model's own VAE as a separate file: the same weights, so the same cache entries.
+  auto model = ls::models::load_sdxl_checkpoint(single_, "", {false, false, true}, torch::kCPU, torch::kFloat);
+  std::vector<std::pair<std::string, torch::Tensor>> own;
+  for (auto& p : model.vae->named_parameters()) own.emplace_back(p.key(), p.value().detach());
+  const std::string same = (*dir_ / "own_vae.safetensors").string();
+  ls::io::save_safetensors(same, own);
+  const std::string data = (*dir_ / "ds").string();
+  auto r = run_lorastudio("dataset make-synthetic " + data + " --images 3 --min-side 64 --max-side 128 --resolution 128");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const std::string cache = "dataset cache " + data + "/dataset.toml --cache-dir " + (*dir_ / "cache").string();
+  const auto run = [&](const std::string& extra) {
+    auto result = run_lorastudio(cache + " " + extra);
+    EXPECT_EQ(result.exit_code, 0) << result.out;
+    return result.out;
+  };
+  EXPECT_NE(run("--model " + single_).find("0 cached, 3 encoded"), std::string::npos);
+  EXPECT_NE(run("--model " + single_ + " --vae " + other).find("0 cached, 3 encoded"), std::string::npos);
+  EXPECT_NE(run("--model " + single_ + " --vae " + same).find("3 cached, 0 encoded"), std::string::npos);
+  EXPECT_NE(run("--model " + folder_).find("3 cached, 0 encoded"), std::string::npos);  // the folder's VAE is the same
+  EXPECT_NE(run("--model " + folder_ + " --vae " + other).find("3 cached, 0 encoded"), std::string::npos);
+}
+
+TEST_F(ModelSourcesCli, ASeparateVaeChangesTheImageAndIsInItsParameters) {
+  const std::string other = write_other_vae(*dir_ / "sample_vae.safetensors");
+  const std::string args = " --tokenizer " + std::string(ls::test::kClipVocab) +
+                           " --prompt 'a red cube' --steps 2 --width 64 --height 64 --seed 3 -q";
+  const std::string a = (*dir_ / "a.png").string(), b = (*dir_ / "b.png").string(), c = (*dir_ / "c.png").string();
+  auto r = run_lorastudio("sample --model " + single_ + args + " -o " + a);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_lorastudio("sample --model " + single_ + " --vae " + other + args + " -o " + b);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const cv::Mat ia = ls::io::read_image_rgb(a), ib = ls::io::read_image_rgb(b);
+  EXPECT_GT(cv::norm(ia, ib, cv::NORM_L1), 0.0) << "the VAE did not change the image";
+  const std::string text = ls::io::read_png_text_file(b).at("parameters");
+  const std::string hash = ls::a1111::file_sha256(other).substr(0, 10);
+  EXPECT_NE(text.find("VAE: sample_vae.safetensors, VAE hash: " + hash), std::string::npos) << text;
+  EXPECT_EQ(ls::io::read_png_text_file(a).at("parameters").find("VAE"), std::string::npos);
+  // --from-png finds the VAE by its path and renders the same pixels
+  r = run_lorastudio("sample --tokenizer " + std::string(ls::test::kClipVocab) + " -q --from-png " + b + " -o " + c);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(cv::norm(ib, ls::io::read_image_rgb(c), cv::NORM_L1), 0.0);
 }
 
 TEST_F(ModelSourcesCli, AFolderThatIsNoModelIsOneLine) {

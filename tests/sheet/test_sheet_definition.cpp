@@ -80,6 +80,30 @@ TEST_F(SheetDefinitionTest, FlagsStrengthWithoutLoraAxisActsOnEveryLora) {
   EXPECT_EQ(cells[11].request.seed, 3);
 }
 
+TEST_F(SheetDefinitionTest, VaeKeyAndVaeAxisChooseEachCellsVae) {
+  fs::create_directories(dir_.path() / "vaes" / "fp16-fix");  // a diffusers VAE folder counts too
+  ls::core::write_file_atomic(dir_.path() / "vaes" / "sdxl_vae.safetensors", "x");
+  const std::string toml = path("vae.toml");
+  ls::core::write_file_atomic(toml,
+                              "output_dir = \"s\"\nmodel = \"base.safetensors\"\nvae = \"vaes/sdxl_vae.safetensors\"\n"
+                              "[x]\nkind = \"seed\"\nvalues = [1, 2]\n");
+  auto spec = ls::sheet::load_sheet_toml(toml);
+  EXPECT_EQ(spec.model.vae, path("vaes/sdxl_vae.safetensors"));
+  for (const auto& cell : ls::sheet::plan_cells(spec)) EXPECT_EQ(cell.vae, path("vaes/sdxl_vae.safetensors"));
+
+  ls::sheet::set_axis_flag(spec, AxisRole::kY, "vae=" + path("vaes/sdxl_vae.safetensors") + "," + path("vaes/fp16-fix"));
+  ASSERT_EQ(spec.axes.back().kind, AxisKind::kVae);
+  EXPECT_EQ(spec.axes.back().labels, (std::vector<std::string>{"sdxl_vae", "fp16-fix"}));
+  const auto cells = ls::sheet::plan_cells(spec);
+  ASSERT_EQ(cells.size(), 4u);
+  EXPECT_EQ(cells[0].vae, path("vaes/sdxl_vae.safetensors"));
+  EXPECT_EQ(cells[3].vae, path("vaes/fp16-fix"));
+  EXPECT_EQ(cells[3].checkpoint, path("base.safetensors"));
+  EXPECT_NE(ls::test::error_of([&] { ls::sheet::set_axis_flag(spec, AxisRole::kZ, "vae=" + path("nope.safetensors")); })
+                .find("nope.safetensors: not found (vae axis)"),
+            std::string::npos);
+}
+
 TEST_F(SheetDefinitionTest, ErrorsNameThePlace) {
   const std::string toml = path("bad.toml");
   ls::core::write_file_atomic(toml, "output_dir = \"s\"\nstpes = 3\n");

@@ -278,6 +278,7 @@ TrainConfig everything_set() {
   TrainConfig c;
   c.pretrained_model_name_or_path = "/m/sdxl \"base\".safetensors";
   c.model_config = "/m/arch.json";
+  c.vae = "/m/sdxl_vae.safetensors";
   c.tokenizer = "/v/bpe_simple_vocab_16e6.txt.gz";
   c.device = "cuda:1";
   c.dataset_config = "data\\set.toml";
@@ -380,7 +381,7 @@ TEST(TrainConfigWrite, RoundTripEveryField) {
   const TrainConfig b = ls::train::parse_train_config(text, "effective.toml", "");
   size_t compared = 0;
 #define LS_SAME(f) do { ++compared; EXPECT_EQ(b.f, a.f) << #f; } while (0)
-  LS_SAME(pretrained_model_name_or_path); LS_SAME(model_config); LS_SAME(tokenizer); LS_SAME(device);
+  LS_SAME(pretrained_model_name_or_path); LS_SAME(vae); LS_SAME(model_config); LS_SAME(tokenizer); LS_SAME(device);
   LS_SAME(dataset_config); LS_SAME(train_data_dir); LS_SAME(reg_data_dir); LS_SAME(resolution);
   LS_SAME(enable_bucket); LS_SAME(min_bucket_reso); LS_SAME(max_bucket_reso); LS_SAME(bucket_reso_steps);
   LS_SAME(bucket_no_upscale); LS_SAME(caption_extension); LS_SAME(shuffle_caption); LS_SAME(keep_tokens);
