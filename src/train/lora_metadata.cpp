@@ -135,7 +135,9 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   // clock goes to the log instead.
   m.erase("modelspec.date");
   m["modelspec.prediction_type"] = c.v_parameterization ? "v" : "epsilon";  // kohya's sai_model_spec PRED_TYPE_*
-  if (!m.count("ss_network_dropout")) m["ss_network_dropout"] = "None";
+  // kohya writes args.network_dropout: the key's value (also when network_args' dropout or
+  // dim_from_weights decide what the network uses).
+  m["ss_network_dropout"] = lm_positive_or_none(c.network_dropout);
   if (!c.network_args.empty()) m["ss_network_args"] = lm_network_args_json(c);
   lm_add_absent_features(m);
 

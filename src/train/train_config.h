@@ -40,7 +40,7 @@ struct TrainConfig {
   int train_batch_size = 1;
 
   // Network (kohya networks.lora).
-  std::string network_module = "networks.lora";  // the only one accepted
+  std::string network_module = "networks.lora";  // or "lycoris.kohya" (lora/lycoris_args.h)
   int network_dim = 4;
   double network_alpha = 1.0;
   double network_dropout = 0.0;
@@ -94,6 +94,8 @@ struct TrainConfig {
   double multires_noise_discount = 0.3;
   double ip_noise_gamma = 0.0;  // 0 = off
   bool ip_noise_gamma_random_strength = false;
+  bool masked_loss = false;  // mask images (conditioning_data_dir in the dataset TOML) weigh the loss
+  bool alpha_mask = false;   // folder mode: the images' alpha channels weigh the loss (a subset key too)
 
   // Precision, memory, caches.
   bool gradient_checkpointing = false;

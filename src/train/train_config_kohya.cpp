@@ -84,7 +84,6 @@ const Refused kRefused[] = {
     // Objective and noise.
     {"v2", Off::kFalse},
     {"min_snr_gamma_soft", Off::kFalse},
-    {"masked_loss", Off::kFalse},
     // Network and weights.
     {"scale_weight_norms", Off::kZero},
     {"base_weights", Off::kNone},
@@ -104,7 +103,6 @@ const Refused kRefused[] = {
     {"weighted_captions", Off::kFalse},
     {"color_aug", Off::kFalse},
     {"face_crop_aug_range", Off::kNone},
-    {"alpha_mask", Off::kFalse},
     {"conditioning_data_dir", Off::kNone},
     {"enable_wildcard", Off::kFalse},
     {"caption_separator", Off::kText, ","},

@@ -14,6 +14,7 @@
 #include "dist/process_group.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
+#include "lora/lycoris_args.h"
 #include "lora/network_weights.h"
 #include "lora/plan.h"
 #include "models/checkpoint.h"
@@ -238,20 +239,40 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c, std::vector<std::
   o.dropout = c.network_dropout;
   o.unet = !c.network_train_text_encoder_only;
   o.text_encoders = !c.network_train_unet_only;
+  o.network_args = c.network_args;
+  o.lycoris = c.network_module == lora::kLycorisModule;  // LyCORIS: lora/lycoris_args.h
+  bool conv_dim_arg = false, conv_alpha_arg = false;
   std::map<std::string, std::string> block_args;  // kohya's block-wise and LoRA+ keys (lora/block_weights.h)
   const std::vector<std::string>& block_keys = lora::block_arg_keys();
   for (const OptimizerArg& a : split_optimizer_args(c.network_args)) {
     const std::string what = "network_args";
-    if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what));
-    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what);
+    if (a.key == "conv_dim") o.conv_rank = static_cast<int64_t>(arg_double(a, what)), conv_dim_arg = true;
+    else if (a.key == "conv_alpha") o.conv_alpha = arg_double(a, what), conv_alpha_arg = true;
     else if (a.key == "rank_dropout") o.rank_dropout = arg_double(a, what);
     else if (a.key == "module_dropout") o.module_dropout = arg_double(a, what);
     else if (a.key == "dropout") o.dropout = arg_double(a, what);
+    else if (o.lycoris && lora::apply_lycoris_arg(o, a.key, a.value)) continue;
     else if (std::find(block_keys.begin(), block_keys.end(), a.key) != block_keys.end()) block_args[a.key] = a.value;
     else {
       std::vector<std::string> valid{"conv_dim", "conv_alpha", "rank_dropout", "module_dropout", "dropout"};
       valid.insert(valid.end(), block_keys.begin(), block_keys.end());
+      if (o.lycoris) valid.insert(valid.end(), lora::lycoris_arg_keys().begin(), lora::lycoris_arg_keys().end());
       fail_unknown_arg(a, what, valid);
+    }
+  }
+  if (o.lycoris)
+    lora::apply_lycoris_conv_defaults(o, conv_dim_arg || c.conv_dim > 0, conv_alpha_arg || c.conv_dim > 0);
+  if (o.lycoris) {
+    // lycoris.kohya's create_network reads only the LoRA+ ratios of these; kohya hands it the rest too.
+    for (auto it = block_args.begin(); it != block_args.end();) {
+      if (it->first.rfind("loraplus_", 0) == 0) {
+        ++it;
+        continue;
+      }
+      if (notes)
+        notes->push_back(str_cat("network_args ", it->first, " is ignored with lycoris.kohya, as LyCORIS' ",
+                                 "create_network ignores it (block-wise settings are networks.lora's)"));
+      it = block_args.erase(it);
     }
   }
   o.blocks = lora::parse_block_args(block_args, o.rank, o.alpha,
@@ -297,6 +318,7 @@ std::unique_ptr<TrainSession> build_session(const TrainConfig& config, std::vect
 
   data::Findings findings;
   s->data = load_data(c, findings);
+  check_loss_masks(c, s->data, notes);
   s->datasets = data::index_datasets(s->data, findings, {false, {}, true});
   data::require_no_errors(findings, s->data.source);
   count_steps(*s);
