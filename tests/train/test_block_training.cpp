@@ -14,7 +14,7 @@
 #include "lora/network.h"
 #include "models/checkpoint.h"
 #include "support/support.h"
-#include "support/training_data.h"
+#include "support/tiny_training.h"
 #include "train/train_session.h"
 #include "train/trainer.h"
 
@@ -25,26 +25,11 @@ class BlockTrainingTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
-    dir_ = new test::TempDir();
-    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
-    toml_ = test::write_training_dataset(*dir_ / "data", 0);
+    tiny_ = new test::TinyTraining();
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() { delete tiny_; }
 
-  static train::TrainConfig config(const std::string& out) {
-    train::TrainConfig c;
-    c.pretrained_model_name_or_path = (*dir_ / "tiny.safetensors").string();
-    c.dataset_config = toml_;
-    c.tokenizer = test::kClipVocab;
-    c.output_dir = out;
-    c.output_name = "blocks";
-    c.network_dim = 4;
-    c.network_alpha = 2;
-    c.learning_rate = 1e-3;
-    c.seed = 5;
-    c.max_train_steps = 1;
-    return c;
-  }
+  static train::TrainConfig config(const std::string& out) { return tiny_->config(out); }
 
   static std::string joined(const std::vector<double>& v) {
     std::string s;
@@ -52,11 +37,9 @@ class BlockTrainingTest : public ::testing::Test {
     return s;
   }
 
-  static test::TempDir* dir_;
-  static std::string toml_;
+  static test::TinyTraining* tiny_;
 };
-test::TempDir* BlockTrainingTest::dir_ = nullptr;
-std::string BlockTrainingTest::toml_;
+test::TinyTraining* BlockTrainingTest::tiny_ = nullptr;
 
 // kohya's create_modules in block mode: a transformer's Linear gets block_dims[block]; inside a
 // ResBlock / Downsample / Upsample (targets once conv_block_dims is given) a Linear or 1x1 conv gets

@@ -15,7 +15,7 @@
 #include "models/checkpoint.h"
 #include "models/noise_schedule.h"
 #include "support/support.h"
-#include "support/training_data.h"
+#include "support/tiny_training.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -27,12 +27,10 @@ class NetworkWeightsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
-    dir_ = new test::TempDir();
-    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
-    toml_ = test::write_training_dataset(*dir_ / "data", 0);
+    tiny_ = new test::TinyTraining();
     // The LoRA the tests continue from: both parts and the convs, trained 3 steps so lora_up is
     // far from its zero start.
-    train::TrainConfig c = config((*dir_ / "start").string());
+    train::TrainConfig c = config((tiny_->dir / "start").string());
     c.conv_dim = 2;
     c.conv_alpha = 1;
     c.max_train_steps = 3;
@@ -41,23 +39,10 @@ class NetworkWeightsTest : public ::testing::Test {
   }
   static void TearDownTestSuite() {
     delete start_;
-    delete dir_;
+    delete tiny_;
   }
 
-  static train::TrainConfig config(const std::string& out) {
-    train::TrainConfig c;
-    c.pretrained_model_name_or_path = (*dir_ / "tiny.safetensors").string();
-    c.dataset_config = toml_;
-    c.tokenizer = test::kClipVocab;
-    c.output_dir = out;
-    c.output_name = "next";
-    c.network_dim = 4;
-    c.network_alpha = 2;
-    c.learning_rate = 1e-3;
-    c.seed = 5;
-    c.max_train_steps = 1;
-    return c;
-  }
+  static train::TrainConfig config(const std::string& out) { return tiny_->config(out); }
 
   static std::map<std::string, torch::Tensor> file_tensors(const std::string& path) {
     io::SafetensorsReader r(path);
@@ -78,12 +63,10 @@ class NetworkWeightsTest : public ::testing::Test {
     return std::any_of(lines.begin(), lines.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
   }
 
-  static test::TempDir* dir_;
-  static std::string toml_;
+  static test::TinyTraining* tiny_;
   static std::string* start_;
 };
-test::TempDir* NetworkWeightsTest::dir_ = nullptr;
-std::string NetworkWeightsTest::toml_;
+test::TinyTraining* NetworkWeightsTest::tiny_ = nullptr;
 std::string* NetworkWeightsTest::start_ = nullptr;
 
 // The first step, before any update, computes the loss of the base model with the file's LoRA:
@@ -126,7 +109,7 @@ TEST_F(NetworkWeightsTest, StepZeroLossIsTheLossTheLoraGives) {
   }
   EXPECT_EQ(at_start.size(), unet_keys);
 
-  models::SdxlModel model = models::load_sdxl_checkpoint((*dir_ / "tiny.safetensors").string(), "",
+  models::SdxlModel model = models::load_sdxl_checkpoint(tiny_->checkpoint, "",
                                                          {true, false, false}, torch::kCPU, torch::kFloat);
   torch::NoGradGuard no_grad;
   const models::NoiseSchedule schedule = models::NoiseSchedule::sdxl();
@@ -224,7 +207,7 @@ TEST_F(NetworkWeightsTest, AnotherRankIsOneErrorLine) {
   EXPECT_NE(e.find("dim_from_weights = true"), std::string::npos) << e;
   EXPECT_EQ(e.find('\n'), std::string::npos) << e;
 
-  c.network_weights = (*dir_ / "tiny.safetensors").string();
+  c.network_weights = tiny_->checkpoint;
   c.network_dim = 4;
   EXPECT_NE(test::error_of([&] { train::run_training(c); }).find("network_weights must be a LoRA file"), std::string::npos);
   c.network_weights.clear();
