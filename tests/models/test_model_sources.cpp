@@ -119,6 +119,24 @@ TEST_F(ModelSourcesCli, ASeparateVaeChangesTheImageAndIsInItsParameters) {
   EXPECT_EQ(cv::norm(ib, ls::io::read_image_rgb(c), cv::NORM_L1), 0.0);
 }
 
+TEST_F(ModelSourcesCli, MergeConvertsToAFolderAndBack) {
+  const std::string folder = (*dir_ / "converted").string(), back = (*dir_ / "back.safetensors").string();
+  auto r = run_lorastudio("merge --model " + single_ + " --format diffusers --save_precision fp32 --output " + folder);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_lorastudio("merge --model " + folder + " --save_precision fp32 --output " + back);
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  const ls::io::SafetensorsReader a(single_), b(back);
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  for (const auto& info : a.tensors()) {
+    if (info.name.find("logit_scale") != std::string::npos) continue;  // diffusers keeps none (ln 100 after)
+    ASSERT_TRUE(b.contains(info.name)) << info.name;
+    EXPECT_TRUE(ls::test::bit_equal(b.load(info.name), a.load(info.name))) << info.name;
+  }
+  r = run_lorastudio("merge --model " + single_ + " --format diffusers --output " + folder);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("already exists"), std::string::npos) << r.out;
+}
+
 TEST_F(ModelSourcesCli, AFolderThatIsNoModelIsOneLine) {
   fs::create_directories(*dir_ / "not-a-model");
   auto r = run_lorastudio("debug forward --model " + (*dir_ / "not-a-model").string() +
