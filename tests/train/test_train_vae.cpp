@@ -9,7 +9,7 @@
 #include "models/checkpoint.h"
 #include "models/diffusers_folder.h"
 #include "support/support.h"
-#include "support/training_data.h"
+#include "support/tiny_training.h"
 #include "train/train_config.h"
 #include "train/trainer.h"
 
@@ -19,9 +19,9 @@ namespace fs = std::filesystem;
 
 TEST(TrainSeparateVae, FromAFolderWithAVaeFileAndKohyasVaeMetadata) {
   torch::set_num_threads(1);
-  ls::test::TempDir dir;
-  const std::string single = ls::test::write_tiny_checkpoint(dir / "tiny.safetensors");
-  auto model = ls::models::load_sdxl_checkpoint(single, "", ls::models::Components::all(), torch::kCPU, torch::kFloat);
+  const ls::test::TinyTraining tiny;
+  const ls::test::TempDir& dir = tiny.dir;
+  auto model = ls::models::load_sdxl_checkpoint(tiny.checkpoint, "", ls::models::Components::all(), torch::kCPU, torch::kFloat);
   ls::models::save_diffusers_folder(dir / "tiny-diffusers", model, std::nullopt);
   torch::manual_seed(21);
   ls::models::AutoencoderKL other(ls::models::VaeConfig::tiny());
@@ -30,15 +30,9 @@ TEST(TrainSeparateVae, FromAFolderWithAVaeFileAndKohyasVaeMetadata) {
   const std::string vae = (dir / "other_vae.safetensors").string();
   ls::io::save_safetensors(vae, tensors);
 
-  ls::train::TrainConfig c;
+  ls::train::TrainConfig c = tiny.config((dir / "out").string());
   c.pretrained_model_name_or_path = (dir / "tiny-diffusers").string();
   c.vae = vae;
-  c.dataset_config = ls::test::write_training_dataset(dir / "data", 0);
-  c.tokenizer = ls::test::kClipVocab;
-  c.output_dir = (dir / "out").string();
-  c.output_name = "tiny";
-  c.network_dim = 4;
-  c.learning_rate = 1e-3;
   c.max_train_steps = 2;
   c.cache_latents_to_disk = true;
   const ls::train::TrainResult r = ls::train::run_training(c);
@@ -52,13 +46,14 @@ TEST(TrainSeparateVae, FromAFolderWithAVaeFileAndKohyasVaeMetadata) {
   EXPECT_EQ(m.at("ss_sd_model_hash"), "IsADirectory");
 
   // The cache holds latents of the given VAE: training again without it encodes anew.
+  const fs::path data = fs::path(tiny.dataset_toml).parent_path();
   size_t before = 0;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "data")) before += e.is_regular_file();
+  for (const auto& e : fs::recursive_directory_iterator(data)) before += e.is_regular_file();
   c.vae.clear();
   c.output_dir = (dir / "out2").string();
   ASSERT_FALSE(ls::train::run_training(c).final_lora.empty());
   size_t after = 0;
-  for (const auto& e : fs::recursive_directory_iterator(dir / "data")) after += e.is_regular_file();
+  for (const auto& e : fs::recursive_directory_iterator(data)) after += e.is_regular_file();
   EXPECT_GT(after, before) << "no new latents for the model's own VAE";
   EXPECT_EQ(ls::io::SafetensorsReader((dir / "out2" / "tiny.safetensors").string()).metadata().count("ss_vae_name"), 0u);
 }
