@@ -43,6 +43,20 @@ GenerationParams generation_params(const sample::ImageRequest& r, const std::str
   return p;
 }
 
+void add_prediction(GenerationParams& p, const models::ModelPrediction& prediction) {
+  if (prediction.v) p.extra[kPredictionKey] = "v";
+  if (prediction.zero_terminal_snr) p.extra[kNoiseScheduleKey] = "Zero Terminal SNR";
+}
+
+models::ModelPrediction prediction_of(const GenerationParams& p) {
+  models::ModelPrediction out;
+  const auto v = p.extra.find(kPredictionKey);
+  out.v = v != p.extra.end() && v->second == "v";
+  const auto schedule = p.extra.find(kNoiseScheduleKey);
+  out.zero_terminal_snr = schedule != p.extra.end() && schedule->second == "Zero Terminal SNR";
+  return out;
+}
+
 sample::ImageRequest request_from_params(const GenerationParams& p, const std::vector<std::string>& lora_dirs,
                                  const std::string& name) {
   sample::ImageRequest r;

@@ -7,6 +7,7 @@
 
 #include "a1111/file_hashes.h"
 #include "a1111/infotext.h"
+#include "models/model_prediction.h"
 #include "sample/request.h"
 
 namespace ls::a1111 {
@@ -27,6 +28,15 @@ GenerationParams generation_params(const sample::ImageRequest& request, const st
 inline constexpr const char* kVaeKey = "VAE";
 inline constexpr const char* kVaeHashKey = "VAE hash";
 inline constexpr const char* kVaePathKey = "VAE path";
+
+/// A model sampled as other than SDXL's epsilon prediction says so in its image: "Prediction: v"
+/// (lorastudio's key; A1111 keeps unknown keys), and for the zero-terminal-SNR schedule A1111's own
+/// "Noise Schedule: Zero Terminal SNR" (its sd_noise_schedule option). Nothing for epsilon.
+inline constexpr const char* kPredictionKey = "Prediction";
+inline constexpr const char* kNoiseScheduleKey = "Noise Schedule";
+void add_prediction(GenerationParams& params, const models::ModelPrediction& prediction);
+/// What those keys say (epsilon on the default schedule when absent).
+models::ModelPrediction prediction_of(const GenerationParams& params);
 
 /// The request the parameters describe. A LoRA's file is its "Lora paths" entry when that file
 /// exists, else <dir>/<name>.safetensors in the first of lora_dirs that has it; ls::Error naming

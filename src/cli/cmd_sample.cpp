@@ -29,6 +29,7 @@ namespace {
 
 struct SampleOptions {
   std::string model, model_config, tokenizer, vae, from_png, out = "outputs", device = "cpu", dtype = "fp32";
+  std::string prediction = "auto";
   sample::ImageRequest request;
   std::map<std::string, std::string> fields;  // request field name -> text, as given
   std::vector<std::string> loras, lora_dirs;
@@ -81,6 +82,12 @@ sample::ImageRequest request_from_png(SampleOptions& o, const CLI::App& cmd) {
              ": its hash is not the image's VAE hash ", hash == params.extra.end() ? "" : hash->second,
              " (the file changed); pass --vae FILE to render with it anyway");
   }
+  // The prediction the image was sampled with, unless --prediction is given; an image without one
+  // (epsilon, or another tool's) leaves it to the model.
+  if (cmd.count("--prediction") == 0) {
+    const models::ModelPrediction p = a1111::prediction_of(params);
+    if (p.v || p.zero_terminal_snr) o.prediction = models::prediction_name(p);
+  }
   std::vector<std::string> dirs = o.lora_dirs;
   dirs.push_back(fs::path(o.from_png).parent_path().string());
   sample::ImageRequest r = a1111::request_from_params(params, dirs, o.from_png);
@@ -129,8 +136,9 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
   LS_CHECK(o.batch >= 1, "sample: --batch must be at least 1");
   if (request.seed < 0) request.seed = random_seed();
 
-  sample::ModelSource source{o.model, o.model_config, o.tokenizer, o.vae, core::parse_device(o.device),
+  sample::ModelSource source{o.model, o.model_config, o.tokenizer, o.vae, o.prediction, core::parse_device(o.device),
                              core::parse_dtype(o.dtype)};
+  models::check_prediction_choice(o.prediction);  // a misspelt --prediction fails before the load
   sample::validate_request(request);
   sample::Pipeline pipeline(source);
   a1111::FileHashCache hashes(a1111::user_cache_dir());
@@ -146,7 +154,9 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     core::Progress progress("image " + std::to_string(i + 1) + "/" + std::to_string(o.batch), r.steps, "step", !o.quiet);
     const auto image = pipeline.generate(r, [&](int64_t, int64_t) { progress.advance(); });
     progress.finish();
-    const std::string infotext = a1111::format_infotext(a1111::generation_params(r, o.model, hashes, !o.no_paths, o.vae));
+    a1111::GenerationParams params = a1111::generation_params(r, o.model, hashes, !o.no_paths, o.vae);
+    a1111::add_prediction(params, pipeline.prediction());
+    const std::string infotext = a1111::format_infotext(params);
     const fs::path path = output_path(o, r.seed, o.batch);
     io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
     const double seconds = core::monotonic_seconds() - start;
@@ -168,6 +178,10 @@ void register_sample(CLI::App& app) {
   cmd->add_option("--vae", o->vae, "Separate VAE (.safetensors in ldm or diffusers names, or a diffusers VAE folder)")
       ->check(CLI::ExistingPath);
   cmd->add_option("--model_config,--model-config", o->model_config, "Architecture JSON for models without lorastudio metadata");
+  cmd->add_option("--prediction", o->prediction,
+                  "What the model predicts: auto (its v_pred / ztsnr markers or modelspec), epsilon, v, v_zsnr "
+                  "(v on the zero-terminal-SNR schedule)")
+      ->capture_default_str();
   cmd->add_option("--tokenizer", o->tokenizer,
                   "CLIP BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) or tokenizer folder (default: beside the model, "
                   "a diffusers folder's tokenizer/, or $LORASTUDIO_TOKENIZER)");

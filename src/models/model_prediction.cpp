@@ -30,7 +30,13 @@ ModelPrediction detect_prediction(const std::string& model_path) {
   return p;
 }
 
+void check_prediction_choice(const std::string& choice) {
+  LS_CHECK(choice == "auto" || choice == "epsilon" || choice == "v" || choice == "v_zsnr" || choice == "epsilon_zsnr",
+           "prediction '", choice, "' is not one of auto, epsilon, v, v_zsnr");
+}
+
 ModelPrediction resolve_prediction(const std::string& choice, const std::string& model_path) {
+  check_prediction_choice(choice);
   if (choice == "auto") return detect_prediction(model_path);
   if (choice == "epsilon") return {false, false};
   if (choice == "v") return {true, false};

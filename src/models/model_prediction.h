@@ -24,6 +24,8 @@ ModelPrediction detect_prediction(const std::string& model_path);
 /// zero-terminal-SNR schedule, ComfyUI's ModelSamplingDiscrete v_prediction + zsnr). Other names
 /// are refused listing these.
 ModelPrediction resolve_prediction(const std::string& choice, const std::string& model_path);
+/// The same refusal without a model: for flags and keys checked before anything loads.
+void check_prediction_choice(const std::string& choice);
 /// The name resolve_prediction takes for a prediction: "epsilon", "v", "v_zsnr"; ("epsilon_zsnr"
 /// for the combination only a training with zero_terminal_snr alone makes).
 std::string prediction_name(const ModelPrediction& p);

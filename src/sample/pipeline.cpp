@@ -24,13 +24,20 @@ text::ClipTokenizer load_tokenizer(const ModelSource& source) {
   return text::ClipTokenizer::from_file(models::require_tokenizer(source.tokenizer, source.checkpoint, "sample"));
 }
 
+models::NoiseSchedule pipeline_schedule(const models::ModelPrediction& p) {
+  const models::NoiseSchedule sdxl = models::NoiseSchedule::sdxl();
+  return p.zero_terminal_snr ? sdxl.zero_terminal_snr() : sdxl;
+}
+
 }  // namespace
 
 Pipeline::Pipeline(const ModelSource& source)
     : model_(models::load_sdxl_model({source.checkpoint, source.config, source.vae}, models::Components::all(),
                                      source.device, source.dtype)),
       tokenizer_(load_tokenizer(source)),
-      device_(source.device) {
+      device_(source.device),
+      prediction_(models::resolve_prediction(source.prediction, source.checkpoint)),
+      schedule_(pipeline_schedule(prediction_)) {
   model_.unet->eval();
   model_.te1->eval();
   model_.te2->eval();
@@ -39,8 +46,13 @@ Pipeline::Pipeline(const ModelSource& source)
   model_.vae->to(torch::kFloat);
 }
 
-Pipeline::Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device)
-    : model_(std::move(model)), tokenizer_(std::move(tokenizer)), device_(device) {}
+Pipeline::Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device,
+                   models::ModelPrediction prediction)
+    : model_(std::move(model)),
+      tokenizer_(std::move(tokenizer)),
+      device_(device),
+      prediction_(prediction),
+      schedule_(pipeline_schedule(prediction)) {}
 
 void validate_request(const ImageRequest& r) {
   LS_CHECK(r.steps >= 1 && r.steps <= 1000, "sample: steps ", r.steps, " is out of range; use 1..1000");
@@ -100,7 +112,7 @@ cv::Mat Pipeline::generate(const ImageRequest& r, const StepFn& on_step) {
     if (on_step) on_step(info.step + 1, info.steps);
   };
 
-  auto denoiser = cfg_denoiser(model_.unet, schedule_, cond, uncond, r.cfg_scale);
+  auto denoiser = cfg_denoiser(model_.unet, schedule_, cond, uncond, r.cfg_scale, prediction_.v);
   const auto latent = run_sampler(spec, denoiser, x, sigmas, noise_fn, callback);  // [1,4,h,w]
   const auto image = model_.vae->decode(latent / model_.config.vae.scale_factor);  // [1,3,H,W]
   return io::tensor_to_image(image[0].to(torch::kFloat).cpu());

@@ -13,6 +13,7 @@
 #include <opencv2/core.hpp>
 
 #include "lora/network.h"
+#include "models/model_prediction.h"
 #include "models/sdxl_model.h"
 #include "models/noise_schedule.h"
 #include "sample/request.h"
@@ -32,8 +33,10 @@ class Pipeline {
   /// Loads all four parts of the model (a single file or a diffusers folder; the VAE from
   /// source.vae when given) and the tokenizer (found beside the model when source.tokenizer is "").
   explicit Pipeline(const ModelSource& source);
-  /// Samples with a model that is already loaded (the trainer's, LoRA under training attached).
-  Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device);
+  /// Samples with a model that is already loaded (the trainer's, LoRA under training attached);
+  /// `prediction` is what it predicts (a v_parameterization training's samples are v-prediction).
+  Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::Device device,
+           models::ModelPrediction prediction = {});
 
   /// One image, 8-bit RGB. Same request, device and dtype -> same pixels. LoRAs of the request are
   /// attached for the call (files loaded once and kept), other loaded LoRAs are detached.
@@ -41,6 +44,8 @@ class Pipeline {
 
   models::SdxlModel& model() { return model_; }
   const text::ClipTokenizer& tokenizer() const { return tokenizer_; }
+  /// What the model is sampled as: the source's choice, or what the model says (ModelSource "auto").
+  const models::ModelPrediction& prediction() const { return prediction_; }
 
  private:
   void use_loras(const std::vector<LoraSpec>& loras);
@@ -48,7 +53,8 @@ class Pipeline {
   models::SdxlModel model_;
   text::ClipTokenizer tokenizer_;
   c10::Device device_;
-  models::NoiseSchedule schedule_ = models::NoiseSchedule::sdxl();
+  models::ModelPrediction prediction_;
+  models::NoiseSchedule schedule_;  // SDXL's, rescaled for a zero-terminal-SNR model
   std::map<std::string, lora::LoraNetwork> loras_;  // by the path as given
   std::vector<lora::LoraNetwork> attached_;
 };

@@ -46,6 +46,7 @@ struct ModelSource {
   std::string config;      // architecture JSON for models without lorastudio metadata (optional)
   std::string tokenizer;   // CLIP BPE vocabulary or tokenizer folder; "" = found beside the model
   std::string vae;         // separate VAE replacing the model's (optional)
+  std::string prediction = "auto";  // auto (what the model says) | epsilon | v | v_zsnr (models/model_prediction.h)
   c10::Device device = c10::kCPU;
   c10::ScalarType dtype = c10::kFloat;
 };

@@ -12,6 +12,7 @@
 #include "core/nearest_name.h"
 #include "core/runtime.h"
 #include "core/strings.h"
+#include "models/model_prediction.h"
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 
@@ -135,6 +136,10 @@ const core::KeyTable<SheetDefinition>& sheet_keys() {
         path(field_key("vae", &D::model, &M::vae, "Separate VAE for every cell (a vae axis varies it)")),
         path(field_key("model_config", &D::model, &M::config, "Architecture JSON for models without lorastudio metadata")),
         path(field_key("tokenizer", &D::model, &M::tokenizer, "CLIP BPE vocabulary or tokenizer folder")),
+        custom("prediction", "auto (what each model says), epsilon, v, v_zsnr", [](D& d, const std::string& v) {
+          models::check_prediction_choice(v);
+          d.model.prediction = v;
+        }),
         custom("device", "cpu, cuda, ...", [](D& d, const std::string& v) { d.model.device = core::parse_device(v); }),
         custom("dtype", "fp32, fp16, bf16", [](D& d, const std::string& v) { d.model.dtype = core::parse_dtype(v); }),
     };

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -41,6 +42,7 @@ std::string tokenizer_sha256(const std::string& path) {
 
 struct Identity {
   std::string tokenizer, config, device, dtype;
+  std::string prediction;  // the sheet's prediction choice (auto: what each model says)
 };
 
 /// Every request field under its name, typed (sample/request.h).
@@ -59,6 +61,8 @@ std::string cell_id(const CellPlan& cell, const Identity& who, a1111::FileHashCa
               {"device", who.device},       {"dtype", who.dtype},
               {"loras", loras}};
   if (!cell.vae.empty()) key["vae"] = a1111::model_sha256(cell.vae, hashes);  // absent: ids of older sheets stay
+  // "auto" follows the model file, which the key holds already; another choice renders other images.
+  if (who.prediction != "auto") key["prediction"] = who.prediction;
   add_request_fields(key, r);
   return core::sha256_hex(key.dump()).substr(0, 16);
 }
@@ -195,12 +199,16 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
   const std::string tokenizer = models::require_tokenizer(spec.model.tokenizer, plans.front().checkpoint, "sheet");
   const Identity who{tokenizer_sha256(tokenizer),
                      spec.model.config.empty() ? "" : core::sha256_hex(core::read_file(spec.model.config)),
-                     spec.model.device.str(), core::dtype_name(spec.model.dtype)};
+                     spec.model.device.str(), core::dtype_name(spec.model.dtype), spec.model.prediction};
 
   std::vector<CellRecord> cells;
   SheetRunStats stats;
+  std::map<std::string, models::ModelPrediction> predictions;  // by checkpoint: read each header once
   for (const auto& plan : plans) {
+    if (!predictions.count(plan.checkpoint))
+      predictions[plan.checkpoint] = models::resolve_prediction(spec.model.prediction, plan.checkpoint);
     CellRecord c{plan, cell_id(plan, who, hashes), a1111::generation_params(plan.request, plan.checkpoint, hashes, spec.paths, plan.vae), "", false};
+    a1111::add_prediction(c.params, predictions.at(plan.checkpoint));
     c.infotext = a1111::format_infotext(c.params);
     c.present = fs::is_regular_file(dir / cell_image(c.id));
     stats.reused += c.present;

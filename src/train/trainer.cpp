@@ -172,7 +172,9 @@ void Trainer::sample_images(const std::string& suffix) {
   // The other ranks wait at the next step's collectives (sampling counts against ddp_timeout).
   if (s.sample_requests.empty() || !writer()) return;
   // The pipeline shares the model's modules, so the LoRA under training is attached.
-  if (!sampler_) sampler_ = std::make_unique<sample::Pipeline>(s.model, *s.tokenizer, s.device);
+  if (!sampler_)
+    sampler_ = std::make_unique<sample::Pipeline>(
+        s.model, *s.tokenizer, s.device, models::ModelPrediction{s.config.v_parameterization, s.config.zero_terminal_snr});
   place_cached_parts(s, s.device);
   const bool network_training = s.network->is_training();
   const bool unet_training = s.model.unet->is_training();
@@ -185,6 +187,7 @@ void Trainer::sample_images(const std::string& suffix) {
     // No checkpoint and no LoRA files: nothing is hashed (the LoRA under training is no file yet).
     a1111::FileHashCache no_files("");
     a1111::GenerationParams p = a1111::generation_params(r, "", no_files, false);
+    a1111::add_prediction(p, sampler_->prediction());
     p.model = fs::path(s.config.pretrained_model_name_or_path).stem().string();
     p.extra["Training"] = s.config.output_name + " " + suffix;
     char name[64];

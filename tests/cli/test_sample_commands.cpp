@@ -9,6 +9,7 @@
 #include "core/atomic_file.h"
 #include "io/image.h"
 #include "io/png_text.h"
+#include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "lora/network.h"
 #include "models/checkpoint.h"
@@ -227,6 +228,51 @@ TEST_F(SampleCommands, SheetRefusesBadAxes) {
   r = run_lorastudio("sheet" + common() + " --x \"lora=" + path("loras/cat-*.safetensors") + "\" -o " + path("bad-sheet"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("no file matches"), std::string::npos) << r.out;
+}
+
+
+// v-prediction sampling: --prediction changes the image and the PNG says so (A1111's "Noise
+// Schedule: Zero Terminal SNR" for ztsnr); a model carrying ComfyUI's v_pred / ztsnr markers is
+// sampled so without the flag; --from-png renders what the PNG says; a bad name is one line.
+TEST_F(SampleCommands, PredictionFlagMarkersAndFromPng) {
+  const std::string args = common() + " --prompt \"a cube\" --steps 3 --sampler Euler --seed 3 -o ";
+  ASSERT_EQ(run_lorastudio("sample" + args + path("eps.png")).exit_code, 0);
+  auto r = run_lorastudio("sample" + args + path("v.png") + " --prediction v");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  r = run_lorastudio("sample" + args + path("vz.png") + " --prediction v_zsnr");
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_FALSE(same_pixels(path("eps.png"), path("v.png")));
+  EXPECT_FALSE(same_pixels(path("v.png"), path("vz.png")));
+  EXPECT_EQ(parameters_of(path("eps.png")).find("Prediction"), std::string::npos);
+  EXPECT_NE(parameters_of(path("v.png")).find("Prediction: v"), std::string::npos) << parameters_of(path("v.png"));
+  EXPECT_EQ(parameters_of(path("v.png")).find("Noise Schedule"), std::string::npos);
+  EXPECT_NE(parameters_of(path("vz.png")).find("Noise Schedule: Zero Terminal SNR"), std::string::npos);
+
+  // The markers: the same weights plus v_pred and ztsnr sample as v_zsnr with the default auto.
+  {
+    ls::io::SafetensorsReader reader(model_);
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (const auto& info : reader.tensors()) tensors.emplace_back(info.name, reader.load(info.name));
+    tensors.emplace_back("v_pred", torch::zeros({0}));
+    tensors.emplace_back("ztsnr", torch::zeros({0}));
+    ls::io::save_safetensors(path("tiny-vpred.safetensors"), tensors, reader.metadata());
+  }
+  r = run_lorastudio("sample --model " + path("tiny-vpred.safetensors") + " --tokenizer " +
+                     std::string(ls::test::kClipVocab) + " --width 64 --height 64 -q --prompt \"a cube\" --steps 3"
+                     " --sampler Euler --seed 3 -o " + path("marked.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(same_pixels(path("marked.png"), path("vz.png")));
+  EXPECT_NE(parameters_of(path("marked.png")).find("Prediction: v"), std::string::npos);
+
+  // --from-png takes the image's prediction: on the unmarked model it renders v_zsnr again.
+  r = run_lorastudio("sample --tokenizer " + std::string(ls::test::kClipVocab) + " -q --from-png " + path("vz.png") +
+                     " -o " + path("vz-again.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(same_pixels(path("vz.png"), path("vz-again.png")));
+
+  r = run_lorastudio("sample" + args + path("bad.png") + " --prediction vpred");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.out.find("auto, epsilon, v, v_zsnr"), std::string::npos) << r.out;
 }
 
 }  // namespace
