@@ -46,7 +46,12 @@ data::DataConfig load_data(const TrainConfig& c, data::Findings& findings) {
     data::DatasetConfig defaults;
     defaults.batch_size = c.train_batch_size;
     defaults.prior_loss_weight = c.prior_loss_weight;
-    return data::load_dataset_toml(c.dataset_config, defaults);
+    data::DataConfig config = data::load_dataset_toml(c.dataset_config, defaults);
+    // kohya's --alpha_mask is the fallback of every subset's alpha_mask: on here, it masks them all.
+    if (c.alpha_mask)
+      for (data::DatasetConfig& d : config.datasets)
+        for (data::SubsetConfig& s : d.subsets) s.alpha_mask = true;
+    return config;
   }
   data::FolderSource src;
   src.train_dir = c.train_data_dir;

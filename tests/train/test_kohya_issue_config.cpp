@@ -16,6 +16,7 @@
 #include "io/safetensors.h"
 #include "models/checkpoint.h"
 #include "models/diffusers_folder.h"
+#include "models/vae.h"
 #include "support/kohya_metadata_keys.h"
 #include "support/support.h"
 #include "support/training_data.h"
@@ -33,6 +34,12 @@ class KohyaIssueConfig : public ::testing::Test {
     models::SdxlModel model =
         models::load_sdxl_checkpoint(single, "", models::Components::all(), torch::kCPU, torch::kFloat);
     models::save_diffusers_folder(*dir_ / "tiny-diffusers", model, std::nullopt);
+    // A separate VAE (ldm names, the tiny architecture, other weights).
+    torch::manual_seed(21);
+    models::AutoencoderKL other(models::VaeConfig::tiny());
+    std::vector<std::pair<std::string, torch::Tensor>> tensors;
+    for (auto& p : other->named_parameters()) tensors.emplace_back(p.key(), p.value().detach());
+    io::save_safetensors(*dir_ / "other_vae.safetensors", tensors);
     toml_ = test::write_training_dataset(*dir_ / "data", 1);
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -74,6 +81,7 @@ std::string KohyaIssueConfig::toml_;
 TEST_F(KohyaIssueConfig, LycorisProdigyAndTheLossOptionsFromADiffusersFolder) {
   const auto m = train("loha", str_cat(
       "pretrained_model_name_or_path = \"", (*dir_ / "tiny-diffusers").string(), "\"\n",
+      "vae = \"", (*dir_ / "other_vae.safetensors").string(), "\"\ncache_latents = true\n",
       "network_module = \"lycoris.kohya\"\nnetwork_dim = 4\nnetwork_alpha = 2\n",
       "network_args = [\"algo=loha\", \"conv_dim=2\", \"conv_alpha=1\", \"use_tucker=False\", \"preset=full\"]\n",
       "optimizer_type = \"Prodigy\"\nlearning_rate = 1.0\nunet_lr = 1.0\ntext_encoder_lr = 1.0\n",
@@ -84,7 +92,8 @@ TEST_F(KohyaIssueConfig, LycorisProdigyAndTheLossOptionsFromADiffusersFolder) {
       "multires_noise_iterations = 6\nmultires_noise_discount = 0.3\nip_noise_gamma = 0.1\n",
       "ip_noise_gamma_random_strength = true\ndebiased_estimation_loss = true\n"));
   ASSERT_FALSE(m.empty());
-  expect_kohya_key_set(m, {});
+  expect_kohya_key_set(m, {"ss_vae_name", "ss_vae_hash", "ss_new_vae_hash"});
+  EXPECT_EQ(m.at("ss_vae_name"), "other_vae.safetensors");
   EXPECT_EQ(m.at("ss_network_module"), "lycoris.kohya");
   const nlohmann::json args = nlohmann::json::parse(m.at("ss_network_args"));
   ASSERT_TRUE(args.is_object());
@@ -124,7 +133,7 @@ TEST_F(KohyaIssueConfig, BlockWiseThenContinuedWithVPredictionAndMasks) {
       "network_args = [\"down_lr_weight=sine\", \"mid_lr_weight=1.5\", \"up_lr_weight=cosine\", "
       "\"loraplus_lr_ratio=16\"]\n",
       "v_parameterization = true\nzero_terminal_snr = true\nscale_v_pred_loss_like_noise_pred = true\n",
-      "alpha_mask = false\nmasked_loss = false\n"));
+      "alpha_mask = true\nmasked_loss = true\n"));
   ASSERT_FALSE(m.empty());
   expect_kohya_key_set(m, {});
   EXPECT_EQ(m.at("ss_network_module"), "networks.lora");
