@@ -20,6 +20,7 @@
 #include "support/kohya_metadata_keys.h"
 #include "support/support.h"
 #include "support/training_data.h"
+#include "train/train_config.h"
 
 namespace fs = std::filesystem;
 
@@ -61,6 +62,11 @@ class KohyaIssueConfig : public ::testing::Test {
       return {};
     }
     return io::SafetensorsReader(lora).metadata();
+  }
+
+  // The effective config the run wrote (<output_name>-train.toml): it loads back as it ran.
+  static train::TrainConfig effective(const std::string& name) {
+    return train::load_train_config((*dir_ / name / (name + "-train.toml")).string());
   }
 
   static void expect_kohya_key_set(const std::map<std::string, std::string>& m, std::set<std::string> extra) {
@@ -110,6 +116,13 @@ TEST_F(KohyaIssueConfig, LycorisProdigyAndTheLossOptionsFromADiffusersFolder) {
   EXPECT_EQ(m.at("ss_sd_model_name"), "tiny-diffusers");
   const nlohmann::json datasets = nlohmann::json::parse(m.at("ss_datasets"));
   ASSERT_TRUE(datasets.is_array());
+  const train::TrainConfig e = effective("loha");
+  EXPECT_EQ(e.network_module, "lycoris.kohya");
+  EXPECT_EQ(e.optimizer_type, "Prodigy");
+  EXPECT_EQ(e.loss_type, "huber");
+  EXPECT_EQ(e.multires_noise_iterations, 6);
+  EXPECT_EQ(fs::path(e.vae).filename(), "other_vae.safetensors");
+  EXPECT_EQ(fs::path(e.pretrained_model_name_or_path).filename(), "tiny-diffusers");
   EXPECT_TRUE(nlohmann::json::parse(m.at("ss_tag_frequency")).is_object());
 }
 
@@ -142,6 +155,11 @@ TEST_F(KohyaIssueConfig, BlockWiseThenContinuedWithVPredictionAndMasks) {
   const nlohmann::json args = nlohmann::json::parse(m.at("ss_network_args"));
   EXPECT_EQ(args.at("loraplus_lr_ratio"), "16");
   EXPECT_EQ(args.at("down_lr_weight"), "sine");
+  const train::TrainConfig e = effective("continued");
+  EXPECT_TRUE(e.dim_from_weights);
+  EXPECT_EQ(fs::path(e.network_weights).filename(), "blocks.safetensors");
+  EXPECT_TRUE(e.v_parameterization && e.zero_terminal_snr && e.scale_v_pred_loss_like_noise_pred);
+  EXPECT_TRUE(e.alpha_mask && e.masked_loss);
 }
 
 }  // namespace

@@ -18,7 +18,7 @@
 #include "io/safetensors.h"
 #include "lora/kohya_format.h"
 #include "support/support.h"
-#include "support/training_data.h"
+#include "support/tiny_training.h"
 #include "train/train_step.h"
 #include "train/trainer.h"
 
@@ -31,25 +31,11 @@ class TrainObjectiveTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     torch::set_num_threads(1);  // ctest runs two binaries at once on two cores
-    dir_ = new test::TempDir();
-    test::write_tiny_checkpoint(*dir_ / "tiny.safetensors");
-    toml_ = test::write_training_dataset(*dir_ / "data", 0);
+    tiny_ = new test::TinyTraining();
   }
-  static void TearDownTestSuite() { delete dir_; }
+  static void TearDownTestSuite() { delete tiny_; }
 
-  static train::TrainConfig base_config(const std::string& out) {
-    train::TrainConfig c;
-    c.pretrained_model_name_or_path = (*dir_ / "tiny.safetensors").string();
-    c.dataset_config = toml_;
-    c.tokenizer = test::kClipVocab;
-    c.output_dir = out;
-    c.output_name = "tiny";
-    c.network_dim = 4;
-    c.learning_rate = 1e-3;
-    c.seed = 11;
-    c.max_train_steps = 1;
-    return c;
-  }
+  static train::TrainConfig base_config(const std::string& out) { return tiny_->config(out); }
 
   // The first micro-batch's loss of a one-step run.
   static double first_loss(const std::function<void(train::TrainConfig&)>& change) {
@@ -65,11 +51,9 @@ class TrainObjectiveTest : public ::testing::Test {
     return loss;
   }
 
-  static test::TempDir* dir_;
-  static std::string toml_;
+  static test::TinyTraining* tiny_;
 };
-test::TempDir* TrainObjectiveTest::dir_ = nullptr;
-std::string TrainObjectiveTest::toml_;
+test::TinyTraining* TrainObjectiveTest::tiny_ = nullptr;
 
 TEST_F(TrainObjectiveTest, EveryOptionChangesTheFirstLoss) {
   const double plain = first_loss([](train::TrainConfig&) {});
@@ -190,7 +174,7 @@ TEST_F(TrainObjectiveTest, AllOptionsTrainAndDebugTrainStepAgrees) {
 
   setenv("OMP_NUM_THREADS", "1", 1);
   const auto cmd = test::run_lorastudio(str_cat(
-      "debug train-step --model ", (*dir_ / "tiny.safetensors").string(), " --lora-init ", init.string(),
+      "debug train-step --model ", tiny_->checkpoint, " --lora-init ", init.string(),
       " --inputs ", inputs.string(), " --output ", (out / "step.safetensors").string(),
       " --learning_rate 1e-3 --loss_type huber --huber_schedule snr --huber_c 0.2 --v_parameterization",
       " --zero_terminal_snr --scale_v_pred_loss_like_noise_pred --min_snr_gamma 5 --debiased_estimation_loss"));
