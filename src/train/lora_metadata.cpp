@@ -92,16 +92,6 @@ void lm_add_absent_features(LoraMetadata& m) {
   m["ss_sd_scripts_commit_hash"] = "(unknown)";
 }
 
-// train_network.py's json.dumps(net_kwargs): each network_args entry split at its first '=', values
-// as text, in order; without dim_from_weights kohya adds "dropout": network_dropout (None: null)
-// before making the network, so it is written too.
-std::string lm_network_args_json(const TrainConfig& c) {
-  nlohmann::ordered_json args = nlohmann::ordered_json::object();
-  for (const OptimizerArg& a : split_optimizer_args(c.network_args)) args[a.key] = a.value;
-  if (!c.dim_from_weights && !args.contains("dropout"))
-    args["dropout"] = c.network_dropout > 0 ? nlohmann::ordered_json(c.network_dropout) : nlohmann::ordered_json();
-  return io::python_json_dumps(args);
-}
 
 }  // namespace
 
@@ -138,7 +128,6 @@ LoraMetadata run_lora_metadata(const TrainSession& s, const RunStamp& stamp) {
   // kohya writes args.network_dropout: the key's value (also when network_args' dropout or
   // dim_from_weights decide what the network uses).
   m["ss_network_dropout"] = lm_positive_or_none(c.network_dropout);
-  if (!c.network_args.empty()) m["ss_network_args"] = lm_network_args_json(c);
   lm_add_absent_features(m);
 
   m["ss_session_id"] = std::to_string(stamp.session_id);

@@ -244,7 +244,9 @@ lora::LoraNetworkOptions network_options(const TrainConfig& c, std::vector<std::
   o.dropout = c.network_dropout;
   o.unet = !c.network_train_text_encoder_only;
   o.text_encoders = !c.network_train_unet_only;
-  o.network_args = c.network_args;
+  // One "key=value" per entry (a command-line "a=1 b=2" split), as kohya's list holds them: what
+  // network_metadata writes to ss_network_args.
+  for (const OptimizerArg& a : split_optimizer_args(c.network_args)) o.network_args.push_back(a.key + "=" + a.value);
   o.lycoris = c.network_module == lora::kLycorisModule;  // LyCORIS: lora/lycoris_args.h
   bool conv_dim_arg = false, conv_alpha_arg = false;
   std::map<std::string, std::string> block_args;  // kohya's block-wise and LoRA+ keys (lora/block_weights.h)
