@@ -37,6 +37,15 @@ StepDraws StepDraws::slice(int64_t first, int64_t count) const {
 
 namespace {
 
+// kohya's order: the offset (adaptive only when the draws are pending the latents), then the pyramid.
+at::Tensor step_split_compose(const StepDraws& d, const at::Tensor& latents, const StepDrawOptions& o) {
+  at::Tensor noise = d.noise;
+  if (d.offset_draw.defined())
+    noise = offset_noise(latents, noise, d.offset_draw, d.offset, d.pending ? o.adaptive_noise_scale : 0.0);
+  if (!d.octaves.empty()) noise = pyramid_noise(noise, d.octaves, o.multires_noise_discount);
+  return noise;
+}
+
 // kohya's random strengths: torch.rand(1) * value, one per batch (here: per step).
 at::Tensor step_split_strength(double value, bool random, at::Generator& gen, const at::TensorOptions& opts) {
   if (!random) return at::scalar_tensor(value, opts);
@@ -73,9 +82,7 @@ StepDraws draw_step(int64_t n, int64_t channels, int64_t h, int64_t w, const mod
   // then spans the step however it is split) and the parts are consumed.
   d.pending = o.adaptive_noise_scale != 0 && o.noise_offset != 0;
   if (!d.pending) {
-    d.pending = true;
-    d.noise = finish_noise(d, {}, o);
-    d.pending = false;
+    d.noise = step_split_compose(d, {}, o);
     d.offset_draw = at::Tensor();
     d.octaves.clear();
   }
@@ -83,11 +90,7 @@ StepDraws draw_step(int64_t n, int64_t channels, int64_t h, int64_t w, const mod
 }
 
 at::Tensor finish_noise(const StepDraws& d, const at::Tensor& latents, const StepDrawOptions& o) {
-  if (!d.pending) return d.noise;
-  at::Tensor noise = d.noise;
-  if (d.offset_draw.defined()) noise = offset_noise(latents, noise, d.offset_draw, d.offset, o.adaptive_noise_scale);
-  if (!d.octaves.empty()) noise = pyramid_noise(noise, d.octaves, o.multires_noise_discount);
-  return noise;
+  return d.pending ? step_split_compose(d, latents, o) : d.noise;
 }
 
 at::Tensor weight_share(const at::Tensor& loss, int64_t count, int64_t step_images) {
