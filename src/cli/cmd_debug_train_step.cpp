@@ -80,8 +80,7 @@ void run_train_step(const TrainStepOptions& o) {
   train::LossOptions objective = o.loss;
   objective.type = train::parse_loss_type(o.loss_type);
   objective.huber_schedule = train::parse_huber_schedule(o.huber_schedule);
-  const models::NoiseSchedule sdxl = models::NoiseSchedule::sdxl();
-  const models::NoiseSchedule schedule = o.zero_terminal_snr ? sdxl.zero_terminal_snr() : sdxl;
+  const models::NoiseSchedule schedule = models::NoiseSchedule::sdxl_trained(o.zero_terminal_snr);
 
   // The UNet alone: the text encoders' LoRA cannot learn from a given context.
   models::SdxlModel model = models::load_sdxl_checkpoint(o.model, o.config, {true, false, false}, device, dtype);

@@ -76,6 +76,11 @@ at::Tensor NoiseSchedule::velocity(const at::Tensor& x0, const at::Tensor& noise
   return sqrt_alpha * noise - sqrt_one_minus * x0;  // [B, ...]
 }
 
+NoiseSchedule NoiseSchedule::sdxl_trained(bool zero_terminal_snr) {
+  const NoiseSchedule s = sdxl();
+  return zero_terminal_snr ? s.zero_terminal_snr() : s;
+}
+
 NoiseSchedule NoiseSchedule::zero_terminal_snr() const {
   LS_CHECK(!zero_terminal, "noise schedule: zero terminal SNR is already enforced");
   // kohya's enforce_zero_terminal_snr, op for op in float32.

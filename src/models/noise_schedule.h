@@ -33,6 +33,8 @@ struct NoiseSchedule {
   /// 4.8973451890853435e-08 (A1111's and ComfyUI's rescale_zero_terminal_snr), a finite sigma_max of
   /// ~4500 instead of infinity.
   NoiseSchedule zero_terminal_snr() const;
+  /// The schedule a model was trained on: sdxl(), rescaled when zero_terminal_snr.
+  static NoiseSchedule sdxl_trained(bool zero_terminal_snr);
   bool zero_terminal = false;  // made by zero_terminal_snr()
 
   int64_t num_timesteps() const { return betas.size(0); }

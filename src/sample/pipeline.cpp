@@ -24,11 +24,6 @@ text::ClipTokenizer load_tokenizer(const ModelSource& source) {
   return text::ClipTokenizer::from_file(models::require_tokenizer(source.tokenizer, source.checkpoint, "sample"));
 }
 
-models::NoiseSchedule pipeline_schedule(const models::ModelPrediction& p) {
-  const models::NoiseSchedule sdxl = models::NoiseSchedule::sdxl();
-  return p.zero_terminal_snr ? sdxl.zero_terminal_snr() : sdxl;
-}
-
 }  // namespace
 
 Pipeline::Pipeline(const ModelSource& source)
@@ -37,7 +32,7 @@ Pipeline::Pipeline(const ModelSource& source)
       tokenizer_(load_tokenizer(source)),
       device_(source.device),
       prediction_(models::resolve_prediction(source.prediction, source.checkpoint)),
-      schedule_(pipeline_schedule(prediction_)) {
+      schedule_(models::NoiseSchedule::sdxl_trained(prediction_.zero_terminal_snr)) {
   model_.unet->eval();
   model_.te1->eval();
   model_.te2->eval();
@@ -52,7 +47,7 @@ Pipeline::Pipeline(models::SdxlModel model, text::ClipTokenizer tokenizer, c10::
       tokenizer_(std::move(tokenizer)),
       device_(device),
       prediction_(prediction),
-      schedule_(pipeline_schedule(prediction)) {}
+      schedule_(models::NoiseSchedule::sdxl_trained(prediction.zero_terminal_snr)) {}
 
 void validate_request(const ImageRequest& r) {
   LS_CHECK(r.steps >= 1 && r.steps <= 1000, "sample: steps ", r.steps, " is out of range; use 1..1000");

@@ -34,8 +34,7 @@ StepDrawOptions draw_options(const TrainConfig& c, bool posterior) {
 }
 
 models::NoiseSchedule training_schedule(const TrainConfig& c) {
-  const models::NoiseSchedule sdxl = models::NoiseSchedule::sdxl();
-  return c.zero_terminal_snr ? sdxl.zero_terminal_snr() : sdxl;
+  return models::NoiseSchedule::sdxl_trained(c.zero_terminal_snr);
 }
 
 void validate_objective(const TrainConfig& c, std::vector<std::string>* notes) {
