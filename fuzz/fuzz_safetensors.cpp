@@ -2,6 +2,9 @@
 // must either parse or throw ls::Error; crashes, sanitizer reports and other exceptions are bugs.
 // A header that parses must also survive serialize_header -> parse_header unchanged.
 // Built and run by scripts/fuzz (clang++ -fsanitize=fuzzer,address,undefined, no torch).
+// fuzz-what: safetensors header parser
+// fuzz-sources: src/io/safetensors_header.cpp src/core/utf8.cpp
+// fuzz-max-len: 4096
 #include <cstddef>
 #include <cstdint>
 #include <string_view>

@@ -3,6 +3,11 @@
 // or throw ls::Error; crashes, hangs, sanitizer reports and other exceptions are bugs. Each input is
 // tried three ways: as a whole file, as data.pkl alone (so mutations reach the unpickler without a
 // zip around them) and as a bare zip archive. Built and run by scripts/fuzz (no torch).
+// fuzz-what: torch.save reader (zip, restricted unpickler)
+// fuzz-sources: src/io/zip_archive.cpp src/io/torch_pickle.cpp src/io/torch_archive.cpp
+// fuzz-sources: src/io/safetensors_header.cpp src/core/utf8.cpp src/core/strings.cpp
+// fuzz-max-len: 8192
+// fuzz-share: 4
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
