@@ -1,34 +1,16 @@
-// PNG text chunks (tEXt, zTXt, iTXt; PNG spec 3rd ed. §11.3.3), where A1111 keeps the generation
-// parameters under the key "parameters". Writing follows PIL's PngInfo.add_text (python-pillow
-// Pillow src/PIL/PngImagePlugin.py), which A1111 modules/images.py save_image uses: tEXt when the
-// value is Latin-1 representable, else an uncompressed UTF-8 iTXt.
+// PNG text chunks of files and images: read from a PNG file, or write an image as PNG with text
+// chunks (the byte layer, with the chunk rules and PIL's layout, is io/png_text_chunks.h).
 #pragma once
 
-#include <cstdint>
 #include <map>
 #include <string>
-#include <utility>
-#include <vector>
 
 #include <opencv2/core.hpp>
 
+#include "io/png_text_chunks.h"
+
 namespace ls::io {
 
-using PngTextEntries = std::vector<std::pair<std::string, std::string>>;
-
-/// The PNG with one text chunk per entry inserted just before the first IDAT, in the order given.
-/// Keys and values are UTF-8. Existing tEXt/zTXt/iTXt chunks with the same keys are removed (so
-/// re-tagging an image does not duplicate them). Keys: 1..79 Latin-1 bytes, printable, no
-/// leading/trailing/double spaces (the PNG rule). Throws ls::Error for a broken PNG, a bad key or
-/// a value that is not valid UTF-8.
-std::vector<uint8_t> png_with_text(std::vector<uint8_t> png, const PngTextEntries& entries);
-
-/// All text chunks of the PNG as key -> UTF-8 value (tEXt and zTXt are Latin-1 on disk; iTXt is
-/// UTF-8, compressed or not); a key given twice keeps its last value, as PIL does. The whole
-/// chunk structure is checked first: signature, IHDR first, chunk lengths within the file, every
-/// CRC, IEND present; ls::Error "<name>: <what is wrong>; <what to do>" otherwise.
-std::map<std::string, std::string> read_png_text(const std::vector<uint8_t>& png,
-                                                 const std::string& name_for_errors);
 std::map<std::string, std::string> read_png_text_file(const std::string& path);
 
 /// encode_image(".png", rgb) with the text chunks, written through a temp file + rename.
