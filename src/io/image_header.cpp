@@ -269,11 +269,16 @@ void parse_webp(Source& src, bool full, ImageHeader& h) {
       if (!seen_vp8x) set_size(h, (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1);
       seen_image = true;
     } else if (fourcc == "ANMF") {
-      seen_image = true;  // animation: the decoder reports what it thinks of it
+      // Animation: the decoder reports what it thinks of it; the size is the VP8X canvas, which
+      // the container spec puts first (without it there is no size to answer with).
+      if (!seen_vp8x) h.problem = "ANMF (animation) chunk without a VP8X header";
+      seen_image = true;
     } else if (fourcc == "EXIF" && !seen_exif) {
       read_exif(src, data, length, h);
       seen_exif = true;
     }
+    // A cut image chunk is answered only when its header was readable (else: no size to give).
+    if (overrun && !seen_image && h.problem.empty()) h.problem = str_cat("ends inside the ", fourcc, " chunk");
     if (!h.problem.empty() || overrun) return;
     pos = data + length + (length & 1);
   }
