@@ -50,7 +50,7 @@ class MemorySource : public Source {
   uint64_t size() const override { return size_; }
   bool read(uint64_t offset, size_t n, uint8_t* out) override {
     if (offset > size_ || n > size_ - offset) return false;
-    std::memcpy(out, data_ + offset, n);
+    if (n != 0) std::memcpy(out, data_ + offset, n);  // out may be an empty vector's null data()
     return true;
   }
   const uint8_t* data() const override { return data_; }
