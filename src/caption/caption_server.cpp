@@ -17,6 +17,7 @@
 #include "caption/caption_history.h"
 #include "caption/caption_doctor.h"
 #include "caption/caption_page.h"
+#include "caption/caption_requests.h"
 #include "caption/caption_store.h"
 #include "caption/tag_probs.h"
 #include "core/atomic_file.h"
@@ -64,46 +65,15 @@ const char* image_mime(const fs::path& file) {
   return "application/octet-stream";
 }
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool dot_segment(const std::string& s) { return s.empty() || s == "." || s == ".."; }
-
 std::string image_id(size_t root, const std::string& image) { return std::to_string(root) + ":" + image; }
 
-}  // namespace
-
-std::optional<std::string> decode_request_path(const std::string& raw) {
-  if (raw.empty() || raw.front() == '/') return std::nullopt;
-  std::string out;
-  size_t start = 0;
-  while (start <= raw.size()) {
-    size_t slash = std::min(raw.find('/', start), raw.size());
-    const std::string segment = raw.substr(start, slash - start);
-    if (dot_segment(segment)) return std::nullopt;
-    std::string decoded;
-    for (size_t i = 0; i < segment.size(); ++i) {
-      char c = segment[i];
-      if (c == '%') {
-        if (i + 2 >= segment.size()) return std::nullopt;
-        int hi = hex_digit(segment[i + 1]), lo = hex_digit(segment[i + 2]);
-        if (hi < 0 || lo < 0) return std::nullopt;
-        c = static_cast<char>(hi * 16 + lo);
-        i += 2;
-      }
-      if (c == '\0' || c == '\\' || c == '/') return std::nullopt;
-      decoded += c;
-    }
-    if (dot_segment(decoded)) return std::nullopt;
-    out += (out.empty() ? "" : "/") + decoded;
-    start = slash + 1;
-  }
-  return out;
+review::ServerLimits caption_server_limits() {
+  review::ServerLimits limits;
+  limits.max_body = size_t(8) << 20;  // the ids of a large bulk change
+  return limits;
 }
+
+}  // namespace
 
 struct CaptionServer::State {
   CaptionServerOptions options;
@@ -116,17 +86,11 @@ struct CaptionServer::State {
 
   // "ROOT:PATH" -> (root, image); none when it names no image of the dataset.
   std::optional<std::pair<size_t, std::string>> find(const std::string& id) const {
-    size_t colon = id.find(':');
-    if (colon == std::string::npos || colon == 0 || colon > 6) return std::nullopt;
-    size_t root = 0;
-    for (size_t i = 0; i < colon; ++i) {
-      if (id[i] < '0' || id[i] > '9') return std::nullopt;
-      root = root * 10 + size_t(id[i] - '0');
-    }
-    if (root >= roots.size()) return std::nullopt;
-    std::string image = id.substr(colon + 1);
-    if (!roots[root].store->has_image(image)) return std::nullopt;
-    return std::make_pair(root, std::move(image));
+    auto parsed = parse_image_id(id);
+    if (!parsed) return std::nullopt;
+    auto& [root, image] = *parsed;
+    if (root >= roots.size() || !roots[root].store->has_image(image)) return std::nullopt;
+    return parsed;
   }
 
   const std::set<std::string>& probs_of(size_t r) {
@@ -183,7 +147,7 @@ struct CaptionServer::State {
 
 CaptionServer::CaptionServer(const CaptionServerOptions& options)
     : state_(std::make_unique<State>()),
-      server_(std::make_unique<review::LocalServer>("captions", size_t(8) << 20)) {  // ids of a large bulk
+      server_(std::make_unique<review::LocalServer>("captions", caption_server_limits())) {
   State& s = *state_;
   s.options = options;
   std::error_code ec;
@@ -226,21 +190,21 @@ size_t CaptionServer::image_count() const {
 }
 
 void CaptionServer::add_routes() {
-  auto& http = server_->http();
-  http.Get("/", [this](const httplib::Request&, httplib::Response& res) {
+  auto& http = *server_;
+  http.route("GET", "/", [this](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");
     res.set_content(state_->options.web_dir.empty() ? captions_page_html() : captions_page_html(state_->options.web_dir),
                     "text/html; charset=utf-8");
   });
-  http.Get("/api/images", [this](const httplib::Request&, httplib::Response& res) { list_images(res); });
-  http.Get("/api/tags", [this](const httplib::Request&, httplib::Response& res) { list_tags(res); });
-  http.Post("/api/tokens", [this](const httplib::Request& req, httplib::Response& res) { count_tokens(req, res); });
-  http.Put("/api/caption", [this](const httplib::Request& req, httplib::Response& res) { put_caption(req, res); });
-  http.Post("/api/bulk", [this](const httplib::Request& req, httplib::Response& res) { bulk(req, res); });
-  http.Get("/api/history", [this](const httplib::Request&, httplib::Response& res) { history(res); });
-  http.Post("/api/undo", [this](const httplib::Request& req, httplib::Response& res) { undo(req, res); });
-  http.Get(R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, false); });
-  http.Get(R"(/thumbs/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, true); });
+  http.route("GET", "/api/images", [this](const httplib::Request&, httplib::Response& res) { list_images(res); });
+  http.route("GET", "/api/tags", [this](const httplib::Request&, httplib::Response& res) { list_tags(res); });
+  http.route("POST", "/api/tokens", [this](const httplib::Request& req, httplib::Response& res) { count_tokens(req, res); });
+  http.route("PUT", "/api/caption", [this](const httplib::Request& req, httplib::Response& res) { put_caption(req, res); });
+  http.route("POST", "/api/bulk", [this](const httplib::Request& req, httplib::Response& res) { bulk(req, res); });
+  http.route("GET", "/api/history", [this](const httplib::Request&, httplib::Response& res) { history(res); });
+  http.route("POST", "/api/undo", [this](const httplib::Request& req, httplib::Response& res) { undo(req, res); });
+  http.route("GET", R"(/files/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, false); });
+  http.route("GET", R"(/thumbs/.*)", [this](const httplib::Request& req, httplib::Response& res) { send_image(req, res, true); });
 }
 
 void CaptionServer::list_images(httplib::Response& res) {
@@ -291,20 +255,16 @@ void CaptionServer::count_tokens(const httplib::Request& req, httplib::Response&
 void CaptionServer::put_caption(const httplib::Request& req, httplib::Response& res) {
   nlohmann::json body;
   if (!review::json_object_body(req, res, body)) return;
-  for (const auto& [key, value] : body.items()) {
-    if (key != "id" && key != "text" && key != "hash") return send_error(res, 400, "unknown key '" + key + "' (id, text, hash)");
-    if (!value.is_string()) return send_error(res, 400, key + " must be a string");
-  }
-  for (const char* key : {"id", "text", "hash"})
-    if (!body.contains(key)) return send_error(res, 400, std::string("missing '") + key + "' (id, text, hash)");
+  CaptionEdit edit;
+  if (const std::string refused = parse_caption_edit(body, edit); !refused.empty()) return send_error(res, 400, refused);
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
-  auto found = s.find(body["id"].get<std::string>());
-  if (!found) return send_error(res, 404, "no image '" + body["id"].get<std::string>() + "' in this dataset");
+  auto found = s.find(edit.id);
+  if (!found) return send_error(res, 404, "no image '" + edit.id + "' in this dataset");
   const auto& [r, image] = *found;
   SaveResult saved;
   try {
-    saved = s.roots[r].store->save(image, body["text"].get<std::string>(), body["hash"].get<std::string>());
+    saved = s.roots[r].store->save(image, edit.text, edit.hash);
   } catch (const Error& e) {
     return send_error(res, 403, e.what());
   }
@@ -322,61 +282,11 @@ void CaptionServer::put_caption(const httplib::Request& req, httplib::Response& 
 void CaptionServer::bulk(const httplib::Request& req, httplib::Response& res) {
   nlohmann::json body;
   if (!review::json_object_body(req, res, body)) return;
-  static const std::set<std::string> kStrings = {"op", "find", "replace", "tag", "from", "to"};
-  static const std::set<std::string> kNumbers = {"general_threshold", "character_threshold"};
-  BulkOp op;
-  bool preview = false;
-  std::optional<std::vector<std::string>> ids;  // none: all
-  for (const auto& [key, value] : body.items()) {
-    if (kStrings.count(key)) {
-      if (!value.is_string()) return send_error(res, 400, key + " must be a string");
-    } else if (kNumbers.count(key)) {
-      if (!value.is_number()) return send_error(res, 400, key + " must be a number");
-    } else if (key == "preview") {
-      if (!value.is_boolean()) return send_error(res, 400, "preview must be true or false");
-      preview = value.get<bool>();
-    } else if (key == "tags") {
-      if (!value.is_array()) return send_error(res, 400, "tags must be a list of strings");
-      for (const auto& t : value) {
-        if (!t.is_string()) return send_error(res, 400, "tags must be a list of strings");
-        op.tags.push_back(t.get<std::string>());
-      }
-    } else if (key == "ids") {
-      if (value.is_string() && value.get<std::string>() == "all") continue;
-      if (!value.is_array()) return send_error(res, 400, "ids must be \"all\" or a list of image ids");
-      ids.emplace();
-      for (const auto& id : value) {
-        if (!id.is_string()) return send_error(res, 400, "ids must be \"all\" or a list of image ids");
-        ids->push_back(id.get<std::string>());
-      }
-    } else {
-      return send_error(res, 400, "unknown key '" + key + "' (docs/captions.md lists the bulk keys)");
-    }
-  }
-  if (!body.contains("op")) return send_error(res, 400, "missing 'op'");
-  if (!body.contains("ids")) return send_error(res, 400, "missing 'ids' (a list of image ids, or \"all\")");
-  try {
-    op.kind = parse_bulk_kind(body["op"].get<std::string>());
-  } catch (const Error& e) {
-    return send_error(res, 400, e.what());
-  }
-  const auto text_of = [&](const char* key) { return body.contains(key) ? body[key].get<std::string>() : std::string(); };
-  op.find = text_of("find");
-  op.replace = text_of("replace");
-  if (op.kind == BulkKind::kRenameTag) {
-    op.find = text_of("from");
-    op.replace = text_of("to");
-    if (core::trim(op.find).empty() || core::trim(op.replace).empty())
-      return send_error(res, 400, "rename_tag needs 'from' and 'to'");
-  }
-  op.prefix = text_of("tag");
-  if ((op.kind == BulkKind::kAddPrefix || op.kind == BulkKind::kAddTag) && core::trim(op.prefix).empty())
-    return send_error(res, 400, "add_prefix / add_tag need a non-empty 'tag'");
-  if ((op.kind == BulkKind::kFindReplace || op.kind == BulkKind::kRegexReplace) && op.find.empty())
-    return send_error(res, 400, "find_replace / regex_replace need a non-empty 'find'");
-  if (body.contains("general_threshold")) op.general_threshold = body["general_threshold"].get<double>();
-  if (body.contains("character_threshold")) op.character_threshold = body["character_threshold"].get<double>();
-
+  BulkRequest request;
+  if (const std::string refused = parse_bulk_request(body, request); !refused.empty()) return send_error(res, 400, refused);
+  const BulkOp& op = request.op;
+  const bool preview = request.preview;
+  const auto& ids = request.ids;
   State& s = *state_;
   std::lock_guard<std::mutex> lock(s.mutex);
   // Ids grouped per folder; every one checked before anything changes.
@@ -470,18 +380,11 @@ void CaptionServer::history(httplib::Response& res) {
 void CaptionServer::undo(const httplib::Request& req, httplib::Response& res) {
   nlohmann::json body;
   if (!review::json_object_body(req, res, body)) return;
-  if (!body.contains("runs") || !body["runs"].is_array() || body.size() != 1)
-    return send_error(res, 400, "send {\"runs\": [{\"root\": 0, \"run\": \"...\"}]}");
-  State& s = *state_;
   std::vector<std::pair<size_t, std::string>> runs;
-  for (const auto& item : body["runs"]) {
-    if (!item.is_object() || !item.contains("root") || !item["root"].is_number_unsigned() || !item.contains("run") ||
-        !item["run"].is_string() || item["run"].get<std::string>().empty())
-      return send_error(res, 400, "each run is {\"root\": N, \"run\": \"RUN_ID\"}");
-    const size_t root = item["root"].get<size_t>();
+  if (const std::string refused = parse_undo_request(body, runs); !refused.empty()) return send_error(res, 400, refused);
+  State& s = *state_;
+  for (const auto& [root, run] : runs)
     if (root >= s.roots.size()) return send_error(res, 404, str_cat("no dataset folder ", root));
-    runs.emplace_back(root, item["run"].get<std::string>());
-  }
   std::lock_guard<std::mutex> lock(s.mutex);
   int restored = 0, removed = 0, unchanged = 0;
   nlohmann::json conflicts = nlohmann::json::array(), undo_runs = nlohmann::json::array();

@@ -9,6 +9,8 @@
 #include <optional>
 #include <string>
 
+#include "caption/caption_requests.h"
+
 namespace httplib {
 struct Request;
 struct Response;
@@ -62,11 +64,5 @@ class CaptionServer {
   std::unique_ptr<State> state_;
   std::unique_ptr<review::LocalServer> server_;
 };
-
-/// The part of a /files/ or /thumbs/ target after the prefix, as it came over the wire,
-/// percent-decoded strictly: none when an escape is malformed, the text holds a NUL or a
-/// backslash, or a segment is empty, "." or ".." (before or after decoding) or decodes to
-/// something holding '/'. The result is '/'-separated and relative.
-std::optional<std::string> decode_request_path(const std::string& raw);
 
 }  // namespace ls::caption

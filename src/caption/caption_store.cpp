@@ -24,107 +24,7 @@ namespace fs = std::filesystem;
 
 std::string caption_hash(const std::string& text) { return core::sha256_hex(text); }
 
-std::vector<std::string> caption_tags(const std::string& text) {
-  std::vector<std::string> tags;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = std::min(text.find(',', start), text.size());
-    std::string piece = core::trim(std::string_view(text).substr(start, comma - start));
-    if (!piece.empty()) tags.push_back(piece);
-    start = comma + 1;
-  }
-  return tags;
-}
-
-BulkKind parse_bulk_kind(const std::string& name) {
-  static const std::pair<const char*, BulkKind> kKinds[] = {
-      {"find_replace", BulkKind::kFindReplace}, {"regex_replace", BulkKind::kRegexReplace},
-      {"add_prefix", BulkKind::kAddPrefix},     {"add_tag", BulkKind::kAddTag},
-      {"rename_tag", BulkKind::kRenameTag},     {"remove_tags", BulkKind::kRemoveTags},
-      {"dedupe", BulkKind::kDedupe},            {"sort_tags", BulkKind::kSortTags},
-      {"retag", BulkKind::kRetag}};
-  std::string known;
-  for (const auto& [text, kind] : kKinds) {
-    if (name == text) return kind;
-    known += (known.empty() ? "" : ", ") + std::string(text);
-  }
-  LS_FAIL("unknown bulk operation '", name, "'; use one of ", known);
-}
-
 namespace {
-
-std::string join_tags(const std::vector<std::string>& tags) {
-  std::string s;
-  for (const auto& t : tags) s += (s.empty() ? "" : ", ") + t;
-  return s;
-}
-
-// The caption's text after one bulk operation (the final newline as the file had it).
-std::string apply_op(const BulkOp& op, const std::string& text, const std::regex* re) {
-  const bool newline = !text.empty() && text.back() == '\n';
-  auto with_newline = [&](std::string s) { return newline ? s + "\n" : s; };
-  switch (op.kind) {
-    case BulkKind::kFindReplace: {
-      if (op.find.empty()) return text;
-      std::string out;
-      size_t pos = 0;
-      for (size_t hit; (hit = text.find(op.find, pos)) != std::string::npos; pos = hit + op.find.size())
-        out += text.substr(pos, hit - pos) + op.replace;
-      return out + text.substr(pos);
-    }
-    case BulkKind::kRegexReplace: return std::regex_replace(text, *re, op.replace);
-    case BulkKind::kAddPrefix:
-    case BulkKind::kAddTag: {
-      auto tags = caption_tags(text);
-      const std::string tag = core::trim(op.prefix);
-      if (tag.empty() || std::find(tags.begin(), tags.end(), tag) != tags.end()) return text;
-      tags.insert(op.kind == BulkKind::kAddPrefix ? tags.begin() : tags.end(), tag);
-      return with_newline(join_tags(tags));
-    }
-    case BulkKind::kRenameTag: {
-      const std::string from = core::trim(op.find), to = core::trim(op.replace);
-      auto tags = caption_tags(text);
-      if (from.empty() || std::find(tags.begin(), tags.end(), from) == tags.end()) return text;
-      std::vector<std::string> renamed;
-      bool has_to = false;  // the caption held both: keep the first of them only
-      for (const auto& t : tags) {
-        const std::string name = t == from ? to : t;
-        if (name.empty()) continue;  // renamed to nothing: removed
-        if (name == to) {
-          if (has_to) continue;
-          has_to = true;
-        }
-        renamed.push_back(name);
-      }
-      return with_newline(join_tags(renamed));
-    }
-    case BulkKind::kRemoveTags: {
-      auto tags = caption_tags(text);
-      std::set<std::string> drop;
-      for (const auto& t : op.tags) drop.insert(core::trim(t));
-      std::vector<std::string> kept;
-      for (const auto& t : tags)
-        if (!drop.count(t)) kept.push_back(t);
-      return kept.size() == tags.size() ? text : with_newline(join_tags(kept));
-    }
-    case BulkKind::kDedupe: {
-      std::vector<std::string> kept;
-      std::set<std::string> seen;
-      auto tags = caption_tags(text);
-      for (const auto& t : tags)
-        if (seen.insert(t).second) kept.push_back(t);
-      return kept.size() == tags.size() ? text : with_newline(join_tags(kept));
-    }
-    case BulkKind::kSortTags: {
-      auto tags = caption_tags(text);
-      auto sorted = tags;
-      std::sort(sorted.begin(), sorted.end());
-      return sorted == tags ? text : with_newline(join_tags(sorted));
-    }
-    case BulkKind::kRetag: break;  // per image, from its saved probabilities (planned_changes)
-  }
-  return text;
-}
 
 // The selection options of the folder's newest `caption` or `caption retag` run (its log under
 // .lorastudio/caption_runs/), so a re-slice keeps the user's underscores, prefix, exclusions...
@@ -260,13 +160,7 @@ struct PlannedChange {
 static std::vector<PlannedChange> planned_changes(const CaptionStore& store, const BulkOp& op,
                                                   const std::vector<std::string>& images) {
   std::optional<std::regex> re;
-  if (op.kind == BulkKind::kRegexReplace) {
-    try {
-      re.emplace(op.find, std::regex::ECMAScript);
-    } catch (const std::regex_error& e) {
-      LS_FAIL("bulk replace: '", op.find, "' is not a valid regular expression (", e.what(), ")");
-    }
-  }
+  if (op.kind == BulkKind::kRegexReplace) re = compile_bulk_regex(op.find);
   std::map<std::string, ImageProbs> probs;
   SelectionOptions selection;
   if (op.kind == BulkKind::kRetag) {
@@ -301,7 +195,7 @@ static std::vector<PlannedChange> planned_changes(const CaptionStore& store, con
       for (const auto& t : picked.tags) names.push_back(t.name);
       c.text = merged_caption(ExistingMode::kOverwrite, e.text, selection.prefix, names, selection.caption_separator);
     } else {
-      c.text = apply_op(op, e.text.value_or(""), re ? &*re : nullptr);
+      c.text = apply_bulk_op(op, e.text.value_or(""), re ? &*re : nullptr);
     }
     if (!e.text && c.text.empty()) continue;  // nothing to create
     if (e.text && *e.text == c.text) continue;

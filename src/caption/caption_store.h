@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "caption/caption_bulk.h"
+
 namespace ls::caption {
 
 struct CaptionEntry {
@@ -27,36 +29,6 @@ struct CaptionEntry {
 
 /// SHA-256 hex of a caption's bytes (what a save must name as the text it replaces).
 std::string caption_hash(const std::string& text);
-
-/// `text` split at ',' with the blanks around each piece trimmed; empty pieces dropped.
-std::vector<std::string> caption_tags(const std::string& text);
-
-enum class BulkKind {
-  kFindReplace, kRegexReplace,  // text: find -> replace (plain, or ECMAScript regex with $1)
-  kAddPrefix, kAddTag,          // tag `prefix` put first / last unless the caption holds it
-  kRenameTag,                   // whole tag find -> replace; one left when the caption had both
-  kRemoveTags,                  // every tag in `tags`
-  kDedupe, kSortTags,
-  kRetag,                       // the saved tagger probabilities at new thresholds (tag_probs.h)
-};
-
-/// "find_replace", "regex_replace", "add_prefix", "add_tag", "rename_tag", "remove_tags",
-/// "dedupe", "sort_tags", "retag"; ls::Error naming the known ones otherwise.
-BulkKind parse_bulk_kind(const std::string& name);
-
-struct BulkOp {
-  BulkKind kind = BulkKind::kFindReplace;
-  std::string find, replace;       // find/replace, regex, rename_tag (from -> to)
-  std::string prefix;              // add_prefix, add_tag
-  std::vector<std::string> tags;   // remove_tags
-  // retag: the selection options of the folder's last `caption` run with these thresholds.
-  double general_threshold = 0.35, character_threshold = 0.85;
-};
-
-struct BulkChange {
-  std::string image;
-  std::string text;  // the new caption
-};
 
 struct SaveResult {
   bool saved = false;

@@ -1,11 +1,16 @@
 // The local HTTP server under the review page and the caption editor: cpp-httplib bound to
-// 127.0.0.1 only, a Host check against DNS rebinding, JSON errors for every refusal, and
-// start/stop that a signal handler or a test can drive. Each page adds its own routes.
+// 127.0.0.1 only, a Host check against DNS rebinding, JSON errors for every refusal, limits on
+// what one client may hold (local_server_connection.h), and start/stop that a signal handler or
+// a test can drive. Each page adds its own routes.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -17,16 +22,37 @@ struct Response;
 
 namespace ls::review {
 
+class BoundedServer;
+
+/// What one client may send and hold. A request over a size limit is answered 413 (body) or 400
+/// (headers); one that is too slow gets httplib's 400 and its connection is closed; a connection
+/// idle between requests is closed. Times are per request, from its first byte.
+struct ServerLimits {
+  size_t max_body = size_t(1) << 20;         // Content-Length above this: 413, body unread
+  size_t max_header_bytes = size_t(64) << 10;  // request line + headers (httplib: 8 KiB a line)
+  std::chrono::milliseconds idle_gap{5000};       // a read or write making no progress this long
+  std::chrono::milliseconds header_time{10000};   // the request line and headers in full
+  std::chrono::milliseconds body_time{30000};     // the whole request
+  std::chrono::milliseconds response_time{30000}; // the answer, from its first byte
+  std::chrono::milliseconds keep_alive{2000};     // an idle connection between requests
+  size_t keep_alive_requests = 1000;              // requests on one connection before it closes
+  size_t max_workers = 512;                       // connections served at once (others queue)
+};
+
 class LocalServer {
  public:
-  /// `name` ("review", "captions") names the server in messages; `max_body` bounds a request body.
-  LocalServer(std::string name, size_t max_body);
+  using Handler = std::function<void(const httplib::Request&, httplib::Response&)>;
+
+  /// `name` ("review", "captions") names the server in messages.
+  LocalServer(std::string name, const ServerLimits& limits);
   ~LocalServer();  // stops and joins a start()ed server
   LocalServer(const LocalServer&) = delete;
   LocalServer& operator=(const LocalServer&) = delete;
 
-  /// Where the routes go. The Host check and the JSON error handlers are already installed.
-  httplib::Server& http() { return *http_; }
+  /// Adds a route: `method` is GET (which answers HEAD too), POST, PUT or DELETE; `pattern` a
+  /// regex over the whole decoded path. A path that another method's route matches is answered
+  /// 405 with an Allow header instead of 404.
+  void route(const std::string& method, const std::string& pattern, Handler handler);
 
   /// Binds 127.0.0.1:port (0 = any free port) and returns the port; ls::Error when it is taken.
   int bind(int port = 0);
@@ -43,9 +69,16 @@ class LocalServer {
 
  private:
   bool host_allowed(const std::string& host) const;
+  bool refuse_unrouted(const httplib::Request& req, httplib::Response& res) const;
+  bool refuse_unframed_body(const httplib::Request& req, httplib::Response& res) const;
 
+  struct Route {
+    std::string method;
+    std::regex pattern;
+  };
   std::string name_;
-  std::unique_ptr<httplib::Server> http_;
+  std::unique_ptr<BoundedServer> http_;
+  std::vector<Route> routes_;  // set before start(), read by the error handler
   int port_ = -1;
   std::thread thread_;
 };

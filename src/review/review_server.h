@@ -9,13 +9,16 @@
 //   GET  /api/summary               picks per LoRA file / strength / epoch / other axis value
 //   GET  /files/<relative path>     a .png of the sheet folder (cells/*.png, grid-*.png)
 // Errors are JSON {"error": "..."} with 400 (malformed), 403 (outside the folder, wrong Host),
-// 404 (unknown cell, missing file) or 415 (a write that is not application/json).
+// 404 (unknown cell, missing file, no such route), 405 (another method's route), 411/413/415
+// (a body without one plain Content-Length, over 1 MiB, not application/json or compressed).
 #pragma once
 
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <string>
+
+#include "review/review_requests.h"
 
 namespace httplib {
 struct Request;
@@ -58,12 +61,5 @@ class ReviewServer {
   std::string page_;
   std::mutex mutex_;  // httplib answers on a thread pool; the store is not thread-safe
 };
-
-/// Checks the part of a /files/ request target after "/files/" as it came over the wire (before
-/// percent-decoding): returns 0 when it may be served, else the HTTP status to refuse it with.
-/// 400: percent-escapes, backslashes, absolute paths, '.'/'..' or empty segments, odd characters;
-/// 403: not a .png, sheet.json/selections.json, or (after resolving symlinks) outside sheet_dir;
-/// 404: no such file.
-int check_file_request(const std::filesystem::path& sheet_dir, const std::string& raw_relative);
 
 }  // namespace ls::review
