@@ -14,6 +14,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "review/server_limits.h"
+
 namespace httplib {
 class Server;
 struct Request;
@@ -23,21 +25,6 @@ struct Response;
 namespace ls::review {
 
 class BoundedServer;
-
-/// What one client may send and hold. A request over a size limit is answered 413 (body) or 400
-/// (headers); one that is too slow gets httplib's 400 and its connection is closed; a connection
-/// idle between requests is closed. Times are per request, from its first byte.
-struct ServerLimits {
-  size_t max_body = size_t(1) << 20;         // Content-Length above this: 413, body unread
-  size_t max_header_bytes = size_t(64) << 10;  // request line + headers (httplib: 8 KiB a line)
-  std::chrono::milliseconds idle_gap{5000};       // a read or write making no progress this long
-  std::chrono::milliseconds header_time{10000};   // the request line and headers in full
-  std::chrono::milliseconds body_time{30000};     // the whole request
-  std::chrono::milliseconds response_time{30000}; // the answer, from its first byte
-  std::chrono::milliseconds keep_alive{2000};     // an idle connection between requests
-  size_t keep_alive_requests = 1000;              // requests on one connection before it closes
-  size_t max_workers = 512;                       // connections served at once (others queue)
-};
 
 class LocalServer {
  public:

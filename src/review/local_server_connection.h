@@ -9,7 +9,7 @@
 
 #include <httplib.h>
 
-#include "review/local_server.h"
+#include "review/server_limits.h"
 
 namespace ls::review {
 
