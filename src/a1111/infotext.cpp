@@ -10,6 +10,8 @@
 #include <set>
 #include <string_view>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -363,16 +365,26 @@ std::string prompt_with_tags(const GenerationParams& params) {
     tagged[l.name] = l;
   }
   std::string prompt = params.prompt;
+  // Where each tag should be read back: the prompt's own, then each one written here.
+  std::vector<std::pair<size_t, size_t>> spans;
+  for (const Tag& tag : find_tags(params.prompt)) spans.emplace_back(tag.begin, tag.end);
   for (const InfotextLora& lora : params.loras) {
     auto it = tagged.find(lora.name);
     if (it == tagged.end()) {
-      prompt += (prompt.empty() ? "" : " ") + lora_tag(lora);
+      if (!prompt.empty()) prompt += ' ';
+      spans.emplace_back(prompt.size(), prompt.size() + lora_tag(lora).size());
+      prompt += lora_tag(lora);
       continue;
     }
     LS_CHECK(it->second.strength == lora.strength && it->second.unet_strength == lora.unet_strength,
              "infotext: the prompt tags LoRA '", lora.name, "' with other strengths than the LoRA list (",
              lora_tag(it->second), " vs ", lora_tag(lora), "); keep one of them");
   }
+  // An unclosed "<name:" in the prompt would take the '>' of a tag written after it (fuzz crash-c482fb48).
+  std::vector<std::pair<size_t, size_t>> read_back;
+  for (const Tag& tag : find_tags(prompt)) read_back.emplace_back(tag.begin, tag.end);
+  LS_CHECK(read_back == spans, "infotext: the prompt holds an unclosed '<name:' that would swallow the LoRA tag ",
+           "written after it; close it with '>' or remove the '<'");
   return prompt;
 }
 

@@ -6,6 +6,7 @@
 #include <functional>
 
 #include "a1111/infotext.h"
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "support/support.h"
@@ -302,6 +303,23 @@ TEST(Infotext, RefusesParametersThatWouldNotReadBack) {
   EXPECT_NE(err([](auto& p) { p.extra["bad,key"] = "3"; }).find("not an A1111 key"), std::string::npos);
   EXPECT_NE(err([](auto& p) { p.cfg_scale = INFINITY; }).find("non-finite"), std::string::npos);
   EXPECT_NE(err([](auto& p) { p.loras[0].strength = NAN; }).find("non-finite"), std::string::npos);
+}
+
+// crash-c482...: a prompt with an unclosed "<lora:detail tweaker:..." and a closed <lora:style_a:...>.
+// The reader takes style_a out; the writer appended its tag after the unclosed one, whose '<' then
+// took the written tag's '>' and read back as one tag with an unknown third argument. The writer
+// now refuses what would not read back, and a prompt without LoRAs to write still round-trips.
+TEST(Infotext, UnclosedTagBeforeAWrittenTagIsRefused) {
+  const std::string text = ls::core::read_file(std::string(ls::test::kSourceDir) +
+                                               "/tests/fixtures/fuzz/fuzz_infotext/crash-c482fb48d5de4bf3b3a8d8d9f6c3f361ddca2d28");
+  GenerationParams p = parse_infotext(text, "crash");
+  ASSERT_EQ(p.loras.size(), 1u);
+  EXPECT_EQ(p.loras[0].name, "style_a");
+  EXPECT_NE(p.prompt.find("<lora:detail tweaker:"), std::string::npos);
+  EXPECT_NE(error_of([&] { format_infotext(p); }).find("unclosed '<name:'"), std::string::npos);
+  p.loras.clear();
+  const std::string written = format_infotext(p);
+  EXPECT_EQ(format_infotext(parse_infotext(written, "written")), written);
 }
 
 }  // namespace infotext_test
