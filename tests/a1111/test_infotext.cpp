@@ -322,4 +322,17 @@ TEST(Infotext, UnclosedTagBeforeAWrittenTagIsRefused) {
   EXPECT_EQ(format_infotext(parse_infotext(written, "written")), written);
 }
 
+// crash-0db2...: a second "Negative prompt: " line adds an empty last line to the negative prompt,
+// as A1111's reader does; written and read again, it stays (the fuzz target's oracle had stripped it).
+TEST(Infotext, EmptyLastLineOfTheNegativePromptReadsBack) {
+  const std::string text = ls::core::read_file(std::string(ls::test::kSourceDir) +
+                                               "/tests/fixtures/fuzz/fuzz_infotext/crash-0db2938aadc509619c3c945bf87f9a4830e966e0");
+  const GenerationParams p = parse_infotext(text, "crash");
+  ASSERT_FALSE(p.negative_prompt.empty());
+  EXPECT_EQ(p.negative_prompt.back(), '\n');
+  const std::string written = format_infotext(p);
+  EXPECT_TRUE(parse_infotext(written, "written") == p);
+  EXPECT_EQ(format_infotext(parse_infotext(written, "written")), written);
+}
+
 }  // namespace infotext_test
