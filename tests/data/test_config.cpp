@@ -1,6 +1,7 @@
 // kohya dataset TOML and folder convention: values, level precedence, and one-line refusals.
 #include <gtest/gtest.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "data/dataset_config.h"
 #include "support/support.h"
@@ -228,6 +229,22 @@ TEST(FolderConvention, NoUsableSubfolderIsAnError) {
   folder_dataset(src, findings);
   EXPECT_EQ(count_findings(findings, Severity::kError), 1u);
   EXPECT_THROW(require_no_errors(findings, src.train_dir), Error);
+}
+
+// Inputs fuzz/fuzz_dataset_toml found (tests/fixtures/fuzz/fuzz_dataset_toml): faults of toml++ 3.3
+// itself, a false assertion on "[[[" (marzer/tomlplusplus#301) and __builtin_unreachable reached for
+// a non-ASCII character after a value (#295), which the release library answers with a syntax
+// error; a toml++ built otherwise (debug, or a compiler that uses the hint) would abort here.
+TEST(DatasetTomlFuzz, TomlParserFaultInputsAreSyntaxErrors) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"crash-29a5864403b213ae81ad574aa40ad43b7de67731", "data.toml:5: TOML syntax error: "},
+      {"crash-3dadba9205833037acc75a60eeb7b51696352d3b", "data.toml:2: TOML syntax error: "},
+  };
+  for (const auto& [name, expected] : cases) {
+    const std::string text =
+        core::read_file(std::string(test::kSourceDir) + "/tests/fixtures/fuzz/fuzz_dataset_toml/" + name);
+    EXPECT_EQ(error_of(text).rfind(expected, 0), 0u) << name << ": " << error_of(text);
+  }
 }
 
 }  // namespace
