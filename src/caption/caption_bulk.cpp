@@ -129,10 +129,39 @@ std::string apply_bulk_op(const BulkOp& op, const std::string& text, const std::
   return text;
 }
 
+// The longest run of digits libstdc++ reads as a number: after '\\' (a back-reference) or in
+// "{n,m}" it multiplies a long by 10 per digit without a check, undefined behaviour from 19 digits
+// (fuzz_captions_requests crash-c71df437). Nine digits cannot overflow and count past any caption.
+namespace {
+
+constexpr size_t kMaxRegexNumberDigits = 9;
+
+size_t regex_digit_run(const std::string& s, size_t i) {
+  size_t n = 0;
+  while (i + n < s.size() && s[i + n] >= '0' && s[i + n] <= '9') ++n;
+  return n;
+}
+
+}  // namespace
 
 std::regex compile_bulk_regex(const std::string& pattern) {
   LS_CHECK(pattern.size() <= kMaxBulkRegexLength, "bulk replace: the regular expression is ", pattern.size(),
            " characters; at most ", kMaxBulkRegexLength, " are accepted");
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char op = pattern[i];
+    size_t digits = 0;
+    if (op == '\\') {
+      digits = regex_digit_run(pattern, i + 1);
+      ++i;  // the escaped character is not an operator
+    } else if (op == '{') {
+      digits = regex_digit_run(pattern, i + 1);
+      if (i + 1 + digits < pattern.size() && pattern[i + 1 + digits] == ',')
+        digits = std::max(digits, regex_digit_run(pattern, i + 2 + digits));
+    }
+    LS_CHECK(digits <= kMaxRegexNumberDigits, "bulk replace: '", pattern, "' holds a number of ", digits,
+             " digits after '", op, "'; back-references and repeat counts take at most ", kMaxRegexNumberDigits,
+             " digits");
+  }
   try {
     return std::regex(pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {

@@ -86,4 +86,22 @@ TEST(CaptionRequests, RegexesAreBounded) {
   EXPECT_EQ(apply_bulk_op(op, std::string(4096, 'a'), &deep), "xx");  // the run, then "" at the end
 }
 
+// crash-c71df437: a back-reference of 23 nines, "(\\999...w?+) cle", made libstdc++'s regex compiler overflow a long
+// reading the back-reference number (UBSan); numbers after '\\' and in "{n,m}" are now bounded.
+TEST(CaptionRequests, RegexNumbersAreBounded) {
+  const std::string crash = ls::core::read_file(std::string(ls::test::kSourceDir) +
+                                                "/tests/fixtures/fuzz/fuzz_captions_requests/crash-c71df4372673c683ab3441fa6bb467f03d9bb615");
+  const json body = json::parse(crash.substr(1));
+  const std::string find = body.at("find");
+  EXPECT_NE(ls::test::error_of([&] { ls::caption::compile_bulk_regex(find); }).find("holds a number of 23 digits after '\\'"),
+            std::string::npos);
+  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex("a{1,12345678901}"); }).find("11 digits after '{'"),
+            std::string::npos);
+  EXPECT_EQ(ls::test::error_of([] { ls::caption::compile_bulk_regex("(a)\\1 {2,3} x{1,99}"); }), "");
+  // Nine digits are safe to read; so large a count then meets libstdc++'s limit of 100,000 states.
+  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex("x{1,999999999}"); }).find("not a valid regular"),
+            std::string::npos);
+  EXPECT_EQ(ls::test::error_of([] { ls::caption::compile_bulk_regex("20241204123456789012"); }), "");  // a literal
+}
+
 }  // namespace caption_requests_test
