@@ -359,21 +359,22 @@ bool is_param_key(const std::string& key) {
 /// The prompt with a tag for each LoRA it does not already carry.
 std::string prompt_with_tags(const GenerationParams& params) {
   std::map<std::string, InfotextLora> tagged;
+  // Where each tag should be read back: the prompt's own, then each one written here.
+  std::vector<std::pair<size_t, size_t>> spans;
   for (const Tag& tag : find_tags(params.prompt)) {
+    spans.emplace_back(tag.begin, tag.end);
     if (!is_lora_tag(tag)) continue;
     InfotextLora l = lora_from_tag(tag, "infotext: prompt");
     tagged[l.name] = l;
   }
   std::string prompt = params.prompt;
-  // Where each tag should be read back: the prompt's own, then each one written here.
-  std::vector<std::pair<size_t, size_t>> spans;
-  for (const Tag& tag : find_tags(params.prompt)) spans.emplace_back(tag.begin, tag.end);
   for (const InfotextLora& lora : params.loras) {
     auto it = tagged.find(lora.name);
     if (it == tagged.end()) {
       if (!prompt.empty()) prompt += ' ';
-      spans.emplace_back(prompt.size(), prompt.size() + lora_tag(lora).size());
-      prompt += lora_tag(lora);
+      const std::string tag = lora_tag(lora);
+      spans.emplace_back(prompt.size(), prompt.size() + tag.size());
+      prompt += tag;
       continue;
     }
     LS_CHECK(it->second.strength == lora.strength && it->second.unet_strength == lora.unet_strength,
@@ -461,7 +462,13 @@ void take_lora_tags(GenerationParams& p, const std::string& name) {
     from = tag.end;
   }
   prompt += p.prompt.substr(from);
-  p.prompt = py_strip(prompt);
+  // Each line stripped, as A1111's parser leaves every prompt line: a tag taken from the end of a
+  // line must not leave the blank before it there ("portrait, "), or writing the tag back at the
+  // end of the prompt and reading again would strip it (fuzz_infotext crash-f9f1d618).
+  const std::vector<std::string> lines = split(prompt, '\n');
+  std::string stripped;
+  for (size_t i = 0; i < lines.size(); ++i) stripped += (i == 0 ? "" : "\n") + py_strip(lines[i]);
+  p.prompt = py_strip(stripped);
 }
 
 /// "a: 0123456789ab, b: ..." onto the LoRAs by alias; false (nothing assigned) unless all match.

@@ -47,7 +47,7 @@ std::string bulk_join_tags(const std::vector<std::string>& tags) {
 }  // namespace
 
 // The caption's text after one bulk operation (the final newline as the file had it).
-std::string apply_bulk_op(const BulkOp& op, const std::string& text, const std::regex* re) {
+std::string apply_bulk_op(const BulkOp& op, const std::string& text, const BulkRegex* re) {
   const bool newline = !text.empty() && text.back() == '\n';
   auto with_newline = [&](std::string s) { return newline ? s + "\n" : s; };
   switch (op.kind) {
@@ -60,14 +60,7 @@ std::string apply_bulk_op(const BulkOp& op, const std::string& text, const std::
       return out + text.substr(pos);
     }
     case BulkKind::kRegexReplace:
-      if (!re) return text;
-      LS_CHECK(text.size() <= kMaxRegexCaptionBytes, "bulk replace: a caption of ", text.size(),
-               " bytes is over the ", kMaxRegexCaptionBytes, " a regular expression is matched against; use find_replace");
-      try {
-        return std::regex_replace(text, *re, op.replace);
-      } catch (const std::regex_error& e) {  // libstdc++'s error_complexity / error_stack on a match
-        LS_FAIL("bulk replace: '", op.find, "' cannot be matched against a caption (", e.what(), ")");
-      }
+      return re ? re->replace_all(text, op.replace) : text;
     case BulkKind::kAddPrefix:
     case BulkKind::kAddTag: {
       // `prefix` may name several tags ("masterpiece, best quality"): each one the caption lacks
@@ -127,46 +120,6 @@ std::string apply_bulk_op(const BulkOp& op, const std::string& text, const std::
     case BulkKind::kRetag: break;  // per image, from its saved probabilities (planned_changes)
   }
   return text;
-}
-
-// The longest run of digits libstdc++ reads as a number: after '\\' (a back-reference) or in
-// "{n,m}" it multiplies a long by 10 per digit without a check, undefined behaviour from 19 digits
-// (fuzz_captions_requests crash-c71df437). Nine digits cannot overflow and count past any caption.
-namespace {
-
-constexpr size_t kMaxRegexNumberDigits = 9;
-
-size_t regex_digit_run(const std::string& s, size_t i) {
-  size_t n = 0;
-  while (i + n < s.size() && s[i + n] >= '0' && s[i + n] <= '9') ++n;
-  return n;
-}
-
-}  // namespace
-
-std::regex compile_bulk_regex(const std::string& pattern) {
-  LS_CHECK(pattern.size() <= kMaxBulkRegexLength, "bulk replace: the regular expression is ", pattern.size(),
-           " characters; at most ", kMaxBulkRegexLength, " are accepted");
-  for (size_t i = 0; i < pattern.size(); ++i) {
-    const char op = pattern[i];
-    size_t digits = 0;
-    if (op == '\\') {
-      digits = regex_digit_run(pattern, i + 1);
-      ++i;  // the escaped character is not an operator
-    } else if (op == '{') {
-      digits = regex_digit_run(pattern, i + 1);
-      if (i + 1 + digits < pattern.size() && pattern[i + 1 + digits] == ',')
-        digits = std::max(digits, regex_digit_run(pattern, i + 2 + digits));
-    }
-    LS_CHECK(digits <= kMaxRegexNumberDigits, "bulk replace: '", pattern, "' holds a number of ", digits,
-             " digits after '", op, "'; back-references and repeat counts take at most ", kMaxRegexNumberDigits,
-             " digits");
-  }
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    LS_FAIL("bulk replace: '", pattern, "' is not a valid regular expression (", e.what(), ")");
-  }
 }
 
 }  // namespace ls::caption

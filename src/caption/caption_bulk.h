@@ -3,9 +3,10 @@
 // to files, the server (caption_requests.h) reads them from a request, the fuzz target runs them.
 #pragma once
 
-#include <regex>
 #include <string>
 #include <vector>
+
+#include "caption/bulk_regex.h"
 
 namespace ls::caption {
 
@@ -13,7 +14,7 @@ namespace ls::caption {
 std::vector<std::string> caption_tags(const std::string& text);
 
 enum class BulkKind {
-  kFindReplace, kRegexReplace,  // text: find -> replace (plain, or ECMAScript regex with $1)
+  kFindReplace, kRegexReplace,  // text: find -> replace (plain, or a PCRE2 regex with $1)
   kAddPrefix, kAddTag,          // tag `prefix` put first / last unless the caption holds it
   kRenameTag,                   // whole tag find -> replace; one left when the caption had both
   kRemoveTags,                  // every tag in `tags`
@@ -40,17 +41,8 @@ struct BulkChange {
 };
 
 /// The caption's text after `op` (the final newline kept as the text had it). `re`: the compiled
-/// `op.find` for regex_replace (compile_bulk_regex); retag is per image, so it returns `text`.
-/// ls::Error when a regex cannot be matched (over kMaxRegexCaptionBytes, or libstdc++ gives up).
-std::string apply_bulk_op(const BulkOp& op, const std::string& text, const std::regex* re);
-
-/// Longest regular expression a bulk replace accepts, and longest caption it is matched against:
-/// libstdc++ compiles and matches by recursion, one level per nesting / per character, and on an
-/// 8 MiB thread stack "(a|b)*" over 20,000 characters (or a regex nested ~50,000 deep) crashes
-/// the process. Real captions are under 1,000 bytes (225 CLIP tokens).
-inline constexpr size_t kMaxBulkRegexLength = 256;
-inline constexpr size_t kMaxRegexCaptionBytes = 4096;
-/// `pattern` as an ECMAScript regex; ls::Error when it is invalid or too long.
-std::regex compile_bulk_regex(const std::string& pattern);
+/// `op.find` for regex_replace; retag is per image, so it returns `text`. ls::Error when the
+/// regex cannot be applied (bulk_regex.h).
+std::string apply_bulk_op(const BulkOp& op, const std::string& text, const BulkRegex* re);
 
 }  // namespace ls::caption

@@ -1,7 +1,6 @@
 #include "caption/caption_store.h"
 
 #include <algorithm>
-#include <regex>
 #include <set>
 #include <system_error>
 
@@ -159,8 +158,8 @@ struct PlannedChange {
 // What `op` makes of each caption; only the ones that change.
 static std::vector<PlannedChange> planned_changes(const CaptionStore& store, const BulkOp& op,
                                                   const std::vector<std::string>& images) {
-  std::optional<std::regex> re;
-  if (op.kind == BulkKind::kRegexReplace) re = compile_bulk_regex(op.find);
+  std::optional<BulkRegex> re;
+  if (op.kind == BulkKind::kRegexReplace) re.emplace(op.find);
   std::map<std::string, ImageProbs> probs;
   SelectionOptions selection;
   if (op.kind == BulkKind::kRetag) {

@@ -24,9 +24,21 @@ bool has_image_extension(const fs::path& p) {
   return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".webp" || ext == ".bmp";
 }
 
-// One image: bytes, hash, header size, caption. Returns false (with a finding) when unusable.
+// One image: bytes, hash, size, caption. Returns false (with a finding) when unusable. Without
+// scan.decode every check short of decoding still runs (io::check_image: structure walked to its
+// end, pixel limit, declared size vs data, PNG CRCs), so a truncated download or a bomb is found
+// before training starts, not at its batch.
 bool examine_image(const std::string& path, const SubsetConfig& subset, const ScanOptions& scan, ImageRecord& rec,
                    cv::Mat& decoded, Findings& findings) {
+  std::error_code ec;
+  if (fs::file_size(path, ec) > 0 && !ec) {
+    try {
+      io::read_image_size(path);  // the header first: a non-image or a bomb is refused before its bytes are read
+    } catch (const Error& e) {
+      findings.push_back({Severity::kError, "unreadable_image", path, e.what()});
+      return false;
+    }
+  }
   std::string bytes;
   try {
     bytes = core::read_file(path);
@@ -42,7 +54,7 @@ bool examine_image(const std::string& path, const SubsetConfig& subset, const Sc
   rec.content_hash = core::sha256_hex(bytes);
   const std::vector<uint8_t> data(bytes.begin(), bytes.end());
   try {
-    rec.size = io::image_size_from_bytes(data, path);
+    rec.size = io::check_image(data, path);
   } catch (const Error& e) {
     findings.push_back({Severity::kError, "unreadable_image", path, e.what()});
     return false;
@@ -165,7 +177,13 @@ std::vector<std::string> list_image_files(const std::string& dir, Findings& find
                                   "); remove it or point it at an image")});
       continue;
     }
-    if (fs::is_regular_file(st)) files.push_back(p.string());
+    if (fs::is_regular_file(st)) {
+      files.push_back(p.string());
+    } else {  // reading a folder fails and a FIFO blocks: skipped, and said
+      findings.push_back({Severity::kWarning, "not_a_file", p.string(),
+                          str_cat(p.string(), ": is ", fs::is_directory(st) ? "a folder" : "not a regular file",
+                                  " named like an image; skipped (rename it or move it out of the dataset)")});
+    }
   }
   if (ec)
     findings.push_back({Severity::kError, "unreadable_folder", dir, str_cat(dir, ": cannot list (", ec.message(), ")")});

@@ -1,17 +1,21 @@
 // Decoding goes through cv::imdecode(IMREAD_UNCHANGED), which keeps the stored orientation,
 // alpha and bit depth; orientation, alpha and depth are then handled here in one code path for
-// all formats. Headers (sizes, EXIF) come from io/image_header.
+// all formats. Headers (sizes, EXIF) come from io/image_header; io/image_guard refuses bombs and
+// damaged PNGs before a decoder allocates anything.
 #include "io/image.h"
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <sstream>
 
+#include <opencv2/core/utils/logger.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
@@ -19,6 +23,7 @@
 #include "core/atomic_file.h"
 #include "core/strings.h"
 #include "core/error.h"
+#include "io/image_guard.h"
 #include "io/image_header.h"
 
 namespace ls::io {
@@ -33,13 +38,16 @@ std::string hex_prefix(const std::vector<uint8_t>& bytes) {
   return out.str();
 }
 
-// The checks decode and the size readers share: empty, unknown format, broken header.
+// The checks decode and the size readers share: empty, unknown format (TIFF, GIF, PNM... which
+// OpenCV would decode too are refused here: kohya's datasets hold PNG/JPEG/WebP/BMP, and only
+// these headers are read before decoding), the pixel limit, broken header.
 void check_header(const ImageHeader& h, uint64_t size, const std::vector<uint8_t>& first_bytes,
                   const std::string& name) {
   LS_CHECK(size > 0, name, ": empty file (0 bytes); ", kFix);
   LS_CHECK(h.format != ImageFormat::kUnknown, name,
            ": not a PNG, JPEG, WebP or BMP image (first bytes ", hex_prefix(first_bytes),
            "); convert it to PNG or remove it from the dataset");
+  check_pixel_limit(h, name);  // before `problem`: a bomb's header is refused whatever follows it
   LS_CHECK(h.problem.empty(), name, ": truncated or corrupt ", image_format_name(h.format), " (",
            h.problem, "); ", kFix);
 }
@@ -127,7 +135,39 @@ std::string lower_extension(const std::string& path) {
   return core::ascii_lower(path.substr(dot));
 }
 
+// A folder or device named like an image: one line instead of what reading it would do (a folder
+// opens on Linux and reports a size of 2^63 - 1 on ext4).
+void require_regular_file(const std::string& path) {
+  std::error_code ec;
+  const std::filesystem::file_status st = std::filesystem::status(path, ec);
+  LS_CHECK(!ec && std::filesystem::exists(st), path, ": cannot open for reading (",
+           ec ? ec.message() : std::string("no such file"), "); check the path");
+  LS_CHECK(std::filesystem::is_regular_file(st), path, ": is ",
+           std::filesystem::is_directory(st) ? "a folder" : "not a regular file",
+           ", not an image; rename it or move it out of the dataset");
+}
+
+// A file's header read from disk and put through check_header (the first bytes only read for the
+// message about an unknown format). structure=false leaves out the size-only walk's `problem`:
+// that walk may stop early, and read_bytes checks completeness on the whole bytes afterwards.
+ImageHeader checked_file_header(const std::string& path, bool structure) {
+  require_regular_file(path);
+  uint64_t size = 0;
+  ImageHeader h = read_image_header(path, &size);
+  std::vector<uint8_t> first(8, 0);
+  if (h.format == ImageFormat::kUnknown && size > 0) {
+    std::ifstream in(path, std::ios::binary);
+    in.read(reinterpret_cast<char*>(first.data()), 8);
+    first.resize(static_cast<size_t>(in.gcount()));
+  }
+  if (!structure) h.problem.clear();
+  check_header(h, size, first, path);
+  return h;
+}
+
+// The whole file, after its header passed check_header: a bomb's or a non-image's bytes are never read.
 std::vector<uint8_t> read_bytes(const std::string& path) {
+  (void)checked_file_header(path, /*structure=*/false);
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   LS_CHECK(in.good(), path, ": cannot open for reading; check the path");
   const auto size = static_cast<size_t>(in.tellg());
@@ -138,11 +178,32 @@ std::vector<uint8_t> read_bytes(const std::string& path) {
   return bytes;
 }
 
+// Everything refused before a decoder runs; returns the full header.
+ImageHeader checked_header(const std::vector<uint8_t>& bytes, const std::string& name) {
+  const ImageHeader h = parse_image_header(bytes.data(), bytes.size(), /*check_complete=*/true);
+  check_header(h, bytes.size(), bytes, name);
+  check_before_decode(h, bytes.data(), bytes.size(), name);
+  // cv::imdecode wraps the bytes in a Mat of int columns.
+  LS_CHECK(bytes.size() <= static_cast<size_t>(INT32_MAX), name, ": ", bytes.size(),
+           " bytes is more than an image decoder takes (2 GiB); ", kFix);
+  return h;
+}
+
+// OpenCV logs its own line for each file its codecs refuse ("imdecode_(''): can't read data");
+// decode_image reports that file in its ls::Error already, so OpenCV's logging is turned off once.
+void quiet_opencv_log() {
+  static const bool quiet = [] {
+    cv::utils::logging::setLogLevel(cv::utils::logging::LOG_LEVEL_SILENT);
+    return true;
+  }();
+  (void)quiet;
+}
+
 }  // namespace
 
 DecodedImage decode_image(const std::vector<uint8_t>& bytes, const std::string& name, bool with_alpha) {
-  const ImageHeader h = parse_image_header(bytes.data(), bytes.size(), /*check_complete=*/true);
-  check_header(h, bytes.size(), bytes, name);
+  const ImageHeader h = checked_header(bytes, name);
+  quiet_opencv_log();
   cv::Mat raw;
   try {
     const cv::Mat wrapped(1, static_cast<int>(bytes.size()), CV_8U, const_cast<uint8_t*>(bytes.data()));
@@ -190,16 +251,17 @@ cv::Mat apply_exif_orientation(const cv::Mat& image, int orientation) {
   return out;
 }
 
-ImageSize read_image_size(const std::string& path) {
-  uint64_t size = 0;
-  const ImageHeader h = read_image_header(path, &size);
-  std::vector<uint8_t> first(8, 0);
-  if (h.format == ImageFormat::kUnknown && size > 0) {
-    std::ifstream in(path, std::ios::binary);
-    in.read(reinterpret_cast<char*>(first.data()), 8);
-    first.resize(static_cast<size_t>(in.gcount()));
+ImageSize check_image(const std::vector<uint8_t>& bytes, const std::string& name) {
+  const ImageHeader h = checked_header(bytes, name);
+  if (h.width == 0) {
+    const cv::Mat rgb = decode_image_rgb(bytes, name);
+    return {rgb.cols, rgb.rows};
   }
-  check_header(h, size, first, path);
+  return displayed(h.width, h.height, h.orientation);
+}
+
+ImageSize read_image_size(const std::string& path) {
+  const ImageHeader h = checked_file_header(path, /*structure=*/true);
   if (h.width == 0) {
     const cv::Mat rgb = read_image_rgb(path);
     return {rgb.cols, rgb.rows};

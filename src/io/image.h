@@ -25,7 +25,8 @@ struct ImageSize {
 /// scaled to 8-bit with rounding (v*255/65535), grayscale (+alpha) expanded to RGB. Throws
 /// ls::Error "<name>: <what is wrong>; <what to do>" for a 0-byte file, truncated/corrupt data
 /// (the container structure is walked to its end marker first: libjpeg alone would pad a cut
-/// JPEG with gray), or an unsupported format.
+/// JPEG with gray), an unsupported format, or a declared size over max_image_pixels() or beyond
+/// what the data can hold (checked before the decoder allocates; see io/image_guard.h).
 cv::Mat decode_image_rgb(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
 cv::Mat read_image_rgb(const std::string& path);
 
@@ -50,6 +51,12 @@ cv::Mat apply_exif_orientation(const cv::Mat& image, int orientation);
 /// and fails at decode.
 ImageSize read_image_size(const std::string& path);
 ImageSize image_size_from_bytes(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
+
+/// What decode refuses without decoding: empty, unknown format, truncated or broken structure
+/// (the whole container walked), a declared size over the pixel limit or larger than the coded
+/// data can hold, PNG chunk CRCs (io/image_guard.h). Returns the displayed size. A file that passes
+/// can still fail to decode when its compressed data is damaged inside an intact structure.
+ImageSize check_image(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
 
 /// kohya's resampling rule: INTER_AREA when shrinking in both directions, else INTER_LANCZOS4
 /// (current kohya uses PIL's LANCZOS for the latter; OpenCV's is the 8x8-tap variant).

@@ -112,6 +112,17 @@ void set_size(ImageHeader& h, int64_t width, int64_t height) {
   h.height = static_cast<int>(height);
 }
 
+// Inflated pixel data holds at least width x height x bits-per-pixel bits, whatever the filter
+// bytes and interlacing add; one deflate byte inflates to at most 1032 (a 258-byte match coded in
+// two 1-bit codes), so fewer IDAT bytes than this cannot be a whole image.
+uint64_t png_min_coded_bytes(const ImageHeader& h, uint8_t bit_depth, uint8_t color_type) {
+  static const int kChannels[7] = {1, 0, 3, 1, 2, 0, 4};  // by colour type (1 and 5 invalid)
+  const int channels = color_type < 7 ? kChannels[color_type] : 0;
+  if (bit_depth > 16) return 0;  // invalid: the decoder refuses it, and 2^57 x depth x 4 must not wrap
+  const uint64_t pixels = static_cast<uint64_t>(h.width) * static_cast<uint64_t>(h.height);  // < 2^60
+  return pixels / 8 * uint64_t{bit_depth} * static_cast<uint64_t>(channels) / 1032;
+}
+
 // Chunks: length (BE32), type, data, CRC. eXIf counts only before IDAT, as the PNG spec orders
 // it, so the size-only walk can stop at the first IDAT and still agree with the decoder.
 void parse_png(Source& src, bool full, ImageHeader& h) {
@@ -136,19 +147,21 @@ void parse_png(Source& src, bool full, ImageHeader& h) {
       return;
     }
     if (first) {
-      uint8_t ihdr[8];
-      if (type != "IHDR" || length != 13 || !src.read(pos + 8, 8, ihdr)) {
+      uint8_t ihdr[10];
+      if (type != "IHDR" || length != 13 || !src.read(pos + 8, 10, ihdr)) {
         h.problem = "first chunk is not IHDR";
         return;
       }
       set_size(h, be32(ihdr), be32(ihdr + 4));
       if (!h.problem.empty()) return;
+      h.min_coded_bytes = png_min_coded_bytes(h, ihdr[8], ihdr[9]);
       first = false;
     } else if (type == "eXIf" && !seen_idat && !seen_exif) {
       read_exif(src, pos + 8, length, h);
       seen_exif = true;
     } else if (type == "IDAT") {
       seen_idat = true;
+      h.coded_bytes += length;
     } else if (type == "IEND") {
       if (!seen_idat) h.problem = "no IDAT chunk";
       return;
@@ -159,6 +172,25 @@ void parse_png(Source& src, bool full, ImageHeader& h) {
 
 bool is_sof(uint8_t marker) {
   return marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+}
+
+// Every MCU of a Huffman-coded scan starts with a DC code of at least one bit, and an image has
+// ceil(W / 8Hmax) x ceil(H / 8Vmax) MCUs (sampling factors from the SOF's component list).
+// Arithmetic coding (SOF9..15 except the DHT-like C8/CC) and hierarchical frames (C5..C7) get no bound.
+uint64_t jpeg_min_coded_bytes(Source& src, uint8_t marker, uint64_t payload, uint64_t length, const ImageHeader& h) {
+  if (h.width == 0 || marker >= 0xC5) return 0;
+  uint8_t count = 0;
+  if (length < 6 || !src.read(payload + 5, 1, &count) || length < 6 + 3 * uint64_t{count}) return 0;
+  int hmax = 1, vmax = 1;
+  for (uint8_t c = 0; c < count; ++c) {
+    uint8_t comp[3];
+    if (!src.read(payload + 6 + 3 * uint64_t{c}, 3, comp)) return 0;
+    hmax = std::max(hmax, comp[1] >> 4);
+    vmax = std::max(vmax, comp[1] & 15);
+  }
+  const uint64_t cols = (static_cast<uint64_t>(h.width) + 8 * hmax - 1) / (8 * hmax);
+  const uint64_t rows = (static_cast<uint64_t>(h.height) + 8 * vmax - 1) / (8 * vmax);
+  return cols * rows / 8;
 }
 
 // Segments up to SOS: FF <marker> <BE16 length incl. itself> <payload>. The first APP1 starting
@@ -210,13 +242,17 @@ void parse_jpeg(Source& src, bool full, ImageHeader& h) {
       // Height 0 means "given later by a DNL marker": leave the size unknown (decode finds it).
       if (be16(sof + 1) != 0) set_size(h, be16(sof + 3), be16(sof + 1));
       if (!h.problem.empty()) return;
+      h.min_coded_bytes = jpeg_min_coded_bytes(src, marker, payload, length, h);
       seen_sof = true;
     } else if (marker == 0xDA) {
       if (!seen_sof) h.problem = "no SOF marker before the image data";
       if (!full || !h.problem.empty()) return;
       const uint8_t* d = src.data();
       for (uint64_t i = src.size() - 1; i > payload + length; --i)
-        if (d[i] == 0xD9 && d[i - 1] == 0xFF) return;
+        if (d[i] == 0xD9 && d[i - 1] == 0xFF) {
+          h.coded_bytes = i - 1 - (payload + length);
+          return;
+        }
       h.problem = "no EOI marker after the image data";
       return;
     }
@@ -310,6 +346,10 @@ void parse_bmp(Source& src, bool full, ImageHeader& h) {
   }
   set_size(h, width, height < 0 ? -height : height);
   if (!full || !h.problem.empty()) return;
+  if (bpp == 0 || bpp > 64) {  // also keeps row x height below 2^64 in the size check below
+    h.problem = str_cat("bit count ", bpp, " per pixel");
+    return;
+  }
   const bool uncompressed = compression == 0 || compression == 3 || compression == 6;
   const uint64_t row = (uint64_t{bpp} * static_cast<uint64_t>(h.width) + 31) / 32 * 4;
   const uint64_t needed = uncompressed ? row * static_cast<uint64_t>(h.height) : 1;

@@ -23,6 +23,13 @@ struct ImageHeader {
   int orientation = 1;  // EXIF 1..8
   /// Non-empty when the structure is broken ("ends inside chunk IDAT", "no EOI marker"...).
   std::string problem;
+  /// With check_complete: bytes of coded pixel data (PNG: the IDAT payloads; JPEG: from the end of
+  /// the first SOS segment to EOI), and the fewest such bytes any valid encoder can produce for the
+  /// declared size (deflate inflates at most 1032:1; Huffman-coded JPEG spends at least one bit per
+  /// MCU). min_coded_bytes is 0 where the format has no such bound (WebP, BMP, arithmetic-coded or
+  /// hierarchical JPEG) or the size is unknown. A file below it cannot hold its declared pixels.
+  uint64_t coded_bytes = 0;
+  uint64_t min_coded_bytes = 0;
 };
 
 /// Parses bytes in memory. With check_complete the whole structure is walked as well

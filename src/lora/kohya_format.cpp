@@ -160,19 +160,6 @@ void save_lora(const std::string& path, const LoraNetworkImpl& network, c10::Sca
   io::save_safetensors(path, state, metadata);
 }
 
-std::pair<std::string, double> parse_lora_arg(const std::string& arg) {
-  auto colon = arg.rfind(':');
-  if (colon == std::string::npos || colon == 0) return {arg, 1.0};
-  std::string mult = arg.substr(colon + 1);
-  try {
-    size_t used = 0;
-    double m = std::stod(mult, &used);
-    if (used == mult.size()) return {arg.substr(0, colon), m};
-  } catch (const std::exception&) {
-  }
-  return {arg, 1.0};  // a ':' that is part of the path
-}
-
 std::vector<std::string> unmatched_summary(const std::string& path, const std::vector<std::string>& unmatched,
                                            const models::SdxlModel& model) {
   struct PartInfo {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "lora/lora_arg.h"
 #include "lora/network.h"
 
 namespace ls::lora {
@@ -45,8 +46,5 @@ LoadedLora load_lora(const std::string& path, const models::SdxlModel& model);
 /// few names. Empty when everything matched.
 std::vector<std::string> unmatched_summary(const std::string& path, const std::vector<std::string>& unmatched,
                                            const models::SdxlModel& model);
-
-/// Parses "FILE" or "FILE:MULT" (the --lora syntax).
-std::pair<std::string, double> parse_lora_arg(const std::string& arg);
 
 }  // namespace ls::lora

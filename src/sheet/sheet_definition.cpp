@@ -7,6 +7,7 @@
 
 #include <toml++/toml.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/key_table.h"
 #include "core/nearest_name.h"
@@ -14,7 +15,7 @@
 #include "core/strings.h"
 #include "models/model_prediction.h"
 #include "io/safetensors.h"
-#include "lora/kohya_format.h"
+#include "lora/lora_arg.h"
 
 namespace fs = std::filesystem;
 
@@ -37,9 +38,11 @@ std::vector<std::string> expand_glob(const std::string& pattern, const std::stri
   LS_CHECK(!has_glob(dir.string()), where, ": '", pattern, "': wildcards are only allowed in the file name");
   std::vector<std::string> out;
   std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string name = entry.path().filename().string();
+  // error_code forms throughout: a folder that cannot be read is this function's error, not an exception.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code entry_ec;
+    if (!it->is_regular_file(entry_ec)) continue;
+    const std::string name = it->path().filename().string();
     if (fnmatch(p.filename().c_str(), name.c_str(), 0) == 0) {
       out.push_back(p.has_parent_path() ? (dir / name).string() : name);
     }
@@ -185,14 +188,15 @@ void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<s
   }
   LS_CHECK(!axis.values.empty(), where, ": axis ", role_name(role), " (", kind_name(kind), ") has no values");
   for (const auto& v : axis.values) {
+    std::error_code ec;  // a name the system refuses (too long, ...) is "not found", not an exception
     switch (kind) {
       case AxisKind::kLora:
-        LS_CHECK(fs::is_regular_file(v), where, ": ", v, ": file not found (", kind_name(kind), " axis)");
+        LS_CHECK(fs::is_regular_file(v, ec), where, ": ", v, ": file not found (", kind_name(kind), " axis)");
         axis.labels.push_back(file_label(v));
         break;
       case AxisKind::kModel:
       case AxisKind::kVae:  // files or diffusers folders
-        LS_CHECK(fs::exists(v), where, ": ", v, ": not found (", kind_name(kind), " axis)");
+        LS_CHECK(fs::exists(v, ec), where, ": ", v, ": not found (", kind_name(kind), " axis)");
         axis.labels.push_back(file_label(fs::path(v).lexically_normal().filename().empty()
                                              ? fs::path(v).lexically_normal().parent_path().string() : v));
         break;
@@ -233,9 +237,15 @@ void set_axis_flag(SheetDefinition& spec, AxisRole role, const std::string& text
 }
 
 SheetDefinition load_sheet_toml(const std::string& path) {
+  std::error_code ec;
+  LS_CHECK(fs::is_regular_file(path, ec), path, ": sheet definition not found; pass a sheet .toml");
+  return parse_sheet_toml(core::read_file(path), path);
+}
+
+SheetDefinition parse_sheet_toml(std::string_view text, const std::string& path) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     LS_FAIL(path, ":", e.source().begin.line, ": ", e.description(), "; fix the TOML syntax");
   }
@@ -296,6 +306,17 @@ void validate(const SheetDefinition& spec) {
   LS_CHECK(!has(AxisKind::kStrength) || has(AxisKind::kLora) || !spec.request.loras.empty(),
            "sheet: a strength axis needs a LoRA to act on; add a lora axis or --lora FILE");
   LS_CHECK(has(AxisKind::kModel) || !spec.model.checkpoint.empty(), "sheet: no base model; pass --model FILE");
+  // The cells multiply: four axes of 60 values are 13 M cells (years of rendering, and more memory
+  // for their plans than a machine has), from a 1 kB file.
+  int64_t cells = 1;  // stops growing once past the limit, so it cannot overflow
+  std::string sizes;
+  for (const Axis& a : spec.axes) {
+    cells = std::min<int64_t>(cells * static_cast<int64_t>(std::min<size_t>(a.values.size(), kMaxSheetCells + 1)),
+                              kMaxSheetCells + 1);
+    sizes += str_cat(sizes.empty() ? "" : " x ", a.values.size());
+  }
+  LS_CHECK(cells <= kMaxSheetCells, "sheet: axes of ", sizes, " values make more than ", kMaxSheetCells,
+           " cells; use fewer values or split it into several sheets");
   for (const Axis& a : spec.axes) {
     LS_CHECK(a.facets.empty() || a.facets.size() == a.values.size(), "sheet: axis ", role_name(a.role), " has ",
              a.facets.size(), " facets for ", a.values.size(), " values");

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -55,6 +56,9 @@ struct SheetDefinition {
 /// Reads a sheet TOML (top-level keys as the `sheet` flags, tables [x] [y] [z] [page] with
 /// `kind` and `values`). Unknown keys are errors naming file:line and the nearest known key.
 SheetDefinition load_sheet_toml(const std::string& path);
+/// The same from the file's text; `path` names it in errors and relative paths resolve against its
+/// folder (globs and LoRA/model values are still looked up on disk).
+SheetDefinition parse_sheet_toml(std::string_view text, const std::string& path);
 
 /// The top-level keys: the sheet's own, the request fields (sample/request.h) and the LoRAs on
 /// every cell. The `sheet` command's flags are these keys.
@@ -70,7 +74,13 @@ void set_axis_flag(SheetDefinition& spec, AxisRole role, const std::string& text
 /// Sets an axis from values; expands globs for lora/model values, computes labels, checks values.
 void set_axis(SheetDefinition& spec, AxisRole role, AxisKind kind, std::vector<std::string> values, const std::string& where);
 
-/// Checks the spec as a whole (output_dir set, a strength axis has a LoRA to act on, ...).
+/// The most cells one sheet may have (the product of its axes' sizes): 100k cells are days of
+/// rendering on a GPU; more is a mistake (values pasted twice, a seed range) that would exhaust
+/// memory before the first cell.
+inline constexpr int64_t kMaxSheetCells = 100'000;
+
+/// Checks the spec as a whole (output_dir set, a strength axis has a LoRA to act on, the cell
+/// count within kMaxSheetCells, ...).
 void validate(const SheetDefinition& spec);
 
 /// One cell: its index on each present axis and the request and model it renders.

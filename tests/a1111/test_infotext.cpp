@@ -335,4 +335,20 @@ TEST(Infotext, EmptyLastLineOfTheNegativePromptReadsBack) {
   EXPECT_EQ(format_infotext(parse_infotext(written, "written")), written);
 }
 
+// crash-f9f1...: "portrait, <lora:...>" on the first of two prompt lines. Taking the tag out left
+// "portrait, " with its blank; the writer put the tag back at the end of the prompt, and the reread
+// stripped the first line, so a second write differed. The reader strips every line it took a tag from.
+TEST(Infotext, TakingATagLeavesNoBlankAtTheLineEnd) {
+  const std::string text = ls::core::read_file(std::string(ls::test::kSourceDir) +
+                                               "/tests/fixtures/fuzz/fuzz_infotext/crash-f9f1d6185c34445f8ced29f8d064ff76bb803d27");
+  const GenerationParams p = parse_infotext(text, "crash");
+  ASSERT_EQ(p.loras.size(), 1u);
+  EXPECT_EQ(p.prompt.substr(0, p.prompt.find('\n')), "portrait,");
+  const std::string written = format_infotext(p);
+  EXPECT_TRUE(parse_infotext(written, "written") == p);
+  EXPECT_EQ(format_infotext(parse_infotext(written, "written")), written);
+  EXPECT_EQ(parse_infotext("a, <lora:x:1>\nb <lora:y:0.5> c\nSteps: 1, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64", "t").prompt,
+            "a,\nb  c");
+}
+
 }  // namespace infotext_test

@@ -1,6 +1,7 @@
 // The caption editor's request parsing and bulk operations (caption/caption_requests,
 // caption/caption_bulk), including the inputs fuzz/fuzz_captions_requests found
 // (tests/fixtures/fuzz/fuzz_captions_requests).
+#include <chrono>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
@@ -66,42 +67,76 @@ TEST(CaptionRequests, BodiesAreCheckedBeforeAnyWrite) {
 }
 
 TEST(CaptionRequests, RegexesAreBounded) {
-  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex(std::string(300, 'a')); }).find("at most 256"),
-            std::string::npos);
-  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex("(a"); }).find("not a valid regular expression"),
-            std::string::npos);
-  const auto re = ls::caption::compile_bulk_regex("(\\w+) circle");
+  using ls::caption::BulkRegex;
+  EXPECT_NE(ls::test::error_of([] { BulkRegex(std::string(300, 'a')); }).find("at most 256"), std::string::npos);
+  EXPECT_NE(ls::test::error_of([] { BulkRegex("(a"); }).find("not a valid regular expression"), std::string::npos);
   ls::caption::BulkOp op;
   op.kind = ls::caption::BulkKind::kRegexReplace;
   op.find = "(\\w+) circle";
   op.replace = "$1 disc";
+  const BulkRegex re(op.find);
   EXPECT_EQ(apply_bulk_op(op, "red circle, x\n", &re), "red disc, x\n");
-  // Matching by recursion over a 20,000-byte caption overflowed the stack (a crash of the whole
-  // server); a caption over the limit is now refused by name instead.
+  op.replace = "${1}s ($0) $$";
+  EXPECT_EQ(apply_bulk_op(op, "red circle", &re), "reds (red circle) $");
+  op.replace = "$2";  // a group the pattern lacks: refused, before any file changes (the store plans first)
+  EXPECT_NE(ls::test::error_of([&] { apply_bulk_op(op, "red circle", &re); }).find("cannot be applied"), std::string::npos);
+  op.replace = "$2";
+  EXPECT_EQ(apply_bulk_op(op, "no match here", &re), "no match here");
+  // libstdc++'s std::regex matched by recursion: "(a|b)*" over 20,000 bytes overflowed the stack
+  // (a crash of the whole server). PCRE2 backtracks on the heap: long captions match.
   op.find = "(a|b)*";
-  const auto deep = ls::caption::compile_bulk_regex(op.find);
-  EXPECT_NE(ls::test::error_of([&] { apply_bulk_op(op, std::string(20000, 'a'), &deep); }).find("over the 4096"),
-            std::string::npos);
   op.replace = "x";
-  EXPECT_EQ(apply_bulk_op(op, std::string(4096, 'a'), &deep), "xx");  // the run, then "" at the end
+  const BulkRegex star(op.find);
+  EXPECT_EQ(apply_bulk_op(op, std::string(20000, 'a'), &star), "xx");  // the run, then "" at the end
+  // UTF-8: '.' is one character; bytes that are not UTF-8 match nothing and stay.
+  op.find = "caf.";
+  op.replace = "tea";
+  const BulkRegex utf(op.find);
+  EXPECT_EQ(apply_bulk_op(op, "caf\xc3\xa9, \xff", &utf), "tea, \xff");
 }
 
-// crash-c71df437: a back-reference of 23 nines, "(\\999...w?+) cle", made libstdc++'s regex compiler overflow a long
-// reading the back-reference number (UBSan); numbers after '\\' and in "{n,m}" are now bounded.
+// fuzz_captions_requests ran past its 10 s limit on a pattern of nested repeats: backtracking is
+// exponential in the worst case (std::regex had no bound). Each caption now has a step budget,
+// so the classic catastrophic patterns end in an error naming the pattern within moments.
+TEST(CaptionRequests, BacktrackingIsBounded) {
+  ls::caption::BulkOp op;
+  op.kind = ls::caption::BulkKind::kRegexReplace;
+  op.replace = "x";
+  // Holding what each pattern must end with, or PCRE2 sees at once that nothing can match.
+  const std::string subject = std::string(64, 'a') + ",bx!";
+  for (const char* pattern : {"(a*)*b", "(a|a)*b", "(a|aa)+$x", "^(\\w+\\s?)*$!"}) {
+    op.find = pattern;
+    const ls::caption::BulkRegex re(pattern);
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_NE(ls::test::error_of([&] { apply_bulk_op(op, subject, &re); }).find("matching steps"),
+              std::string::npos)
+        << pattern;
+    // 10^6 steps are ~0.1 s on this project's 2-core machine; 30 s leaves room for any sanitizer or emulator.
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(30)) << pattern;
+  }
+}
+
+// crash-c71df437: a back-reference of 23 nines, "(\\999...w?+) cle", made libstdc++'s regex
+// compiler overflow a long (UBSan). PCRE2 reads numbers with a bound: "\\999..." with no such
+// group is literal digits (Perl's rule), and a count over 65535 is an invalid pattern.
 TEST(CaptionRequests, RegexNumbersAreBounded) {
+  using ls::caption::BulkRegex;
   const std::string crash = ls::core::read_file(std::string(ls::test::kSourceDir) +
                                                 "/tests/fixtures/fuzz/fuzz_captions_requests/crash-c71df4372673c683ab3441fa6bb467f03d9bb615");
   const json body = json::parse(crash.substr(1));
-  const std::string find = body.at("find");
-  EXPECT_NE(ls::test::error_of([&] { ls::caption::compile_bulk_regex(find); }).find("holds a number of 23 digits after '\\'"),
-            std::string::npos);
-  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex("a{1,12345678901}"); }).find("11 digits after '{'"),
-            std::string::npos);
-  EXPECT_EQ(ls::test::error_of([] { ls::caption::compile_bulk_regex("(a)\\1 {2,3} x{1,99}"); }), "");
-  // Nine digits are safe to read; so large a count then meets libstdc++'s limit of 100,000 states.
-  EXPECT_NE(ls::test::error_of([] { ls::caption::compile_bulk_regex("x{1,999999999}"); }).find("not a valid regular"),
-            std::string::npos);
-  EXPECT_EQ(ls::test::error_of([] { ls::caption::compile_bulk_regex("20241204123456789012"); }), "");  // a literal
+  ls::caption::BulkOp op;
+  op.kind = ls::caption::BulkKind::kRegexReplace;
+  op.find = body.at("find");
+  op.replace = body.at("replace");
+  const std::string error = ls::test::error_of([&] {
+    const BulkRegex re(op.find);
+    EXPECT_EQ(apply_bulk_op(op, "red circle", &re), "red circle");
+  });
+  EXPECT_TRUE(error.empty() || error.find("not a valid regular expression") != std::string::npos) << error;
+  EXPECT_NE(ls::test::error_of([] { BulkRegex("a{1,12345678901}"); }).find("not a valid regular"), std::string::npos);
+  EXPECT_NE(ls::test::error_of([] { BulkRegex("x{1,999999999}"); }).find("not a valid regular"), std::string::npos);
+  EXPECT_EQ(ls::test::error_of([] { BulkRegex("(a)\\1 {2,3} x{1,99}"); }), "");
+  EXPECT_EQ(ls::test::error_of([] { BulkRegex("20241204123456789012"); }), "");  // a literal
 }
 
 }  // namespace caption_requests_test

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "io/image.h"
 #include "io/image_header.h"
+#include "support/image_corpus.h"
 #include "support/support.h"
 
 namespace {
@@ -61,20 +62,6 @@ Bytes encode(const cv::Mat& rgb, const std::string& ext, std::vector<int> params
   else bgr = rgb;
   Bytes out;
   EXPECT_TRUE(cv::imencode(ext, bgr, out, params));
-  return out;
-}
-
-// APP1 "Exif\0\0" + TIFF right after SOI.
-Bytes jpeg_with_exif(const Bytes& jpeg, const Bytes& tiff) {
-  Bytes seg = {0xFF, 0xE1};
-  const size_t length = 2 + 6 + tiff.size();
-  seg.push_back(static_cast<uint8_t>(length >> 8));
-  seg.push_back(static_cast<uint8_t>(length));
-  append(seg, std::string("Exif\0\0", 6));
-  seg.insert(seg.end(), tiff.begin(), tiff.end());
-  Bytes out(jpeg.begin(), jpeg.begin() + 2);
-  out.insert(out.end(), seg.begin(), seg.end());
-  out.insert(out.end(), jpeg.begin() + 2, jpeg.end());
   return out;
 }
 
@@ -236,7 +223,7 @@ TEST(ImageExif, AllOrientationsInPngJpegWebp) {
       const bool little = o % 2 == 0;  // both TIFF byte orders
       const Bytes tiff = tiff_block(o, little);
       const Bytes bytes = fc.ext == ".png"   ? png_with_exif(plain, tiff)
-                          : fc.ext == ".jpg" ? jpeg_with_exif(plain, tiff)
+                          : fc.ext == ".jpg" ? ls::test::jpeg_with_exif_segment(plain, tiff)
                                              : webp_with_exif(plain, W, H, tiff);
       EXPECT_EQ(ls::io::exif_orientation(bytes.data(), bytes.size()), o) << fc.name;
       const std::string label = std::string(fc.name) + " orientation " + std::to_string(o);

@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "core/atomic_file.h"
+#include "lora/lora_arg.h"
 #include "sheet/sheet_definition.h"
 #include "support/support.h"
 
@@ -126,6 +127,34 @@ TEST_F(SheetDefinitionTest, ErrorsNameThePlace) {
   ls::sheet::set_sheet_key(spec, "model", path("base.safetensors"), "--model");
   e = ls::test::error_of([&] { ls::sheet::plan_cells(spec); });
   EXPECT_NE(e.find("two axes vary seed"), std::string::npos) << e;
+}
+
+// Inputs fuzz/fuzz_sheet_toml found (tests/fixtures/fuzz/fuzz_sheet_toml), each refused in one line.
+std::string sheet_fuzz_error(const std::string& name) {
+  const std::string file = std::string(ls::test::kSourceDir) + "/tests/fixtures/fuzz/fuzz_sheet_toml/" + name;
+  return ls::test::error_of([&] { ls::sheet::validate(ls::sheet::load_sheet_toml(file)); });
+}
+
+TEST(SheetDefinitionFuzz, NonFiniteLoraStrengthIsRefused) {
+  // loras = "a.safetensors:nan": std::stod reads nan and inf, which made NaN cells (and NaN merges).
+  const std::string e = sheet_fuzz_error("crash-aa81f1cfd507205ab39277a1c273ccdc748d3204");
+  EXPECT_NE(e.find("LoRA 'a.safetensors:nan': the strength after ':' must be a finite number"), std::string::npos) << e;
+  EXPECT_NE(ls::test::error_of([] { ls::lora::parse_lora_arg("x.safetensors:-inf"); }).find("finite"), std::string::npos);
+  EXPECT_EQ(ls::lora::parse_lora_arg("x.safetensors:0.75").second, 0.75);
+  EXPECT_EQ(ls::lora::parse_lora_arg("C:/loras/x.safetensors").first, "C:/loras/x.safetensors");
+}
+
+TEST(SheetDefinitionFuzz, ValueTheSystemRefusesIsNotFound) {
+  // A vae axis value longer than a file name may be: std::filesystem::exists threw ENAMETOOLONG.
+  const std::string e = sheet_fuzz_error("crash-82bc0b508f97712fd9bbf2df5b5ada6cee22def3");
+  EXPECT_NE(e.find("crash-82bc0b508f97712fd9bbf2df5b5ada6cee22def3:3: /vae.osRRRR"), std::string::npos) << e;
+  EXPECT_NE(e.find(": not found (vae axis)"), std::string::npos) << e;
+}
+
+TEST(SheetDefinitionFuzz, SheetsOfMoreThanTheCellLimitAreRefused) {
+  // Four axes of 60 values in 1 kB: 13 M cell plans ran out of memory before the first cell.
+  const std::string e = sheet_fuzz_error("crash-fbf7609e6e1351f4bc87b2d46d19adcb88d6cc41");
+  EXPECT_NE(e.find("sheet: axes of 60 x 60 x 60 x 60 values make more than 100000 cells"), std::string::npos) << e;
 }
 
 }  // namespace
