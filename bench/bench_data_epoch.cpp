@@ -55,7 +55,7 @@ int main(int argc, char** argv) {
   model.vae->eval();
   const ls::data::LatentCache cache((dir / "cache").string(), "bench");
   t0 = std::chrono::steady_clock::now();
-  cache.fill(datasets, [&](const torch::Tensor& px) {
+  cache.fill(datasets, [&](const torch::Tensor& px, const std::vector<uint64_t>&) {
     torch::NoGradGuard ng;
     return model.vae->encode(px).mean;
   }, 8, false);

@@ -571,7 +571,9 @@ GenerationParams parse_infotext(const std::string& text, const std::string& name
     else if (key == "Version") p.version = value;
     else if (key == "Lora paths") assign_lora_paths(p, value, name);
     else if (key == "Lora hashes") {
-      if (!assign_lora_hashes(p, value)) p.extra[key] = value;
+      // Hashes of LoRAs the prompt does not tag stay as text; an empty list says nothing (and is
+      // not written back: fuzz_infotext crash-9b81f854).
+      if (!assign_lora_hashes(p, value) && !value.empty()) p.extra[key] = value;
     } else if (!field_keys().count(key)) {
       p.extra[key] = value;
     }

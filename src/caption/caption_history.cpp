@@ -1,6 +1,7 @@
 #include "caption/caption_history.h"
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -78,29 +79,71 @@ std::vector<CaptionChange> read_history(const fs::path& dataset_dir) {
 CaptionWriter::CaptionWriter(fs::path dataset_dir, std::string run, std::string source)
     : dir_(std::move(dataset_dir)), run_(std::move(run)), source_(std::move(source)) {}
 
-void CaptionWriter::record(const fs::path& caption_file, const std::optional<std::string>& old_text,
-                           const std::optional<std::string>& new_text) {
+namespace {
+
+// Appends one whole line and fsyncs it; errno on failure, the file then cut back to its size.
+// A line torn by a kill is ended first, so the torn text never swallows this line.
+int append_history_line(const fs::path& path, std::string line, off_t& size) {
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return errno;
+  size = ::lseek(fd, 0, SEEK_END);
+  char last = '\n';
+  if (size > 0 && ::pread(fd, &last, 1, size - 1) == 1 && last != '\n') line.insert(line.begin(), '\n');
+  const ssize_t n = ::write(fd, line.data(), line.size());
+  const int err = n < 0 ? errno : n != static_cast<ssize_t>(line.size()) ? ENOSPC : ::fsync(fd) != 0 ? errno : 0;
+  if (err != 0 && size >= 0) (void)!::ftruncate(fd, size);  // shrinking needs no space
+  ::close(fd);
+  if (err != 0 && size == 0) ::unlink(path.c_str());  // a history this append created: gone again
+  return err;
+}
+
+}  // namespace
+
+CaptionWriter::Recorded CaptionWriter::record(const fs::path& caption_file, const std::optional<std::string>& old_text,
+                                              const std::optional<std::string>& new_text) {
   const std::string rel = fs::relative(caption_file, dir_).generic_string();
   LS_CHECK(!rel.empty() && rel.rfind("..", 0) != 0, caption_file.string(), ": outside the dataset folder ",
            dir_.string());
-  fs::create_directories(state_dir(dir_));
+  Recorded r;
+  // Every failure here names the caption file first: it is what the user asked to change.
+  const std::string unchanged = caption_file.string() + ": left unchanged: ";
+  std::error_code ec;
+  fs::create_directories(state_dir(dir_), ec);
+  if (ec) LS_FAIL(unchanged, core::write_error_message(state_dir(dir_), "cannot create the caption history folder", ec.value()));
   if (old_text) {
     auto backup = state_dir(dir_) / "caption_backups" / run_ / rel;
-    fs::create_directories(backup.parent_path());
-    core::write_file_atomic(backup, *old_text);
+    fs::create_directories(backup.parent_path(), ec);
+    if (ec) LS_FAIL(unchanged, core::write_error_message(backup.parent_path(), "cannot create the backup folder", ec.value()));
+    const bool existed = fs::exists(backup, ec);
+    try {
+      core::write_file_atomic(backup, *old_text);
+    } catch (const Error& e) {
+      LS_FAIL(unchanged, e.what());
+    }
+    if (!existed) r.new_backup = backup;
   }
   nlohmann::json j = {{"run", run_},     {"path", rel},         {"old", optional_text(old_text)},
                       {"new", optional_text(new_text)}, {"source", source_}, {"time", utc_now("%Y-%m-%dT%H:%M:%SZ")}};
   // One write of a whole line, then fsync: the history is on disk before the caption changes.
-  const std::string line = j.dump() + "\n";
   const auto path = history_path(dir_);
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  LS_CHECK(fd >= 0, path.string(), ": cannot open for appending; check the folder's permissions");
-  ssize_t n = ::write(fd, line.data(), line.size());
-  bool ok = n == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  LS_CHECK(ok, path.string(), ": cannot append the change record (disk full?); nothing was changed");
+  off_t size = -1;
+  if (const int err = append_history_line(path, j.dump() + "\n", size); err != 0) {
+    if (!r.new_backup.empty()) fs::remove(r.new_backup, ec);
+    LS_FAIL(unchanged, core::write_error_message(path, "cannot append the change record", err));
+  }
   ++changed_;
+  r.history_size = size;
+  return r;
+}
+
+void CaptionWriter::unrecord(const Recorded& recorded) {
+  std::error_code ec;
+  if (!recorded.new_backup.empty()) fs::remove(recorded.new_backup, ec);
+  if (recorded.history_size < 0) return;
+  --changed_;
+  const auto path = history_path(dir_);
+  if (recorded.history_size == 0) fs::remove(path, ec);
+  else (void)!::truncate(path.c_str(), static_cast<off_t>(recorded.history_size));  // shrinking needs no space
 }
 
 bool CaptionWriter::write(const fs::path& caption_file, const std::string& text) {
@@ -110,16 +153,26 @@ bool CaptionWriter::write(const fs::path& caption_file, const std::string& text)
 bool CaptionWriter::write(const fs::path& caption_file, const std::string& text,
                           const std::optional<std::string>& old_text) {
   if (old_text && *old_text == text) return false;
-  record(caption_file, old_text, text);
-  core::write_file_atomic(caption_file, text);
+  const Recorded recorded = record(caption_file, old_text, text);
+  try {
+    core::write_file_atomic(caption_file, text);
+  } catch (const Error&) {
+    unrecord(recorded);
+    throw;
+  }
   return true;
 }
 
 void CaptionWriter::remove(const fs::path& caption_file) {
   auto old_text = read_caption_file(caption_file);
   if (!old_text) return;
-  record(caption_file, old_text, std::nullopt);
-  fs::remove(caption_file);
+  const Recorded recorded = record(caption_file, old_text, std::nullopt);
+  std::error_code ec;
+  fs::remove(caption_file, ec);
+  if (ec) {
+    unrecord(recorded);
+    LS_FAIL(core::write_error_message(caption_file, "cannot remove", ec.value()));
+  }
 }
 
 UndoReport undo_run(const fs::path& dataset_dir, const std::string& run) {

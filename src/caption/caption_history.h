@@ -5,6 +5,7 @@
 // without touching files edited since. The caption editor (issue 16) appends to the same history.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -50,8 +51,16 @@ class CaptionWriter {
   int changed() const { return changed_; }
 
  private:
-  void record(const std::filesystem::path& caption_file, const std::optional<std::string>& old_text,
-              const std::optional<std::string>& new_text);
+  struct Recorded {
+    int64_t history_size = -1;               // the history's size before its line
+    std::filesystem::path new_backup;        // a backup this record created ("" if none)
+  };
+  /// A failure (a full disk) is an error naming `caption_file` and what could not be written.
+  Recorded record(const std::filesystem::path& caption_file, const std::optional<std::string>& old_text,
+                  const std::optional<std::string>& new_text);
+  /// Takes back what record() added when the change itself failed (a full disk), so the history
+  /// never lists a change that did not happen.
+  void unrecord(const Recorded& recorded);
 
   std::filesystem::path dir_;
   std::string run_, source_;

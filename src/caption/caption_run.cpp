@@ -196,6 +196,14 @@ std::vector<std::string> cr_tag_names(const Selection& selection) {
   return tags;
 }
 
+// What a caption run killed mid-write left: temps beside the captions and in .lorastudio (backups,
+// the probabilities, run logs). A dry run writes nothing, so it leaves them too.
+void cr_clean_interrupted_writes(const fs::path& dir, bool recursive, bool dry_run) {
+  if (dry_run) return;
+  core::clean_interrupted_writes(dir, recursive);
+  core::clean_interrupted_writes(dir / ".lorastudio", true);
+}
+
 bool cr_uses_captioner(const CaptionOptions& o, const std::string& name) {
   return std::find(o.captioners.begin(), o.captioners.end(), name) != o.captioners.end();
 }
@@ -236,6 +244,7 @@ CaptionSummary run_caption(const CaptionOptions& o) {
     selector.emplace(*tags, o.selection);
   }
 
+  cr_clean_interrupted_writes(o.dir, o.recursive, o.dry_run);
   CaptionSummary s;
   std::vector<Item> todo;
   for (const auto& path : caption_images(o.dir, o.recursive)) {
@@ -382,6 +391,7 @@ CaptionSummary run_retag(const RetagOptions& o) {
   const double start = core::monotonic_seconds();
   LS_CHECK(fs::is_directory(o.dir), o.dir, ": no such folder; pass the dataset folder captioned with --save-probs");
   const fs::path dir(o.dir);
+  cr_clean_interrupted_writes(dir, true, o.dry_run);  // saved images may sit in subfolders
   auto saved = read_tag_probs(dir);
   LS_CHECK(!saved.empty(), tag_probs_path(dir).string(),
            ": no saved probabilities; run `lorastudio caption DIR --save-probs` first");

@@ -67,11 +67,11 @@ void run_cache(CacheCommand& o) {
   const std::string model_id = data::vae_cache_id(vae_id, core::dtype_name(dtype));  // "fp32" as train writes it
   auto model = models::load_sdxl_model(files, {false, false, true}, device, dtype);
   model.vae->eval();
-  torch::manual_seed(o.seed);
   // kohya caches one sample of the latent distribution (unscaled); the trainer scales it.
-  const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
+  const data::ImageEncoder encode = [&](const torch::Tensor& pixels, const std::vector<uint64_t>& noise_ids) {
     torch::NoGradGuard no_grad;
-    const torch::Tensor latents = models::sample_latent(model.vae->encode(pixels.to(device, dtype)));
+    const models::VaeMoments moments = model.vae->encode(pixels.to(device, dtype));
+    const torch::Tensor latents = models::sample_latent(moments, data::latent_noise(moments.mean, o.seed, noise_ids));
     models::require_finite_latents(latents, dtype);
     return latents;
   };

@@ -1,10 +1,13 @@
 // Latent and text-encoder caches over one mechanism: TensorCache files named by content keys.
 #include "data/latent_cache.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/rng.h"
@@ -33,6 +36,8 @@ TensorMap TensorCache::load(const std::string& key) const {
   for (const io::TensorInfo& info : reader.tensors()) out[info.name] = reader.load(info.name);
   return out;
 }
+
+void TensorCache::clean_interrupted_writes() const { core::clean_interrupted_writes(dir_); }
 
 void TensorCache::store(const std::string& key, const TensorMap& tensors,
                         const std::map<std::string, std::string>& metadata) const {
@@ -80,11 +85,16 @@ std::string latent_cache_mask_line(const ImageRecord& rec) {
 
 }  // namespace
 
-std::string LatentCache::key(const ImageRecord& rec, const SubsetConfig& subset) const {
+// What decides an entry's latents: the key without the mask.
+std::string LatentCache::latent_source(const ImageRecord& rec, const SubsetConfig& subset) const {
   const CropOffset crop = cached_crop(rec);
-  return core::sha256_hex(str_cat("lorastudio latents v1\n", rec.content_hash, "\nbucket ", reso_text(rec.bucket.bucket),
-                                  "\nresized ", reso_text(rec.bucket.resized), "\ncrop ", crop.left, ",", crop.top,
-                                  "\nflip ", subset.flip_aug ? 1 : 0, "\nmodel ", model_id_, latent_cache_mask_line(rec)));
+  return str_cat("lorastudio latents v1\n", rec.content_hash, "\nbucket ", reso_text(rec.bucket.bucket), "\nresized ",
+                 reso_text(rec.bucket.resized), "\ncrop ", crop.left, ",", crop.top, "\nflip ", subset.flip_aug ? 1 : 0,
+                 "\nmodel ", model_id_);
+}
+
+std::string LatentCache::key(const ImageRecord& rec, const SubsetConfig& subset) const {
+  return core::sha256_hex(latent_source(rec, subset) + latent_cache_mask_line(rec));
 }
 
 bool CacheShard::owns(const std::string& key) const {
@@ -93,9 +103,21 @@ bool CacheShard::owns(const std::string& key) const {
   return std::stoull(key.substr(0, 8), nullptr, 16) % static_cast<uint64_t>(count) == static_cast<uint64_t>(index);
 }
 
+torch::Tensor latent_noise(const torch::Tensor& mean, uint64_t seed, const std::vector<uint64_t>& noise_ids) {
+  LS_CHECK(mean.dim() >= 1 && mean.size(0) == static_cast<int64_t>(noise_ids.size()), "latent noise: ",
+           noise_ids.size(), " noise ids for a batch of ", mean.dim() ? mean.size(0) : 0);
+  std::vector<torch::Tensor> eps;
+  for (const uint64_t id : noise_ids) {
+    auto generator = at::detail::createCPUGenerator(core::derive_seed(seed, {id}));
+    eps.push_back(torch::randn(mean.sizes().slice(1), generator, torch::kFloat32));
+  }
+  return torch::stack(eps).to(mean.device(), mean.scalar_type());
+}
+
 CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const ImageEncoder& encoder, int batch_size,
                              bool show_progress, const CacheShard& shard) const {
   LS_CHECK(batch_size >= 1, "latent cache: batch size must be at least 1");
+  if (shard.count <= 1) files_.clean_interrupted_writes();
   struct Job {
     const ImageRecord* rec;
     const SubsetConfig* subset;
@@ -123,16 +145,22 @@ CacheStats LatentCache::fill(const std::vector<DatasetIndex>& datasets, const Im
            jobs[end].rec->bucket.bucket == jobs[start].rec->bucket.bucket)
       ++end;
     std::vector<torch::Tensor> plain, flipped, masks;
+    std::vector<uint64_t> plain_ids, flipped_ids;
     for (size_t i = start; i < end; ++i) {
+      // What the latents depend on names their noise (the mask does not: a masked entry holds the
+      // same latents as the unmasked one); the flipped latent has its own draw, as kohya encodes it apart.
+      const uint64_t id = std::stoull(core::sha256_hex(latent_source(*jobs[i].rec, *jobs[i].subset)).substr(0, 16), nullptr, 16);
+      plain_ids.push_back(core::derive_seed(id, {core::purpose_id("cached latent noise")}));
+      if (jobs[i].subset->flip_aug) flipped_ids.push_back(core::derive_seed(id, {core::purpose_id("cached flipped latent noise")}));
       const CropOffset crop = cached_crop(*jobs[i].rec);
       PreparedImage img = prepare_image(*jobs[i].rec, crop, false);
       plain.push_back(img.pixels);
       masks.push_back(img.mask);
       if (jobs[i].subset->flip_aug) flipped.push_back(torch::flip(plain.back(), {2}));
     }
-    const torch::Tensor lat = encoder(torch::stack(plain)).to(torch::kCPU, torch::kFloat32);
+    const torch::Tensor lat = encoder(torch::stack(plain), plain_ids).to(torch::kCPU, torch::kFloat32);
     const torch::Tensor lat_flipped =
-        flipped.empty() ? torch::Tensor() : encoder(torch::stack(flipped)).to(torch::kCPU, torch::kFloat32);
+        flipped.empty() ? torch::Tensor() : encoder(torch::stack(flipped), flipped_ids).to(torch::kCPU, torch::kFloat32);
     int64_t fi = 0;
     for (size_t i = start; i < end; ++i) {
       const Job& job = jobs[i];
@@ -201,6 +229,7 @@ std::string TextCache::key(const std::string& caption) const {
 CacheStats TextCache::fill(const std::vector<std::string>& captions, const TextEncoder& encoder, int batch_size,
                            bool show_progress, const CacheShard& shard) const {
   LS_CHECK(batch_size >= 1, "text cache: batch size must be at least 1");
+  if (shard.count <= 1) files_.clean_interrupted_writes();
   CacheStats stats;
   std::vector<std::string> missing;
   std::set<std::string> seen;

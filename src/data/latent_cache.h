@@ -27,6 +27,9 @@ class TensorCache {
   bool contains(const std::string& key) const;
   TensorMap load(const std::string& key) const;
   void store(const std::string& key, const TensorMap& tensors, const std::map<std::string, std::string>& metadata) const;
+  /// Removes the temps of a fill killed mid-write. Only where one process fills the folder: a rank
+  /// on another machine sharing it has a pid this machine cannot see.
+  void clean_interrupted_writes() const;
   const std::string& dir() const { return dir_; }
 
  private:
@@ -47,9 +50,17 @@ struct CacheShard {
   bool owns(const std::string& key) const;
 };
 
-/// pixels [B,3,H,W] float32 in [-1,1] -> latents [B,C,H/8,W/8] (already scaled as the trainer
-/// wants them); the caller owns the model, device and dtype.
-using ImageEncoder = std::function<torch::Tensor(const torch::Tensor& pixels)>;
+/// pixels [B,3,H,W] float32 in [-1,1], and one noise id per image -> latents [B,C,H/8,W/8] (already
+/// scaled as the trainer wants them); the caller owns the model, device and dtype. The encoder
+/// samples the VAE's posterior with latent_noise(mean, seed, noise_ids): each entry's noise is its
+/// own, so which images a fill encodes together, on which rank, or whether a fill cut short (kill,
+/// full disk) is finished by a later run never changes an entry.
+using ImageEncoder = std::function<torch::Tensor(const torch::Tensor& pixels, const std::vector<uint64_t>& noise_ids)>;
+
+/// Standard normal noise shaped like `mean` [B,...] on its device and dtype, image b drawn on the
+/// CPU from its own generator seeded with derive_seed(seed, {noise_ids[b]}) (the same numbers on
+/// every device).
+torch::Tensor latent_noise(const torch::Tensor& mean, uint64_t seed, const std::vector<uint64_t>& noise_ids);
 
 /// <folder>/.lorastudio-cache for a training folder, <toml's folder>/.lorastudio-cache for a TOML:
 /// where `dataset cache` and `train` keep their caches.
@@ -78,6 +89,8 @@ class LatentCache {
   CachedLatents load_entry(const ImageRecord& record, const SubsetConfig& subset, bool flipped) const;
 
  private:
+  std::string latent_source(const ImageRecord& record, const SubsetConfig& subset) const;
+
   TensorCache files_;
   std::string model_id_;
 };

@@ -207,8 +207,6 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latent) {
   return decoder(post_quant_conv(z));  // [B, out, h * ds, w * ds]
 }
 
-torch::Tensor sample_latent(const VaeMoments& m) { return sample_latent(m, torch::randn_like(m.mean)); }
-
 torch::Tensor sample_latent(const VaeMoments& m, const torch::Tensor& eps) {
   return (m.mean + torch::exp(0.5 * m.logvar) * eps.to(m.mean.device(), m.mean.scalar_type())).to(torch::kFloat32);
 }

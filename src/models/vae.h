@@ -44,11 +44,10 @@ struct VaeMoments {
   torch::Tensor logvar;  // clamped to [-30, 20] as DiagonalGaussianDistribution does
 };
 
-/// One draw of the posterior, mean + exp(logvar / 2) * randn, in float32 (randn from the default
-/// generator of the moments' device): what kohya caches and trains on (unscaled).
-torch::Tensor sample_latent(const VaeMoments& m);
-/// The same with the standard-normal draw given ([B,C,h,w], any float dtype): the trainer draws a
-/// whole step's epsilon at once so the sample does not depend on how the step is split.
+/// One draw of the posterior, mean + exp(logvar / 2) * eps, in float32, with the standard-normal
+/// draw given ([B,C,h,w], any float dtype): what kohya caches and trains on (unscaled). The trainer
+/// draws a whole step's eps at once so the sample does not depend on how the step is split; the
+/// cache draws each entry's own (data::latent_noise).
 torch::Tensor sample_latent(const VaeMoments& m, const torch::Tensor& eps);
 
 /// Throws when `latents` holds NaN/inf, naming the VAE dtype: SDXL's VAE overflows in fp16.

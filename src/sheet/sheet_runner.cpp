@@ -2,6 +2,7 @@
 #include "sheet/sheet_runner.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -90,6 +91,38 @@ struct CellRecord {
 };
 
 std::string cell_image(const std::string& id) { return "cells/" + id + ".png"; }
+
+// Cells are renamed into place whole, but a cell cut short some other way (a copy interrupted, an
+// older lorastudio's direct write, a full disk under another tool) must be rendered again, never
+// reused: a PNG ends with its 12-byte IEND chunk, which a cut file lacks.
+bool cell_is_whole(const fs::path& png) {
+  static const unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  static const unsigned char kIend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+  std::error_code ec;
+  if (!fs::is_regular_file(png, ec) || fs::file_size(png, ec) < sizeof kSignature + sizeof kIend) return false;
+  std::ifstream in(png, std::ios::binary);
+  char head[8], tail[12];
+  in.read(head, sizeof head);
+  in.seekg(-static_cast<std::streamoff>(sizeof tail), std::ios::end);
+  in.read(tail, sizeof tail);
+  return in.good() && std::memcmp(head, kSignature, sizeof head) == 0 && std::memcmp(tail, kIend, sizeof tail) == 0;
+}
+
+// The run log, appended to; a line a killed run left unfinished is ended first, so every line
+// stays one JSON object.
+std::ofstream open_sheet_log(const fs::path& file) {
+  bool torn = false;
+  {
+    std::ifstream in(file, std::ios::binary | std::ios::ate);
+    if (in && in.tellg() > 0) {
+      in.seekg(-1, std::ios::end);
+      torn = in.get() != '\n';
+    }
+  }
+  std::ofstream log(file, std::ios::app);
+  if (torn) log << '\n';
+  return log;
+}
 
 std::string grid_name(int64_t page) {
   char buf[32];
@@ -194,6 +227,8 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
   for (const auto& plan : plans) sample::validate_request(plan.request);
   const fs::path dir(spec.output_dir);
   fs::create_directories(dir / "cells");
+  core::clean_interrupted_writes(dir);  // what a killed run left: never read, only removed
+  core::clean_interrupted_writes(dir / "cells");
   a1111::FileHashCache hashes(spec.cache_dir.empty() ? a1111::user_cache_dir() : spec.cache_dir);
 
   const std::string tokenizer = models::require_tokenizer(spec.model.tokenizer, plans.front().checkpoint, "sheet");
@@ -210,14 +245,14 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
     CellRecord c{plan, cell_id(plan, who, hashes), a1111::generation_params(plan.request, plan.checkpoint, hashes, spec.paths, plan.vae), "", false};
     a1111::add_prediction(c.params, predictions.at(plan.checkpoint));
     c.infotext = a1111::format_infotext(c.params);
-    c.present = fs::is_regular_file(dir / cell_image(c.id));
+    c.present = cell_is_whole(dir / cell_image(c.id));
     stats.reused += c.present;
     cells.push_back(std::move(c));
   }
   stats.cells = static_cast<int64_t>(cells.size());
   const int64_t to_render = stats.cells - stats.reused;
 
-  std::ofstream log(dir / "sheet-log.jsonl", std::ios::app);
+  std::ofstream log = open_sheet_log(dir / "sheet-log.jsonl");
   log << json{{"event", "start"}, {"cells", stats.cells}, {"reused", stats.reused}, {"to_render", to_render}}.dump()
       << std::endl;
   write_manifest(spec, cells, dir);

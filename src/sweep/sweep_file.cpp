@@ -9,6 +9,7 @@
 
 #include <toml++/toml.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/nearest_name.h"
 #include "core/sha256.h"
@@ -20,6 +21,10 @@ namespace fs = std::filesystem;
 
 namespace ls::sweep {
 namespace {
+
+// Far more trainings than one comparison holds; past it a grid is a typo, planning it would take
+// minutes, and the runs' 8-hex hashes would start to collide (~1e-4 at 1000 runs, 1% at 10000).
+constexpr size_t kMaxSweepRuns = 1000;
 
 /// One value of a grid axis or one key of a variant, as written in the file.
 struct Setting {
@@ -180,8 +185,12 @@ SweepSheetSpec read_sheet(const toml::table& table, const std::string& file, con
       spec.prompts = list_of<std::string>(node, key, file, &toml::node::is_string, "strings");
     } else if (key == "seeds") {
       spec.seeds = list_of<int64_t>(node, key, file, &toml::node::is_integer, "integers");
+      // Checked here as the sampler would check each cell: after the runs trained is too late.
+      for (int64_t seed : spec.seeds) LS_CHECK(seed >= 0, where, ": [sheet] seeds must be >= 0, got ", seed);
     } else if (key == "strengths") {
       spec.strengths = list_of<double>(node, key, file, &toml::node::is_number, "numbers");
+      for (double s : spec.strengths)
+        LS_CHECK(std::isfinite(s), where, ": [sheet] strengths must be finite numbers, got ", core::format_double(s));
     } else if (key == "epochs") {
       if (node.is_string()) {
         LS_CHECK(node.as_string()->get() == "all", where, ": [sheet] epochs is \"all\" or a list of epoch numbers");
@@ -273,9 +282,13 @@ std::string label_value(const std::string& key, const std::string& shown) {
 Sweep load_sweep(const std::string& path) {
   std::error_code ec;
   LS_CHECK(fs::is_regular_file(path, ec), path, ": sweep file not found; pass a sweep .toml (see docs/sweep.md)");
+  return parse_sweep(core::read_file(path), path);
+}
+
+Sweep parse_sweep(std::string_view text, const std::string& path) {
   toml::table root;
   try {
-    root = toml::parse_file(path);
+    root = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     LS_FAIL(path, ":", e.source().begin.line, ": TOML syntax error: ", e.description());
   }
@@ -327,6 +340,10 @@ Sweep load_sweep(const std::string& path) {
   if (!variants.empty()) sweep.varied_keys.push_back("variant");
 
   const std::vector<Variant> outer = variants.empty() ? std::vector<Variant>{Variant{}} : variants;
+  double planned = static_cast<double>(outer.size());  // a double: the product must not wrap
+  for (const auto& axis : axes) planned *= static_cast<double>(axis.size());
+  LS_CHECK(planned <= kMaxSweepRuns, path, ": the grid and variants make ", core::format_double(planned),
+           " runs, more than the ", kMaxSweepRuns, " one sweep takes; split it into several sweep files");
   size_t combos = 1;
   for (const auto& axis : axes) combos *= axis.size();
   std::map<std::string, std::string> by_hash;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -66,10 +67,13 @@ struct Sweep {
   SweepSheetSpec sheet;
 };
 
-/// Reads and plans a sweep; every run's config is validated (train::validate), an invalid one
-/// named by its label. Unset in the base: seed = 0 (runs differ by the swept values only),
+/// Reads and plans a sweep of at most 1000 runs; every run's config is validated (train::validate),
+/// an invalid one named by its label. Unset in the base: seed = 0 (runs differ by the swept values only),
 /// save_every_n_epochs = 1 (the sheet compares epochs), save_state = true (runs resume).
 Sweep load_sweep(const std::string& path);
+/// load_sweep on the file's text already in memory; `path` names it in errors and is the folder
+/// whose folder relative paths resolve against (a base = "file.toml" is still read from disk).
+Sweep parse_sweep(std::string_view text, const std::string& path);
 
 /// The label text of a value: numbers in short scientific form below 0.01 ("1e-3", "5e-5"),
 /// paths by their file stem, everything else with characters outside [A-Za-z0-9._+-] dropped (blanks, '=', ',' and '/' become '-').

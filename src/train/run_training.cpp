@@ -42,6 +42,12 @@ void require_same_world(const std::string& state_dir, const TrainStateInfo& save
 }  // namespace
 
 TrainResult run_training(TrainConfig config, const TrainHooks& hooks, const dist::DistEnv& env) {
+  // A run killed mid-write left temps (and maybe a state swapped out): tidied before the resume
+  // is read, by the rank that writes the files.
+  if (env.rank == 0 && !config.output_dir.empty()) {
+    core::clean_interrupted_writes(config.output_dir);
+    core::clean_interrupted_writes(fs::path(config.output_dir) / "sample");
+  }
   std::optional<TrainStateInfo> resumed;
   if (!config.resume.empty()) {
     resumed = read_train_state_info(config.resume);

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/key_table.h"
 #include "core/strings.h"
+#include "sample/pipeline.h"
 
 namespace fs = std::filesystem;
 
@@ -83,20 +84,26 @@ std::string sampler_from_kohya(const std::string& name, const std::string& where
 
 std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, const std::string& default_sampler,
                                                       uint64_t train_seed) {
+  return parse_sample_prompts(core::read_file(path), path, default_sampler, train_seed);
+}
+
+std::vector<sample::ImageRequest> parse_sample_prompts(std::string_view text, const std::string& path,
+                                                       const std::string& default_sampler, uint64_t train_seed) {
   const std::string sampler = sampler_from_kohya(default_sampler, "sample_sampler");
   const std::string ext = core::ascii_lower(fs::path(path).extension().string());
   std::vector<sample::ImageRequest> out;
+  std::vector<std::string> places;  // each request's file:line or "prompt N", for its errors
   if (ext == ".json" || ext == ".toml") {
     nlohmann::json list;
     if (ext == ".json") {
       try {
-        list = nlohmann::json::parse(core::read_file(path));
+        list = nlohmann::json::parse(text.begin(), text.end());
       } catch (const nlohmann::json::exception& e) {
         LS_FAIL(path, ": not valid JSON (", e.what(), "); fix it or use a .txt prompt file");
       }
     } else {
       try {
-        const toml::table t = toml::parse_file(path);
+        const toml::table t = toml::parse(text, path);
         std::ostringstream s;
         s << toml::json_formatter(t);
         // kohya: [prompt] holds shared keys and [[prompt.subset]] one table per image.
@@ -120,9 +127,10 @@ std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, c
       sample::ImageRequest r = defaults(sampler);
       for (const auto& [key, value] : list[i].items()) set_option(r, key, value_text(value), where);
       out.push_back(r);
+      places.push_back(where);
     }
   } else {
-    std::istringstream in(core::read_file(path));
+    std::istringstream in{std::string(text)};
     std::string line;
     for (int line_no = 1; std::getline(in, line); ++line_no) {
       line = core::trim(line);
@@ -140,12 +148,19 @@ std::vector<sample::ImageRequest> read_sample_prompts(const std::string& path, c
         pos = next;
       }
       out.push_back(r);
+      places.push_back(where);
     }
   }
   for (size_t i = 0; i < out.size(); ++i) {
     out[i].width = round_size(out[i].width);
     out[i].height = round_size(out[i].height);
     if (out[i].seed < 0) out[i].seed = static_cast<int64_t>((train_seed + i) & 0xffffffffu);
+    // What the sampler would refuse fails here, before training, not at the first sample epoch.
+    try {
+      sample::validate_request(out[i]);
+    } catch (const Error& e) {
+      LS_FAIL(places[i], ": ", e.what());
+    }
   }
   return out;
 }

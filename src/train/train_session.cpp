@@ -177,13 +177,11 @@ data::CacheStats fill_latent_cache(TrainSession& s, const std::string& cache_dir
                                                        data::vae_cache_id(vae_id, core::dtype_name(s.vae_dtype)));
   auto vae = s.model.vae;
   vae->to(s.device, s.vae_dtype);
-  // One process keeps its seed as it was; ranks draw from their own streams.
-  const uint64_t seed = shard.count == 1 ? s.seed & 0x7fffffffffffffffULL
-                                         : core::derive_seed(s.seed, {static_cast<uint64_t>(shard.index)}) >> 1;
-  torch::manual_seed(static_cast<int64_t>(seed));
-  const data::ImageEncoder encode = [&](const torch::Tensor& pixels) {
+  // Each entry's noise is its own (data::latent_noise): the same cache whatever the rank count.
+  const data::ImageEncoder encode = [&](const torch::Tensor& pixels, const std::vector<uint64_t>& noise_ids) {
     torch::NoGradGuard no_grad;
-    const torch::Tensor latents = models::sample_latent(vae->encode(pixels.to(s.device, s.vae_dtype)));
+    const models::VaeMoments moments = vae->encode(pixels.to(s.device, s.vae_dtype));
+    const torch::Tensor latents = models::sample_latent(moments, data::latent_noise(moments.mean, s.seed, noise_ids));
     models::require_finite_latents(latents, s.vae_dtype);
     return latents.cpu();
   };

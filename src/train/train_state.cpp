@@ -26,19 +26,43 @@ constexpr const char* kInfoFile = "state.json";
 
 }  // namespace
 
-void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,
-                      const torch::optim::Optimizer& optimizer, const TrainStateInfo& info) {
-  const fs::path final_dir(dir);
-  const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+namespace {
+
+// Streams the optimizer's archive through an AtomicFile, so a full disk is reported like every
+// other write (one line, the path, errno) instead of torch's PytorchStreamWriter message.
+void write_optimizer_file(const fs::path& file, const torch::optim::Optimizer& optimizer) {
+  torch::serialize::OutputArchive archive;
+  optimizer.save(archive);
+  core::AtomicFile out(file);
+  std::string failure;  // the first write error, reported once torch is done
+  try {
+    // Every count is taken as written: on a short one torch's writer throws again from its
+    // destructor (std::terminate, the temp folder left behind), so the rest is dropped instead.
+    archive.save_to([&](const void* data, size_t size) -> size_t {
+      if (failure.empty()) {
+        try {
+          out.write(data, size);
+        } catch (const Error& e) {
+          failure = e.what();
+        }
+      }
+      return size;
+    });
+  } catch (const c10::Error& e) {
+    LS_CHECK(!failure.empty(), file.string(), ": cannot write the optimizer state (", e.what_without_backtrace(), ")");
+  }
+  LS_CHECK(failure.empty(), failure);
+  out.commit();
+}
+
+void write_train_state_files(const fs::path& tmp, const lora::LoraNetworkImpl& network,
+                             const torch::optim::Optimizer& optimizer, const TrainStateInfo& info) {
+  std::error_code ec;
+  fs::create_directories(tmp, ec);
+  if (ec) LS_FAIL(core::write_error_message(tmp, "cannot create the state folder", ec.value()));
   // Weights in their own dtype: a resumed run continues from the exact values.
   io::save_safetensors(tmp / kWeightsFile, lora::lora_state(network));
-  {
-    torch::serialize::OutputArchive archive;
-    optimizer.save(archive);
-    archive.save_to((tmp / kOptimizerFile).string());
-  }
+  write_optimizer_file(tmp / kOptimizerFile, optimizer);
   nlohmann::json j{{"format", kStateFormat},
                    {"global_step", info.position.global_step},
                    {"epoch", info.position.epoch},
@@ -56,12 +80,40 @@ void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& netwo
     j["training_started_at"] = info.stamp->started_at;
   }
   core::write_file_atomic(tmp / kInfoFile, j.dump(2) + "\n");
+}
+
+}  // namespace
+
+void save_train_state(const std::string& dir, const lora::LoraNetworkImpl& network,
+                      const torch::optim::Optimizer& optimizer, const TrainStateInfo& info) {
+  const fs::path final_dir(dir);
+  const fs::path tmp = final_dir.string() + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  try {
+    write_train_state_files(tmp, network, optimizer, info);
+  } catch (const Error& e) {
+    fs::remove_all(tmp, ec);  // a full disk leaves no partial state behind, only the previous one
+    LS_FAIL(final_dir.string(), ": cannot save the training state: ", e.what(),
+            fs::exists(final_dir, ec) ? "; the previous state there is unchanged" : "");
+  } catch (...) {
+    fs::remove_all(tmp, ec);
+    throw;
+  }
   // Swap in: the old state stays complete until the new one has its name.
   const fs::path old = final_dir.string() + ".old-" + std::to_string(::getpid());
-  fs::remove_all(old);
-  if (fs::exists(final_dir)) fs::rename(final_dir, old);
-  fs::rename(tmp, final_dir);
-  fs::remove_all(old);
+  fs::remove_all(old, ec);
+  const bool had_old = fs::exists(final_dir, ec);
+  if (had_old) fs::rename(final_dir, old, ec);
+  if (!ec) fs::rename(tmp, final_dir, ec);
+  if (ec) {
+    const int err = ec.value();
+    if (had_old && !fs::exists(final_dir)) fs::rename(old, final_dir, ec);  // put the previous state back
+    fs::remove_all(tmp, ec);
+    LS_FAIL(core::write_error_message(final_dir, "cannot move the new state into place", err),
+            "; the previous state is unchanged");
+  }
+  fs::remove_all(old, ec);
 }
 
 TrainStateInfo read_train_state_info(const std::string& dir) {

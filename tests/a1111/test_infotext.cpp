@@ -351,4 +351,19 @@ TEST(Infotext, TakingATagLeavesNoBlankAtTheLineEnd) {
             "a,\nb  c");
 }
 
+// crash-9b81f854: `Lora hashes: ""` with no LoRA in the prompt was kept as an extra value that
+// the writer, rightly, leaves out (an empty field), so the text read back lacked it.
+TEST(Infotext, AnEmptyLoraHashesListIsNotKept) {
+  const std::string text = ls::core::read_file(std::string(ls::test::kSourceDir) +
+                                               "/tests/fixtures/fuzz/fuzz_infotext/crash-9b81f8548f6ebc8c7dacd575bae15a1aa20b1528");
+  const GenerationParams p = parse_infotext(text, "crash");
+  EXPECT_EQ(p.extra.count("Lora hashes"), 0u);
+  const std::string written = format_infotext(p);
+  EXPECT_TRUE(parse_infotext(written, "written") == p);
+  const GenerationParams plain =
+      parse_infotext("a cat\nSteps: 1, Sampler: Euler, CFG scale: 7, Seed: 1, Size: 64x64, Lora hashes: \"\"", "t");
+  EXPECT_TRUE(plain.extra.empty());
+  EXPECT_TRUE(plain.loras.empty());
+}
+
 }  // namespace infotext_test

@@ -57,7 +57,7 @@ TEST(LatentCache, SecondEpochAndSecondRunHitEditReencodesOne) {
   Fixture fx;
   auto ds = fx.index();
   CountingEncoder enc;
-  auto encode = [&](const torch::Tensor& px) { return enc(px); };
+  auto encode = [&](const torch::Tensor& px, const std::vector<uint64_t>&) { return enc(px); };
   {
     const LatentCache cache(fx.cache_dir(), "model-a");
     const CacheStats first = cache.fill(ds, encode, 4, false);
@@ -113,7 +113,7 @@ TEST(LatentCache, FlipAugCachesTheMirroredLatentToo) {
   auto ds = fx.index();
   CountingEncoder enc;
   const LatentCache cache(fx.cache_dir(), "m");
-  cache.fill(ds, [&](const torch::Tensor& px) { return enc(px); }, 3, false);
+  cache.fill(ds, [&](const torch::Tensor& px, const std::vector<uint64_t>&) { return enc(px); }, 3, false);
   EXPECT_EQ(enc.images, 12);  // plain + mirrored
   const ImageRecord& rec = ds[0].images[0];
   const SubsetConfig& s = ds[0].config.subsets[0];

@@ -138,7 +138,7 @@ TEST(LossMasks, LatentCacheKeepsTheMaskAndFollowsItsEdits) {
   test::TempDir tmp;
   test::add_image(tmp / "img", "a.png", 64, 64, "cap", 1);
   write_mask_image(tmp / "masks" / "a.png", 64, 64);
-  auto encode = [](const torch::Tensor& px) { return torch::avg_pool2d(px, 8); };
+  auto encode = [](const torch::Tensor& px, const std::vector<uint64_t>&) { return torch::avg_pool2d(px, 8); };
   const std::string dir = (tmp / "cache").string();
   const DataConfig config = mask_config(tmp.path(), false, true, /*flip=*/true);
   Findings f;

@@ -438,5 +438,32 @@ TEST_F(SweepTest, KilledInItsThirdRunAndStartedAgainEndsWithTheSameBytes) {
   EXPECT_EQ(lora_files(s), lora_files(sweep::load_sweep(reference)));
 }
 
+// crash-c777... ([sheet] strengths = [nan]) and crash-8b15... (seeds = [-1]) planned, and the sheet
+// refused their cells only once every run had trained. A grid of more than 1000 runs took minutes to
+// plan (and a product past 2^64 wrapped to no runs at all). All are refused when the file is read.
+TEST(SweepFileChecks, SheetValuesAndTheRunCountFailWhenRead) {
+  const std::string fixtures = std::string(test::kSourceDir) + "/tests/fixtures/fuzz/fuzz_sweep_toml/";
+  const auto error = [](const std::string& text) {
+    return test::error_of([&] { sweep::parse_sweep(text, "/s/sweep.toml"); });
+  };
+  std::string e = error(core::read_file(fixtures + "crash-c7773b205d804e2ed47844aa78375614b6a80886"));
+  EXPECT_NE(e.find("/s/sweep.toml:7: [sheet] strengths must be finite numbers, got nan"), std::string::npos) << e;
+  e = error(core::read_file(fixtures + "crash-8b1579a64d0ef802365b4363bd6a26a83ceb12ff"));
+  EXPECT_NE(e.find("/s/sweep.toml:7: [sheet] seeds must be >= 0, got -1"), std::string::npos) << e;
+
+  const auto grid = [](int a, int b) {
+    std::string text = "output_dir = \"o\"\n[base]\npretrained_model_name_or_path = \"m\"\ntrain_data_dir = \"d\"\n[grid]\n";
+    for (const auto& [key, n] : {std::pair<const char*, int>{"max_train_epochs", a}, {"network_dim", b}}) {
+      text += std::string(key) + " = [1";
+      for (int i = 2; i <= n; ++i) text += ", " + std::to_string(i);
+      text += "]\n";
+    }
+    return text;
+  };
+  e = error(grid(31, 33));
+  EXPECT_NE(e.find("/s/sweep.toml: the grid and variants make 1023 runs, more than the 1000"), std::string::npos) << e;
+  EXPECT_EQ(sweep::parse_sweep(grid(10, 100), "/s/sweep.toml").runs.size(), 1000u);
+}
+
 }  // namespace
 }  // namespace ls

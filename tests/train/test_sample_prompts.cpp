@@ -81,6 +81,28 @@ TEST(SamplePrompts, JsonAndTomlListsAndErrors) {
   EXPECT_NE(test::error_of([&] { train::read_sample_prompts(bad, "pndm", 0); }).find("pndm"), std::string::npos);
 }
 
+// crash-7933...: "9 --sampler" read as a request with an empty sampler, which the sampler refuses
+// only at the first sample epoch, hours into training. Every request is checked as it is read.
+TEST(SamplePrompts, RequestsTheSamplerRefusesFailWhenRead) {
+  const std::string crash = core::read_file(std::string(test::kSourceDir) +
+                                            "/tests/fixtures/fuzz/fuzz_sample_prompts/crash-7933b9fd9624bdacbcb2ba503fc4897afb38ea11");
+  const auto error = [](const std::string& text, const std::string& path) {
+    return test::error_of([&] { train::parse_sample_prompts(text, path, "euler_a", 0); });
+  };
+  std::string e = error(crash, "p.txt");
+  EXPECT_NE(e.find("p.txt:1: sampler \"\" is unknown"), std::string::npos) << e;
+  e = error("ok\nb --s 0\n", "p.txt");
+  EXPECT_NE(e.find("p.txt:2: sample: steps 0 is out of range"), std::string::npos) << e;
+  e = error(R"([{"prompt": "a"}, {"prompt": "b", "sampler": "Euler q"}])", "p.json");
+  EXPECT_NE(e.find("p.json: prompt 2: sampler \"Euler q\" is unknown"), std::string::npos) << e;
+  e = error("[prompt]\nsample_steps = 1001\n[[prompt.subset]]\nprompt = \"a\"\n", "p.toml");
+  EXPECT_NE(e.find("p.toml: prompt 1: sample: steps 1001"), std::string::npos) << e;
+  const auto r = train::parse_sample_prompts("a --sampler Euler a --schedule_type Karras --s 1000\n", "p.txt", "ddim", 0);
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].sampler, "Euler a");
+  EXPECT_EQ(r[0].schedule_type, "Karras");
+}
+
 TEST(SamplePrompts, TrainerSamplesWithoutChangingTheTraining) {
   torch::set_num_threads(1);
   test::TempDir dir;
