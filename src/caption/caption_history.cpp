@@ -17,6 +17,7 @@
 
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/line_log.h"
 
 namespace ls::caption {
 
@@ -81,20 +82,13 @@ CaptionWriter::CaptionWriter(fs::path dataset_dir, std::string run, std::string 
 
 namespace {
 
-// Appends one whole line and fsyncs it; errno on failure, the file then cut back to its size.
-// A line torn by a kill is ended first, so the torn text never swallows this line.
-int append_history_line(const fs::path& path, std::string line, off_t& size) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return errno;
-  size = ::lseek(fd, 0, SEEK_END);
-  char last = '\n';
-  if (size > 0 && ::pread(fd, &last, 1, size - 1) == 1 && last != '\n') line.insert(line.begin(), '\n');
-  const ssize_t n = ::write(fd, line.data(), line.size());
-  const int err = n < 0 ? errno : n != static_cast<ssize_t>(line.size()) ? ENOSPC : ::fsync(fd) != 0 ? errno : 0;
-  if (err != 0 && size >= 0) (void)!::ftruncate(fd, size);  // shrinking needs no space
-  ::close(fd);
-  if (err != 0 && size == 0) ::unlink(path.c_str());  // a history this append created: gone again
-  return err;
+// After a change was taken back: the backup folders it made and left empty go too (a failed change
+// leaves no trace), up to caption_backups/ itself; fs::remove refuses a folder that is not empty.
+void remove_empty_backup_folders(const fs::path& backup, const fs::path& dataset_dir) {
+  const fs::path top = state_dir(dataset_dir) / "caption_backups";
+  std::error_code ec;
+  for (fs::path dir = backup.parent_path(); dir != top && dir.has_relative_path(); dir = dir.parent_path())
+    if (!fs::remove(dir, ec) || ec) break;
 }
 
 }  // namespace
@@ -118,6 +112,7 @@ CaptionWriter::Recorded CaptionWriter::record(const fs::path& caption_file, cons
     try {
       core::write_file_atomic(backup, *old_text);
     } catch (const Error& e) {
+      if (!existed) remove_empty_backup_folders(backup, dir_);
       LS_FAIL(unchanged, e.what());
     }
     if (!existed) r.new_backup = backup;
@@ -127,8 +122,8 @@ CaptionWriter::Recorded CaptionWriter::record(const fs::path& caption_file, cons
   // One write of a whole line, then fsync: the history is on disk before the caption changes.
   const auto path = history_path(dir_);
   off_t size = -1;
-  if (const int err = append_history_line(path, j.dump() + "\n", size); err != 0) {
-    if (!r.new_backup.empty()) fs::remove(r.new_backup, ec);
+  if (const int err = core::append_line(path, j.dump(), /*sync=*/true, size); err != 0) {
+    if (!r.new_backup.empty() && fs::remove(r.new_backup, ec)) remove_empty_backup_folders(r.new_backup, dir_);
     LS_FAIL(unchanged, core::write_error_message(path, "cannot append the change record", err));
   }
   ++changed_;
@@ -138,7 +133,8 @@ CaptionWriter::Recorded CaptionWriter::record(const fs::path& caption_file, cons
 
 void CaptionWriter::unrecord(const Recorded& recorded) {
   std::error_code ec;
-  if (!recorded.new_backup.empty()) fs::remove(recorded.new_backup, ec);
+  if (!recorded.new_backup.empty() && fs::remove(recorded.new_backup, ec))
+    remove_empty_backup_folders(recorded.new_backup, dir_);
   if (recorded.history_size < 0) return;
   --changed_;
   const auto path = history_path(dir_);

@@ -15,6 +15,7 @@
 #include "cli/data_options.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
+#include "core/line_log.h"
 #include "core/runtime.h"
 #include "data/doctor.h"
 #include "data/latent_cache.h"
@@ -85,7 +86,7 @@ void run_cache(CacheCommand& o) {
                             {"vae_sha256", vae_id}, {"dtype", o.dtype}, {"device", o.device},
                             {"hits", stats.hits}, {"encoded", stats.encoded}, {"seconds", seconds},
                             {"time", static_cast<int64_t>(std::time(nullptr))}};
-  std::ofstream(dir + "/cache_log.jsonl", std::ios::app) << line.dump() << "\n";
+  core::LineLog(dir + "/cache_log.jsonl").append(line.dump());
   std::cout << "latent cache " << dir << "/latents: " << stats.hits << " cached, " << stats.encoded << " encoded in "
             << static_cast<int>(seconds + 0.5) << " s\n";
 }

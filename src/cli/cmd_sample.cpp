@@ -14,6 +14,7 @@
 #include "cli/request_flags.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/line_log.h"
 #include "core/key_table.h"
 #include "core/progress.h"
 #include "core/runtime.h"
@@ -146,7 +147,7 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
   const fs::path out(o.out);
   const fs::path dir = (out.extension() == ".png" && o.batch == 1) ? out.parent_path() : out;
   if (!dir.empty()) fs::create_directories(dir);
-  std::ofstream log((dir.empty() ? fs::path(".") : dir) / "sample-log.jsonl", std::ios::app);
+  core::LineLog log((dir.empty() ? fs::path(".") : dir) / "sample-log.jsonl");
   for (int64_t i = 0; i < o.batch; ++i) {
     sample::ImageRequest r = request;
     r.seed = request.seed + i;  // A1111: the images of a batch take consecutive seeds
@@ -160,9 +161,8 @@ void run_sample(SampleOptions& o, const CLI::App& cmd) {
     const fs::path path = output_path(o, r.seed, o.batch);
     io::write_png_with_text(path.string(), image, {{"parameters", infotext}});
     const double seconds = core::monotonic_seconds() - start;
-    log << nlohmann::json{{"event", "image"}, {"path", path.string()}, {"seed", r.seed}, {"seconds", seconds},
-                          {"parameters", infotext}}.dump()
-        << std::endl;
+    log.append(nlohmann::json{{"event", "image"}, {"path", path.string()}, {"seed", r.seed}, {"seconds", seconds},
+                              {"parameters", infotext}}.dump());
     std::printf("%s (seed %lld, %.1f s)\n", path.string().c_str(), static_cast<long long>(r.seed), seconds);
     std::fflush(stdout);
   }

@@ -33,7 +33,7 @@ bool examine_image(const std::string& path, const SubsetConfig& subset, const Sc
   std::error_code ec;
   if (fs::file_size(path, ec) > 0 && !ec) {
     try {
-      io::read_image_size(path);  // the header first: a non-image or a bomb is refused before its bytes are read
+      io::check_image_file_header(path);  // a non-image or a bomb is refused before its bytes are read
     } catch (const Error& e) {
       findings.push_back({Severity::kError, "unreadable_image", path, e.what()});
       return false;

@@ -269,6 +269,8 @@ ImageSize read_image_size(const std::string& path) {
   return displayed(h.width, h.height, h.orientation);
 }
 
+void check_image_file_header(const std::string& path) { (void)checked_file_header(path, /*structure=*/false); }
+
 ImageSize image_size_from_bytes(const std::vector<uint8_t>& bytes, const std::string& name) {
   const ImageHeader h = parse_image_header(bytes.data(), bytes.size(), /*check_complete=*/false);
   check_header(h, bytes.size(), bytes, name);

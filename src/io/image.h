@@ -58,6 +58,11 @@ ImageSize image_size_from_bytes(const std::vector<uint8_t>& bytes, const std::st
 /// can still fail to decode when its compressed data is damaged inside an intact structure.
 ImageSize check_image(const std::vector<uint8_t>& bytes, const std::string& name_for_errors);
 
+/// What can be refused from a file's header alone, before its bytes are read: a folder or a missing
+/// file, an empty file, an unknown format, a declared size over the pixel limit. Reads the header
+/// only; check_image on the whole bytes does the rest (structure, coded bytes, CRCs).
+void check_image_file_header(const std::string& path);
+
 /// kohya's resampling rule: INTER_AREA when shrinking in both directions, else INTER_LANCZOS4
 /// (current kohya uses PIL's LANCZOS for the latter; OpenCV's is the 8x8-tap variant).
 cv::Mat resize_image(const cv::Mat& rgb, int width, int height);

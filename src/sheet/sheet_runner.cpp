@@ -14,6 +14,7 @@
 #include "core/atomic_file.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/line_log.h"
 #include "core/progress.h"
 #include "core/runtime.h"
 #include "core/sha256.h"
@@ -106,22 +107,6 @@ bool cell_is_whole(const fs::path& png) {
   in.seekg(-static_cast<std::streamoff>(sizeof tail), std::ios::end);
   in.read(tail, sizeof tail);
   return in.good() && std::memcmp(head, kSignature, sizeof head) == 0 && std::memcmp(tail, kIend, sizeof tail) == 0;
-}
-
-// The run log, appended to; a line a killed run left unfinished is ended first, so every line
-// stays one JSON object.
-std::ofstream open_sheet_log(const fs::path& file) {
-  bool torn = false;
-  {
-    std::ifstream in(file, std::ios::binary | std::ios::ate);
-    if (in && in.tellg() > 0) {
-      in.seekg(-1, std::ios::end);
-      torn = in.get() != '\n';
-    }
-  }
-  std::ofstream log(file, std::ios::app);
-  if (torn) log << '\n';
-  return log;
 }
 
 std::string grid_name(int64_t page) {
@@ -252,9 +237,8 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
   stats.cells = static_cast<int64_t>(cells.size());
   const int64_t to_render = stats.cells - stats.reused;
 
-  std::ofstream log = open_sheet_log(dir / "sheet-log.jsonl");
-  log << json{{"event", "start"}, {"cells", stats.cells}, {"reused", stats.reused}, {"to_render", to_render}}.dump()
-      << std::endl;
+  core::LineLog log(dir / "sheet-log.jsonl");
+  log.append(json{{"event", "start"}, {"cells", stats.cells}, {"reused", stats.reused}, {"to_render", to_render}}.dump());
   write_manifest(spec, cells, dir);
 
   core::Progress progress("sheet", to_render, "cell", options.progress && to_render > 0);
@@ -282,16 +266,14 @@ SheetRunStats run_sheet(const SheetDefinition& spec, const SheetRunOptions& opti
       progress.advance();
       json coords = json::object();
       for (const auto& [role, i] : c.plan.coords) coords[role_name(role)] = i;
-      log << json{{"event", "cell"}, {"id", c.id}, {"coords", coords}, {"seconds", core::monotonic_seconds() - start}}.dump()
-          << std::endl;
+      log.append(json{{"event", "cell"}, {"id", c.id}, {"coords", coords}, {"seconds", core::monotonic_seconds() - start}}.dump());
       write_manifest(spec, cells, dir);
     }
   }
   progress.finish();
   write_grids(spec, cells, dir);
   stats.seconds = core::monotonic_seconds() - t0;
-  log << json{{"event", "end"}, {"rendered", stats.rendered}, {"reused", stats.reused}, {"seconds", stats.seconds}}.dump()
-      << std::endl;
+  log.append(json{{"event", "end"}, {"rendered", stats.rendered}, {"reused", stats.reused}, {"seconds", stats.seconds}}.dump());
   return stats;
 }
 

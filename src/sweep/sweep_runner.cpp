@@ -15,6 +15,7 @@
 #include "core/atomic_file.h"
 #include "core/clock.h"
 #include "core/error.h"
+#include "core/line_log.h"
 #include "sweep/run_lock.h"
 #include "train/train_log.h"
 #include "train/train_state.h"
@@ -38,8 +39,7 @@ void write_record(const SweepRun& run, const RunRecord& r) {
 
 void log_event(const Sweep& sweep, json event) {
   fs::create_directories(sweep.output_dir);
-  std::ofstream log(fs::path(sweep.output_dir) / "sweep-log.jsonl", std::ios::app);
-  log << event.dump() << std::endl;
+  core::LineLog(fs::path(sweep.output_dir) / "sweep-log.jsonl").append(event.dump());
 }
 
 }  // namespace

@@ -47,8 +47,7 @@ TrainLog::TrainLog(std::string path, int64_t keep_through_step) : path_(std::mov
     }
     core::write_file_atomic(path_, kept);
   }
-  out_.open(path_, std::ios::app);
-  LS_CHECK(out_.good(), path_, ": cannot open the training log for writing; check the output_dir permissions");
+  out_ = std::make_unique<core::LineLog>(path_);
 }
 
 void TrainLog::append(const StepRecord& r) {
@@ -57,13 +56,11 @@ void TrainLog::append(const StepRecord& r) {
   if (r.loss_scale > 0) j["loss_scale"] = r.loss_scale;
   if (r.skipped) j["skipped"] = true;
   if (!std::isfinite(r.loss)) j["loss"] = nullptr;  // JSON has no NaN
-  out_ << j.dump() << "\n";
-  out_.flush();  // a killed run keeps every finished step
+  out_->append(j.dump());  // one write per line: a killed run keeps every finished step
 }
 
 void TrainLog::event(const std::string& json_object_text) {
-  out_ << json_object_text << "\n";
-  out_.flush();
+  out_->append(json_object_text);
 }
 
 std::vector<StepRecord> read_step_records(const std::string& path) {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "core/line_log.h"
 
 namespace ls::train {
 
@@ -33,7 +35,7 @@ class TrainLog {
 
  private:
   std::string path_;
-  std::ofstream out_;
+  std::unique_ptr<core::LineLog> out_;
 };
 
 /// Every step record of a log file, in order (other lines skipped).

@@ -6,6 +6,7 @@
 
 #include "caption/caption_history.h"
 #include "core/atomic_file.h"
+#include "core/error.h"
 #include "support/support.h"
 
 namespace caption_history_test {
@@ -82,6 +83,35 @@ TEST(CaptionHistory, TornLastLineIsSkipped) {
   CaptionWriter(dir.path(), "run1", "x").write(dir / "a.txt", "t");
   std::ofstream(ls::caption::history_path(dir.path()), std::ios::app) << "{\"run\":\"run2\",\"pa";
   EXPECT_EQ(ls::caption::read_history(dir.path()).size(), 1u);
+  // The next change ends the torn line first: its own line is whole.
+  CaptionWriter(dir.path(), "run3", "x").write(dir / "a.txt", "u");
+  const auto history = ls::caption::read_history(dir.path());
+  ASSERT_EQ(history.size(), 2u);
+  EXPECT_EQ(history[1].run, "run3");
+}
+
+// A change whose history line cannot be written leaves the caption, the history and the backup
+// folders as they were: no backup file, no empty folder made for it.
+TEST(CaptionHistory, AFailedChangeLeavesNoBackupFolders) {
+  ls::test::TempDir dir;
+  put(dir / "deep/sub/a.txt", "old");
+  fs::create_directories(ls::caption::history_path(dir.path()));  // a folder where the file goes: open fails
+  CaptionWriter writer(dir.path(), "run1", "x");
+  EXPECT_THROW(writer.write(dir / "deep/sub/a.txt", "new"), ls::Error);
+  EXPECT_EQ(get(dir / "deep/sub/a.txt"), "old");
+  const fs::path backups = dir / ".lorastudio" / "caption_backups";
+  EXPECT_TRUE(!fs::exists(backups) || fs::is_empty(backups));
+  // A folder that already holds a backup of the run is kept.
+  const fs::path history = ls::caption::history_path(dir.path());
+  fs::remove(history);
+  CaptionWriter second(dir.path(), "run2", "x");
+  EXPECT_TRUE(second.write(dir / "deep/sub/a.txt", "new"));
+  put(dir / "deep/sub/b.txt", "old b");
+  fs::remove(history);
+  fs::create_directories(history);
+  EXPECT_THROW(second.write(dir / "deep/sub/b.txt", "new b"), ls::Error);
+  EXPECT_EQ(get(backups / "run2" / "deep" / "sub" / "a.txt"), "old");
+  EXPECT_FALSE(fs::exists(backups / "run2" / "deep" / "sub" / "b.txt"));
 }
 
 TEST(CaptionHistory, RunIdsDiffer) { EXPECT_NE(ls::caption::new_run_id(), ls::caption::new_run_id()); }

@@ -404,6 +404,34 @@ TEST(ImageDecode, BrokenFilesNameThemselves) {
   expect_error_naming([&] { ls::io::decode_image_rgb(garbage, "garbage.png"); }, "garbage.png", "");
 }
 
+// The dataset scan asks the header alone before it reads a file: what the header can refuse is
+// refused there, and a cut body is left for check_image on the whole bytes.
+TEST(ImageDecode, FileHeaderCheckRefusesWhatTheHeaderShows) {
+  TempDir dir;
+  const fs::path empty = dir / "empty.png";
+  write_bytes(empty, {});
+  expect_error_naming([&] { ls::io::check_image_file_header(empty.string()); }, empty.string(), "empty file");
+  const fs::path text = dir / "notes.png";
+  write_bytes(text, Bytes{'h', 'e', 'l', 'l', 'o'});
+  expect_error_naming([&] { ls::io::check_image_file_header(text.string()); }, text.string(), "not a PNG");
+  fs::create_directory(dir / "folder.jpg");
+  expect_error_naming([&] { ls::io::check_image_file_header((dir / "folder.jpg").string()); }, "folder.jpg",
+                      "a folder");
+  // A 20000x20000 IHDR and nothing after it: refused by its declared size.
+  Bytes bomb = make_png(20000, 20000, 8, 2, Bytes(3, 0));
+  bomb.resize(33);  // signature + IHDR chunk
+  const fs::path big = dir / "bomb.png";
+  write_bytes(big, bomb);
+  expect_error_naming([&] { ls::io::check_image_file_header(big.string()); }, big.string(), "pixels");
+  // Half of a real PNG: the header is whole, so this check passes and check_image refuses the rest.
+  Bytes half = encode(pattern(64, 48), ".png");
+  half.resize(half.size() / 2);
+  const fs::path cut = dir / "half.png";
+  write_bytes(cut, half);
+  EXPECT_NO_THROW(ls::io::check_image_file_header(cut.string()));
+  expect_error_naming([&] { ls::io::check_image(half, cut.string()); }, cut.string(), "truncated");
+}
+
 TEST(ImageWrite, RoundTripsByExtension) {
   TempDir dir;
   const cv::Mat img = pattern(40, 30);
