@@ -1,7 +1,6 @@
 #include "caption/caption_history.h"
 
 #include <atomic>
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -10,7 +9,6 @@
 #include <random>
 #include <set>
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
