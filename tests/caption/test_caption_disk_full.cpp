@@ -69,8 +69,7 @@ void expect_refused_then_rerun_equal(DiskFault fault, const std::string& cause) 
 // and its history line are all longer).
 TEST(CaptionDiskFull, FirstCaptionOnAFullDiskFailsWholeThenRerunEqualsTheUninterruptedRun) {
   const std::string how = ls::test::disk_fault_mechanism(DiskFault::kFull);
-  expect_refused_then_rerun_equal({DiskFault::kFull, how == "tmpfs" ? 0u : 16u},
-                                  how == "tmpfs" ? "(No space left on device); free disk space" : "(File too large)");
+  expect_refused_then_rerun_equal({DiskFault::kFull, how == "tmpfs" ? 0u : 16u}, ls::test::full_disk_error_text(how));
 }
 
 TEST(CaptionDiskFull, FirstCaptionInAReadOnlyFolderFailsWholeThenRerunEqualsTheUninterruptedRun) {

@@ -108,8 +108,7 @@ class CacheDiskFull : public ::testing::Test {
 // is longer).
 TEST_F(CacheDiskFull, NewEntryOnAFullDiskFailsWholeThenRerunEqualsTheUninterruptedFill) {
   const std::string how = ls::test::disk_fault_mechanism(DiskFault::kFull);
-  expect_refused_then_rerun_equal({DiskFault::kFull, how == "tmpfs" ? 0u : 64u},
-                                  how == "tmpfs" ? "(No space left on device); free disk space" : "(File too large)");
+  expect_refused_then_rerun_equal({DiskFault::kFull, how == "tmpfs" ? 0u : 64u}, ls::test::full_disk_error_text(how));
 }
 
 TEST_F(CacheDiskFull, NewEntryInAReadOnlyFolderFailsWholeThenRerunEqualsTheUninterruptedFill) {

@@ -75,8 +75,7 @@ TEST(ReviewDiskFull, PickOnAFullDiskIsRefusedAndSelectionsStayWhole) {
   const std::string how = ls::test::disk_fault_mechanism(DiskFault::kFull);
   // No page left on the tmpfs; under RLIMIT_FSIZE no file may pass 64 bytes (selections.json has ~140).
   const uint64_t free = how == "tmpfs" ? 0 : 64;
-  expect_pick_refused({DiskFault::kFull, free}, how == "tmpfs" ? "(No space left on device); free disk space"
-                                                               : "(File too large)");
+  expect_pick_refused({DiskFault::kFull, free}, ls::test::full_disk_error_text(how));
 }
 
 TEST(ReviewDiskFull, PickInAReadOnlyFolderIsRefusedAndSelectionsStayWhole) {

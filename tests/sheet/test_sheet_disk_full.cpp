@@ -68,8 +68,7 @@ TEST_F(SheetDiskFull, NewCellFailsWholeThenRerunFinishesIdentically) {
   const auto errors = ls::test::error_lines(r.out);
   ASSERT_EQ(errors.size(), 1u) << r.out;
   EXPECT_NE(errors[0].find("error: " + (out / new_cell).string() + ": cannot write ("), std::string::npos) << errors[0];
-  EXPECT_NE(errors[0].find(how == "tmpfs" ? "No space left on device); free disk space" : "File too large"),
-            std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find(ls::test::full_disk_error_text(how)), std::string::npos) << errors[0];
   EXPECT_EQ(ls::test::leftover_temp_files(out), std::vector<std::string>{});
   // The two cells and the grid as they were; sheet.json lists the same two cells on the new axis.
   EXPECT_EQ(ls::test::folder_changes(before, ls::test::folder_files(out)),

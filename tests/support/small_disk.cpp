@@ -79,6 +79,10 @@ void small_disk_set_writable(const fs::path& folder, bool writable) {
 
 }  // namespace
 
+std::string full_disk_error_text(const std::string& mechanism) {
+  return mechanism == "tmpfs" ? "(No space left on device); free disk space" : "(File too large)";
+}
+
 std::string disk_fault_mechanism(DiskFault::Kind kind) {
   const char* forced = std::getenv("LS_TEST_DISK_FAULT");
   const std::string force = forced ? forced : "";

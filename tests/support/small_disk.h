@@ -30,6 +30,9 @@ struct DiskFault {
 /// How `kind` is made here: "tmpfs", "rlimit", "chmod", or "" when it cannot be (read-only as root
 /// without user namespaces: the caller skips). LS_TEST_DISK_FAULT=rlimit|chmod forces a fallback.
 std::string disk_fault_mechanism(DiskFault::Kind kind);
+/// The part of a failed write's error line a full disk made by `mechanism` gives: ENOSPC's text and
+/// its advice on a tmpfs, EFBIG's under RLIMIT_FSIZE.
+std::string full_disk_error_text(const std::string& mechanism);
 
 /// `lorastudio args...` started with `folder` under `fault`. The folder's files are its starting
 /// contents; once the process has ended, the folder holds what it left (copied out of the tmpfs,

@@ -117,8 +117,7 @@ TEST_F(TrainDiskFull, FinalLoraSaveFailsWholeThenResumeFinishesIdentically) {
   const auto errors = ls::test::error_lines(r.out);
   ASSERT_EQ(errors.size(), 1u) << r.out;
   EXPECT_NE(errors[0].find((out / "tiny.safetensors").string() + ": cannot write ("), std::string::npos) << errors[0];
-  EXPECT_NE(errors[0].find(how == "tmpfs" ? "No space left on device); free disk space" : "File too large"),
-            std::string::npos) << errors[0];
+  EXPECT_NE(errors[0].find(ls::test::full_disk_error_text(how)), std::string::npos) << errors[0];
   EXPECT_NE(errors[0].find("the previous file is unchanged"), std::string::npos) << errors[0];
   EXPECT_EQ(ls::test::leftover_temp_files(out), std::vector<std::string>{});
   // Only the config (now naming the resume) and the log (cut back to step 2, then steps 3 and 4)
