@@ -13,6 +13,10 @@
 //                          --image-steps N (20) of its default sampler (DPM++ 2M) with CFG 7 at
 //                          (side*8)^2, VAE decode in float32 as the pipeline does; after a 2-step
 //                          warm-up image. Then the text encoding and the VAE decode alone.
+// On the CPU with the full-size UNet, the same CFG step through diffusers' UNet2DConditionModel on
+// the same torch runs first, in a child process (bench_unet_diffusers.py; --python PY, default the
+// torch venv's, when diffusers is installed there: scripts/make-diffusers-fixtures installs it;
+// --no-reference skips it), then the ratio lorastudio / diffusers. Run from the repository root.
 // e.g. bench_sample_step --device cuda --dtype bf16 --side 128 --image --tokenizer bpe_simple_vocab_16e6.txt.gz
 // On CUDA the memory figures are the caching allocator's peaks over the figure, model included.
 #include <cstdio>
@@ -43,14 +47,16 @@ struct Options {
   bool image = false;
   std::string tokenizer;
   int64_t image_steps = 20;
+  bool reference = true;
+  std::string python;
 };
 
 Options parse_options(int argc, char** argv) {
-  const ls::bench::Args a(argc, argv, {"device", "dtype", "side", "steps", "model", "tokenizer", "image-steps"},
-                          {"tiny-only", "image"});
+  const ls::bench::Args a(argc, argv,
+                          {"device", "dtype", "side", "steps", "model", "tokenizer", "image-steps", "python"},
+                          {"tiny-only", "image", "no-reference"});
   Options o;
   o.tiny_only = a.has("tiny-only");
-  o.extended = a.any() && !(o.tiny_only && argc == 2);
   o.device = ls::core::parse_device(a.text("device", "cpu"));
   o.dtype = ls::core::parse_dtype(a.text("dtype", "fp32"));
   const std::string model = a.text("model", "sdxl");
@@ -62,6 +68,9 @@ Options parse_options(int argc, char** argv) {
   o.tokenizer = a.text("tokenizer", "");
   LS_CHECK(!o.image || !o.tokenizer.empty(), "bench: --image needs --tokenizer (bpe_simple_vocab_16e6.txt.gz)");
   o.image_steps = a.integer("image-steps", 20);
+  o.reference = !a.has("no-reference") && !o.tiny_only && !o.tiny_model && !o.device.is_cuda();
+  o.python = a.text("python", "");
+  o.extended = a.any() && !(o.tiny_only && argc == 2) && !(argc == 2 && a.has("no-reference"));
   return o;
 }
 
@@ -88,6 +97,34 @@ double seconds_per_step(ls::models::SdxlUnet unet, c10::Device device, int64_t s
          static_cast<double>(steps);
 }
 
+/// Seconds per CFG step of diffusers' UNet at side x side (batch 2, float32, CPU), printed as the
+/// script prints it; 0 when no python with diffusers could run it.
+double reference_step(const Options& o) {
+  const std::string python = ls::bench::reference_python(o.python);
+  if (python.empty()) {
+    std::printf("diffusers skipped (no python; pass --python)\n");
+    return 0;
+  }
+  const std::string cmd = python + " bench/bench_unet_diffusers.py " + std::to_string(o.side) + " " +
+                          std::to_string(o.steps) + " 2>/dev/null";
+  FILE* p = popen(cmd.c_str(), "r");
+  double seconds = 0;
+  char line[256];
+  while (p && std::fgets(line, sizeof line, p)) {
+    std::fputs(line, stdout);
+    const std::string l = line;
+    if (l.find("_diffusers_s_per_step ") != std::string::npos) seconds = std::stod(l.substr(l.find(' ') + 1));
+  }
+  if (p) pclose(p);
+  if (seconds <= 0) std::printf("diffusers skipped (%s could not run bench/bench_unet_diffusers.py)\n", python.c_str());
+  std::fflush(stdout);
+  return seconds;
+}
+
+void print_ratio(const std::string& name, double ours, double reference) {
+  if (reference > 0) print_figure(name + "_ratio_vs_diffusers", ours / reference, 3);
+}
+
 /// "_cuda" (any index) or "" for the CPU: the old names had no device.
 std::string device_tag(c10::Device device) { return device.is_cuda() ? "_cuda" : ""; }
 
@@ -99,13 +136,14 @@ void print_gpu_peaks(const std::string& name, c10::Device device) {
 }
 
 /// The CFG step, the step without guidance and their ratio, at o.side.
-void step_figures(const Options& o, ls::models::SdxlUnet unet) {
+void step_figures(const Options& o, ls::models::SdxlUnet unet, double reference) {
   const std::string size = ls::str_cat(o.side, "x", o.side);
   const std::string base = ls::str_cat("sample_step_", o.tiny_model ? "tiny_" : "", size, device_tag(o.device));
   const std::string dtype = ls::core::dtype_name(o.dtype);
   ls::bench::reset_gpu_peaks(o.device);
   const double with_cfg = seconds_per_step(unet, o.device, o.side, 7.0, o.steps);
   print_figure(base + "_cfg_" + dtype + "_s", with_cfg, 4);
+  print_ratio(base + "_cfg_" + dtype, with_cfg, reference);
   print_gpu_peaks(base + "_cfg_" + dtype, o.device);
   const double without = seconds_per_step(unet, o.device, o.side, 1.0, o.steps);
   print_figure(base + "_nocfg_" + dtype + "_s", without, 4);
@@ -145,17 +183,20 @@ void image_figures(const Options& o, ls::models::SdxlModel model) {
 }
 
 /// The figures as they were before the options: tiny at 8x8 (20 steps), then full size at 64x64.
-int legacy_figures(bool tiny_only) {
+int legacy_figures(const Options& o) {
+  const bool tiny_only = o.tiny_only;
   ls::models::SdxlUnet tiny{ls::models::SdxlUnetConfig::tiny()};
   tiny->eval();
   std::printf("sample_step_tiny_8x8_cfg_ms %.2f\n", 1e3 * seconds_per_step(tiny, c10::kCPU, 8, 7.0, 20));
   std::fflush(stdout);
   if (tiny_only) return 0;
 
+  const double reference = o.reference ? reference_step(o) : 0;
   ls::models::SdxlUnet unet{ls::models::SdxlUnetConfig{}};
   unet->eval();
   const double with_cfg = seconds_per_step(unet, c10::kCPU, 64, 7.0, 3);
   std::printf("sample_step_64x64_cfg_fp32_s %.2f\n", with_cfg);
+  print_ratio("sample_step_64x64_cfg_fp32", with_cfg, reference);
   std::fflush(stdout);
   const double without = seconds_per_step(unet, c10::kCPU, 64, 1.0, 3);
   std::printf("sample_step_64x64_nocfg_fp32_s %.2f\n", without);
@@ -172,13 +213,15 @@ int main(int argc, char** argv) {
     ls::core::init_threads();
     torch::manual_seed(0);
     torch::NoGradGuard no_grad;
-    if (!o.extended) return legacy_figures(o.tiny_only);
+    if (!o.extended) return legacy_figures(o);
+    // First, alone: the reference's model and ours would not both fit beside each other.
+    const double reference = o.reference && o.dtype == c10::kFloat ? reference_step(o) : 0;
 
     const auto config = o.tiny_model ? ls::models::SdxlConfig::tiny() : ls::models::SdxlConfig{};
     const ls::models::Components parts{true, o.image, o.image};
     ls::models::SdxlModel model = ls::bench::random_sdxl(config, parts, o.device, o.dtype);
     model.unet->eval();
-    step_figures(o, model.unet);
+    step_figures(o, model.unet, reference);
     if (o.image) image_figures(o, model);
     if (!o.device.is_cuda())
       print_figure("sample_peak_rss_gb", static_cast<double>(ls::bench::peak_rss_kb()) / (1024.0 * 1024.0), 2);

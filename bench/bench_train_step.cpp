@@ -11,6 +11,9 @@
 //                          --mixed_precision` sets it; the LoRA stays float32 (TrainSession)
 //   --side N (latent side; 128 = a 1024x1024 image)  --rank N  --batch 1,8
 //   --checkpointing | --plain   only that variant    --warmup N (1)  --steps N (3)
+//   --beside N   then N+1 copies of each variant at once (CPU: what two runs on one machine see):
+//                <prefix>_shared_s, the mean of the copies' steps, and <prefix>_shared_slowdown,
+//                that over the step alone (full size needs ~12 GB per copy: use it with tiny)
 // e.g. bench_train_step --device cuda --dtype bf16 --side 128 --rank 32 --batch 1,8
 // On CUDA the memory figures are the caching allocator's peaks (allocated and reserved) over the
 // timed steps, model included (a variant out of GPU memory prints <prefix>_oom 1); on the CPU the
@@ -44,10 +47,11 @@ struct Options {
   std::vector<int64_t> batches{1};
   std::vector<bool> checkpointing{false, true};
   int64_t warmup = 1, steps = 3;
+  int64_t beside = 0;
 };
 
 Options parse_options(int argc, char** argv) {
-  const ls::bench::Args a(argc, argv, {"device", "dtype", "side", "rank", "batch", "warmup", "steps"},
+  const ls::bench::Args a(argc, argv, {"device", "dtype", "side", "rank", "batch", "warmup", "steps", "beside"},
                           {"checkpointing", "plain"}, {"tiny"});
   Options o;
   o.tiny = a.word("tiny");
@@ -65,6 +69,7 @@ Options parse_options(int argc, char** argv) {
   if (a.has("checkpointing") != a.has("plain")) o.checkpointing = {a.has("checkpointing")};
   o.warmup = a.integer("warmup", 1, 0);
   o.steps = a.integer("steps", 3);
+  o.beside = a.integer("beside", 0, 0);
   return o;
 }
 
@@ -81,7 +86,8 @@ std::string figure_prefix(const Options& o, bool checkpointing, int64_t batch) {
 
 /// The session the trainer builds (train_session.cpp build_session), without files: frozen base in
 /// the mixed-precision dtype, LoRA made beside it and moved to float32, then applied.
-int run_variant(const Options& o, bool checkpointing, int64_t batch) {
+/// Returns the median step in seconds; prints the figures unless `quiet` (a copy run beside others).
+double run_variant(const Options& o, bool checkpointing, int64_t batch, bool quiet) {
   ls::core::init_threads();
   const c10::Device device = ls::core::parse_device(o.device);
   torch::manual_seed(0);
@@ -129,6 +135,7 @@ int run_variant(const Options& o, bool checkpointing, int64_t batch) {
     if (i >= o.warmup) seconds.push_back(s);
   }
   const double step_s = ls::bench::median(seconds);
+  if (quiet) return step_s;
   const std::string p = figure_prefix(o, checkpointing, batch);
   print_figure(p + "_s", step_s, o.extended ? 4 : 2);
   if (o.extended) {
@@ -145,19 +152,60 @@ int run_variant(const Options& o, bool checkpointing, int64_t batch) {
                 static_cast<double>(ls::bench::peak_rss_kb()) / 1024.0, static_cast<double>(model_rss) / 1024.0);
   }
   std::fflush(stdout);
-  return 0;
+  return step_s;
 }
 
-/// A variant that does not fit in GPU memory is a figure too: `<prefix>_oom 1`.
-int run_variant_or_oom(const Options& o, bool checkpointing, int64_t batch) {
+/// A variant that does not fit in GPU memory is a figure too: `<prefix>_oom 1` (and no step: 0).
+double run_variant_or_oom(const Options& o, bool checkpointing, int64_t batch, bool quiet) {
   try {
-    return run_variant(o, checkpointing, batch);
+    return run_variant(o, checkpointing, batch, quiet);
   } catch (const c10::OutOfMemoryError& e) {
     std::fprintf(stderr, "%s\n", e.what_without_backtrace());
     print_figure(figure_prefix(o, checkpointing, batch) + "_oom", 1, 0);
     std::fflush(stdout);
     return 0;
   }
+}
+
+/// Runs `copies` children at once, each one variant, and returns their steps (seconds; an empty
+/// list when one failed). Each child writes its step to a pipe; the first one prints the figures
+/// when it runs alone.
+std::vector<double> run_children(const Options& o, bool checkpointing, int64_t batch, int64_t copies) {
+  std::vector<std::pair<pid_t, int>> children;
+  for (int64_t i = 0; i < copies; ++i) {
+    std::fflush(stdout);
+    int fds[2];
+    LS_CHECK(pipe(fds) == 0, "bench: pipe() failed");
+    const pid_t pid = fork();
+    if (pid == 0) {
+      close(fds[0]);
+      double step = 0;
+      const int rc = ls::bench::run_main([&] {
+        step = run_variant_or_oom(o, checkpointing, batch, copies > 1);
+        return 0;
+      });
+      const ssize_t wrote = write(fds[1], &step, sizeof step);
+      _exit(rc == 0 && wrote == sizeof step ? 0 : 1);
+    }
+    close(fds[1]);
+    children.emplace_back(pid, fds[0]);
+  }
+  std::vector<double> steps;
+  bool failed = false;
+  for (const auto& [pid, fd] : children) {
+    double step = 0;
+    const bool got = read(fd, &step, sizeof step) == sizeof step;
+    close(fd);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!got || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+      // e.g. out of GPU memory at a large batch without checkpointing: the other variants still run.
+      std::fprintf(stderr, "variant %s failed (status %d)\n", figure_prefix(o, checkpointing, batch).c_str(), status);
+      failed = true;
+    }
+    steps.push_back(step);
+  }
+  return failed ? std::vector<double>{} : steps;
 }
 
 }  // namespace
@@ -168,17 +216,22 @@ int main(int argc, char** argv) {
     int failed = 0;
     for (const bool checkpointing : o.checkpointing) {
       for (const int64_t batch : o.batches) {
-        std::fflush(stdout);
-        const pid_t pid = fork();
-        if (pid == 0) _exit(ls::bench::run_main([&] { return run_variant_or_oom(o, checkpointing, batch); }));
-        int status = 0;
-        waitpid(pid, &status, 0);
-        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-          // e.g. out of GPU memory at a large batch without checkpointing: the other variants still run.
-          std::fprintf(stderr, "variant %s failed (status %d)\n", figure_prefix(o, checkpointing, batch).c_str(),
-                       status);
+        const std::vector<double> alone = run_children(o, checkpointing, batch, 1);
+        if (alone.empty()) {
           ++failed;
+          continue;
         }
+        if (o.beside == 0 || alone[0] <= 0) continue;
+        const std::vector<double> shared = run_children(o, checkpointing, batch, o.beside + 1);
+        if (shared.empty()) {
+          ++failed;
+          continue;
+        }
+        double mean = 0;
+        for (const double s : shared) mean += s / static_cast<double>(shared.size());
+        const std::string p = figure_prefix(o, checkpointing, batch);
+        print_figure(ls::str_cat(p, "_shared_", shared.size(), "_s"), mean, 4);
+        print_figure(ls::str_cat(p, "_shared_", shared.size(), "_slowdown"), mean / alone[0], 2);
       }
     }
     return failed ? 1 : 0;

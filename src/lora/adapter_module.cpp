@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "nn/functional.h"
 
 namespace ls::lora {
 
@@ -140,7 +141,7 @@ torch::Tensor AdapterModule::delta(const torch::Tensor& x) {
   // is computed in the adapter's dtype.
   const torch::Tensor xin = x.scalar_type() == d.scalar_type() ? x : x.to(d.scalar_type());
   torch::Tensor y = target_.is_conv()
-                        ? torch::conv2d(xin, d, {}, target_.conv->stride(), target_.conv->padding())
+                        ? nn::conv2d(xin, d, {}, target_.conv->stride(), target_.conv->padding())
                         : torch::linear(xin, d);
   return y.scalar_type() == x.scalar_type() ? y : y.to(x.scalar_type());
 }

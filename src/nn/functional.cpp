@@ -55,6 +55,29 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
   return merge_heads(out);
 }
 
+namespace {
+thread_local bool g_direct_conv = false;
+}  // namespace
+
+DirectConvGuard::DirectConvGuard() : previous_(g_direct_conv) { g_direct_conv = true; }
+DirectConvGuard::~DirectConvGuard() { g_direct_conv = previous_; }
+
+at::Tensor conv2d(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t stride,
+                  int64_t padding) {
+  // Frozen weights only: ATen's slow_conv2d refuses a weight gradient here ("grad_weight must be
+  // contiguous" for a trained LoCon's weight), and the trained weights are the small ones.
+  if (!g_direct_conv && x.device().is_cpu() && x.scalar_type() == at::kFloat && x.dim() == 4 && weight.dim() == 4 &&
+      !weight.requires_grad()) {
+    const int64_t out_h = (x.size(2) + 2 * padding - weight.size(2)) / stride + 1;
+    const int64_t out_w = (x.size(3) + 2 * padding - weight.size(3)) / stride + 1;
+    if (out_h * out_w <= kSmallConvOutput) {
+      return at::thnn_conv2d(x, weight, {weight.size(2), weight.size(3)}, bias, {stride, stride},
+                             {padding, padding});
+    }
+  }
+  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
 at::Tensor timestep_embedding(const at::Tensor& t, int64_t dim, double max_period) {
   int64_t half = dim / 2;
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(t.device());

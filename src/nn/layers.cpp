@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include "nn/functional.h"
+
 namespace ls::nn {
 
 namespace {
@@ -61,7 +63,7 @@ Conv2dImpl::Conv2dImpl(int64_t in_channels, int64_t out_channels, int64_t kernel
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) {
-  auto y = torch::conv2d(x, weight, bias, {stride_, stride_}, {padding_, padding_});
+  auto y = nn::conv2d(x, weight, bias, stride_, padding_);
   return apply_adapters(y, x);
 }
 

@@ -22,7 +22,8 @@ struct WorkerOptions {
   std::function<void(const std::string&)> print;
 };
 
-/// Starts one worker per device (worker i: --shard i/N --device devices[i]), passes SIGINT and
+/// Starts one worker per device (worker i: --shard i/N --device devices[i]; OMP_NUM_THREADS =
+/// cores / N unless set, as for `train --nproc`), passes SIGINT and
 /// SIGTERM on to them, waits for all. Returns the highest exit status (128 + signal for a killed
 /// worker): 0 when every worker finished its runs.
 int run_device_workers(const WorkerOptions& options);
