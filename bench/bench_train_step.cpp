@@ -14,6 +14,10 @@
 //   --beside N   then N+1 copies of each variant at once (CPU: what two runs on one machine see):
 //                <prefix>_shared_s, the mean of the copies' steps, and <prefix>_shared_slowdown,
 //                that over the step alone (full size needs ~12 GB per copy: use it with tiny)
+//   --sd-scripts DIR   first, in the same run, kohya sd-scripts' own step for each CPU float32
+//                full-size variant at batch 1 (bench_train_step_kohya.py on a checkout of
+//                github.com/kohya-ss/sd-scripts, with --python PY, default the torch venv's), then
+//                <prefix>_ratio_vs_kohya. Run from the repository root.
 // e.g. bench_train_step --device cuda --dtype bf16 --side 128 --rank 32 --batch 1,8
 // On CUDA the memory figures are the caching allocator's peaks (allocated and reserved) over the
 // timed steps, model included (a variant out of GPU memory prints <prefix>_oom 1); on the CPU the
@@ -48,10 +52,12 @@ struct Options {
   std::vector<bool> checkpointing{false, true};
   int64_t warmup = 1, steps = 3;
   int64_t beside = 0;
+  std::string sd_scripts, python;
 };
 
 Options parse_options(int argc, char** argv) {
-  const ls::bench::Args a(argc, argv, {"device", "dtype", "side", "rank", "batch", "warmup", "steps", "beside"},
+  const ls::bench::Args a(argc, argv,
+                          {"device", "dtype", "side", "rank", "batch", "warmup", "steps", "beside", "sd-scripts", "python"},
                           {"checkpointing", "plain"}, {"tiny"});
   Options o;
   o.tiny = a.word("tiny");
@@ -70,6 +76,8 @@ Options parse_options(int argc, char** argv) {
   o.warmup = a.integer("warmup", 1, 0);
   o.steps = a.integer("steps", 3);
   o.beside = a.integer("beside", 0, 0);
+  o.sd_scripts = a.text("sd-scripts", "");
+  o.python = a.text("python", "");
   return o;
 }
 
@@ -167,6 +175,34 @@ double run_variant_or_oom(const Options& o, bool checkpointing, int64_t batch, b
   }
 }
 
+/// kohya's seconds per step for this variant, printed as its script prints them; 0 when it is not
+/// comparable (GPU, another dtype, the tiny model, batch > 1) or could not run.
+double kohya_step(const Options& o, bool checkpointing, int64_t batch) {
+  if (o.sd_scripts.empty() || o.tiny || o.device != "cpu" || o.dtype != c10::kFloat || batch != 1) return 0;
+  const std::string python = ls::bench::reference_python(o.python);
+  const std::string cmd = ls::str_cat(python, " bench/bench_train_step_kohya.py ", o.sd_scripts, " ", o.side, " ",
+                                      o.rank, " ", o.warmup, " ", o.steps, checkpointing ? " --checkpointing" : "",
+                                      " 2>/dev/null");
+  std::fflush(stdout);
+  FILE* p = python.empty() ? nullptr : popen(cmd.c_str(), "r");
+  double seconds = 0;
+  char line[256];
+  while (p && std::fgets(line, sizeof line, p)) {
+    const std::string l = line;
+    const size_t space = l.find(' ');
+    if (space == std::string::npos) continue;
+    const std::string name = l.substr(0, space), value = l.substr(space + 1);
+    // train_step_32_kohya_s -> <prefix>_kohya_s, so that both variants' figures stay apart.
+    const std::string what = name.substr(name.find("_kohya_") + 1);
+    std::printf("%s_%s %s", figure_prefix(o, checkpointing, batch).c_str(), what.c_str(), value.c_str());
+    if (what == "kohya_s") seconds = std::stod(value);
+  }
+  if (p) pclose(p);
+  if (seconds <= 0) std::printf("kohya skipped (no python, or it could not run bench/bench_train_step_kohya.py)\n");
+  std::fflush(stdout);
+  return seconds;
+}
+
 /// Runs `copies` children at once, each one variant, and returns their steps (seconds; an empty
 /// list when one failed). Each child writes its step to a pipe; the first one prints the figures
 /// when it runs alone.
@@ -216,11 +252,14 @@ int main(int argc, char** argv) {
     int failed = 0;
     for (const bool checkpointing : o.checkpointing) {
       for (const int64_t batch : o.batches) {
+        const double kohya = kohya_step(o, checkpointing, batch);  // first: both models would not fit
         const std::vector<double> alone = run_children(o, checkpointing, batch, 1);
         if (alone.empty()) {
           ++failed;
           continue;
         }
+        if (kohya > 0 && alone[0] > 0)
+          print_figure(figure_prefix(o, checkpointing, batch) + "_ratio_vs_kohya", alone[0] / kohya, 3);
         if (o.beside == 0 || alone[0] <= 0) continue;
         const std::vector<double> shared = run_children(o, checkpointing, batch, o.beside + 1);
         if (shared.empty()) {
