@@ -152,6 +152,26 @@ inline std::string reference_python(const std::string& given) {
   return !python.empty() && std::filesystem::exists(python) ? python : "";
 }
 
+/// Runs a reference half's command (its stderr discarded) and calls figure(name, value) for each
+/// "name value" line it prints; returns how many it printed (0: it did not run).
+template <typename Fn>
+int reference_figures(const std::string& cmd, Fn&& figure) {
+  std::fflush(stdout);  // ours first, in order
+  FILE* p = popen((cmd + " 2>/dev/null").c_str(), "r");
+  int lines = 0;
+  char buf[512];
+  while (p && std::fgets(buf, sizeof buf, p)) {
+    const std::string l = core::trim(buf);
+    const size_t space = l.find(' ');
+    if (space == std::string::npos) continue;
+    figure(l.substr(0, space), l.substr(space + 1));
+    std::fflush(stdout);
+    ++lines;
+  }
+  if (p) pclose(p);
+  return lines;
+}
+
 /// `--key value` options, bare `--flag`s and bare words (e.g. the old `tiny` mode), each checked
 /// against the names the program takes.
 class Args {

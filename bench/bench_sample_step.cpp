@@ -106,16 +106,12 @@ double reference_step(const Options& o) {
     return 0;
   }
   const std::string cmd = python + " bench/bench_unet_diffusers.py " + std::to_string(o.side) + " " +
-                          std::to_string(o.steps) + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
+                          std::to_string(o.steps);
   double seconds = 0;
-  char line[256];
-  while (p && std::fgets(line, sizeof line, p)) {
-    std::fputs(line, stdout);
-    const std::string l = line;
-    if (l.find("_diffusers_s_per_step ") != std::string::npos) seconds = std::stod(l.substr(l.find(' ') + 1));
-  }
-  if (p) pclose(p);
+  ls::bench::reference_figures(cmd, [&](const std::string& name, const std::string& value) {
+    std::printf("%s %s\n", name.c_str(), value.c_str());
+    if (name.find("_diffusers_s_per_step") != std::string::npos) seconds = std::stod(value);
+  });
   if (seconds <= 0) std::printf("diffusers skipped (%s could not run bench/bench_unet_diffusers.py)\n", python.c_str());
   std::fflush(stdout);
   return seconds;

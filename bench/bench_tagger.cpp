@@ -52,25 +52,14 @@ std::string real_config(const std::string& name) {
 // timm's figures for one architecture, printed with the ratios to ours; false when it cannot run.
 bool run_timm(const std::string& python, const fs::path& fixtures, const char* name, double budget, bool real,
               const std::map<std::string, double>& ours) {
-  std::string cmd = python + " bench/bench_tagger_timm.py " + fixtures.string() + " " + std::to_string(budget) + " " +
-                    name + (real ? " --real" : "") + " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  char line[512];
-  int lines = 0;
-  while (p && std::fgets(line, sizeof line, p)) {
-    std::string l = ls::core::trim(line);
-    auto space = l.find(' ');
-    if (space == std::string::npos) continue;
-    std::string key = l.substr(0, space);  // tagger_<name>_<size>_timm_img_per_s
-    double timm = std::stod(l.substr(space + 1));
-    std::printf("%s %s\n", key.c_str(), l.substr(space + 1).c_str());
-    auto base = key.substr(0, key.find("_timm_img_per_s"));
-    if (ours.count(base) && timm > 0) std::printf("%s_ratio_vs_timm %.2f\n", base.c_str(), ours.at(base) / timm);
-    std::fflush(stdout);
-    ++lines;
-  }
-  if (p) pclose(p);
-  return lines > 0;
+  const std::string cmd = python + " bench/bench_tagger_timm.py " + fixtures.string() + " " +
+                          std::to_string(budget) + " " + name + (real ? " --real" : "");
+  return ls::bench::reference_figures(cmd, [&](const std::string& key, const std::string& value) {
+           std::printf("%s %s\n", key.c_str(), value.c_str());  // tagger_<name>_<size>_timm_img_per_s
+           const double timm = std::stod(value);
+           const auto base = key.substr(0, key.find("_timm_img_per_s"));
+           if (ours.count(base) && timm > 0) std::printf("%s_ratio_vs_timm %.2f\n", base.c_str(), ours.at(base) / timm);
+         }) > 0;
 }
 
 int bench(const ls::bench::Args& args) {

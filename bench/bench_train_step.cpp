@@ -57,7 +57,8 @@ struct Options {
 
 Options parse_options(int argc, char** argv) {
   const ls::bench::Args a(argc, argv,
-                          {"device", "dtype", "side", "rank", "batch", "warmup", "steps", "beside", "sd-scripts", "python"},
+                          {"device", "dtype", "side", "rank", "batch", "warmup", "steps", "beside", "sd-scripts",
+                           "python"},
                           {"checkpointing", "plain"}, {"tiny"});
   Options o;
   o.tiny = a.word("tiny");
@@ -180,25 +181,20 @@ double run_variant_or_oom(const Options& o, bool checkpointing, int64_t batch, b
 double kohya_step(const Options& o, bool checkpointing, int64_t batch) {
   if (o.sd_scripts.empty() || o.tiny || o.device != "cpu" || o.dtype != c10::kFloat || batch != 1) return 0;
   const std::string python = ls::bench::reference_python(o.python);
+  if (python.empty()) {
+    std::printf("kohya skipped (no python; pass --python)\n");
+    return 0;
+  }
   const std::string cmd = ls::str_cat(python, " bench/bench_train_step_kohya.py ", o.sd_scripts, " ", o.side, " ",
-                                      o.rank, " ", o.warmup, " ", o.steps, checkpointing ? " --checkpointing" : "",
-                                      " 2>/dev/null");
-  std::fflush(stdout);
-  FILE* p = python.empty() ? nullptr : popen(cmd.c_str(), "r");
+                                      o.rank, " ", o.warmup, " ", o.steps, checkpointing ? " --checkpointing" : "");
   double seconds = 0;
-  char line[256];
-  while (p && std::fgets(line, sizeof line, p)) {
-    const std::string l = line;
-    const size_t space = l.find(' ');
-    if (space == std::string::npos) continue;
-    const std::string name = l.substr(0, space), value = l.substr(space + 1);
+  ls::bench::reference_figures(cmd, [&](const std::string& name, const std::string& value) {
     // train_step_32_kohya_s -> <prefix>_kohya_s, so that both variants' figures stay apart.
     const std::string what = name.substr(name.find("_kohya_") + 1);
-    std::printf("%s_%s %s", figure_prefix(o, checkpointing, batch).c_str(), what.c_str(), value.c_str());
+    std::printf("%s_%s %s\n", figure_prefix(o, checkpointing, batch).c_str(), what.c_str(), value.c_str());
     if (what == "kohya_s") seconds = std::stod(value);
-  }
-  if (p) pclose(p);
-  if (seconds <= 0) std::printf("kohya skipped (no python, or it could not run bench/bench_train_step_kohya.py)\n");
+  });
+  if (seconds <= 0) std::printf("kohya skipped (%s could not run bench/bench_train_step_kohya.py)\n", python.c_str());
   std::fflush(stdout);
   return seconds;
 }
