@@ -68,7 +68,8 @@ Options parse_options(int argc, char** argv) {
   o.tokenizer = a.text("tokenizer", "");
   LS_CHECK(!o.image || !o.tokenizer.empty(), "bench: --image needs --tokenizer (bpe_simple_vocab_16e6.txt.gz)");
   o.image_steps = a.integer("image-steps", 20);
-  o.reference = !a.has("no-reference") && !o.tiny_only && !o.tiny_model && !o.device.is_cuda();
+  o.reference =
+      !a.has("no-reference") && !o.tiny_only && !o.tiny_model && !o.device.is_cuda() && o.dtype == c10::kFloat;
   o.python = a.text("python", "");
   o.extended = a.any() && !(o.tiny_only && argc == 2) && !(argc == 2 && a.has("no-reference"));
   return o;
@@ -211,7 +212,7 @@ int main(int argc, char** argv) {
     torch::NoGradGuard no_grad;
     if (!o.extended) return legacy_figures(o);
     // First, alone: the reference's model and ours would not both fit beside each other.
-    const double reference = o.reference && o.dtype == c10::kFloat ? reference_step(o) : 0;
+    const double reference = o.reference ? reference_step(o) : 0;
 
     const auto config = o.tiny_model ? ls::models::SdxlConfig::tiny() : ls::models::SdxlConfig{};
     const ls::models::Components parts{true, o.image, o.image};

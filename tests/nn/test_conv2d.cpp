@@ -32,32 +32,26 @@ std::vector<std::string> ops_called(const std::function<void()>& run) {
   return out;
 }
 
+// `trained`: the weight needs a gradient (a LoCon's), asked with grad mode on.
 std::string kernel_for(const std::vector<int64_t>& x_shape, int64_t kernel, int64_t stride, int64_t padding,
-                       c10::ScalarType dtype = torch::kFloat) {
+                       c10::ScalarType dtype = torch::kFloat, bool trained = false) {
   const auto x = torch::randn(x_shape, torch::TensorOptions().dtype(dtype));
-  const auto w = torch::randn({4, x_shape[1], kernel, kernel}, torch::TensorOptions().dtype(dtype));
+  const auto w =
+      torch::randn({4, x_shape[1], kernel, kernel}, torch::TensorOptions().dtype(dtype)).requires_grad_(trained);
+  torch::AutoGradMode grad_mode(trained);
   const auto ops = ops_called([&] { ls::nn::conv2d(x, w, {}, stride, padding); });
   return ops.empty() ? "" : ops.front();
 }
 
 TEST(Conv2dKernels, SmallOutputsByGemmTheRestByAtenConv2d) {
-  torch::NoGradGuard no_grad;
   EXPECT_EQ(kernel_for({2, 8, 16, 16}, 3, 1, 1), "aten::thnn_conv2d");  // 256 pixels per image
   EXPECT_EQ(kernel_for({1, 8, 32, 32}, 3, 2, 1), "aten::thnn_conv2d");  // downsampled to 16x16
   EXPECT_EQ(kernel_for({1, 8, 8, 8}, 1, 1, 0), "aten::thnn_conv2d");
   EXPECT_EQ(kernel_for({1, 8, 17, 16}, 3, 1, 1), "aten::conv2d");       // 272 pixels
   EXPECT_EQ(kernel_for({1, 8, 32, 32}, 3, 1, 1), "aten::conv2d");
   EXPECT_EQ(kernel_for({1, 8, 8, 8}, 3, 1, 1, torch::kDouble), "aten::conv2d");  // float32 only
-  {
-    // A trained weight (a LoCon's): slow_conv2d has no weight gradient for it.
-    const auto x = torch::randn({1, 8, 8, 8});
-    const auto w = torch::randn({4, 8, 3, 3}).requires_grad_(true);
-    torch::GradMode::set_enabled(true);
-    const auto ops = ops_called([&] { ls::nn::conv2d(x, w, {}, 1, 1); });
-    torch::GradMode::set_enabled(false);
-    ASSERT_FALSE(ops.empty());
-    EXPECT_EQ(ops.front(), "aten::conv2d");
-  }
+  // A trained weight: slow_conv2d has no weight gradient for it.
+  EXPECT_EQ(kernel_for({1, 8, 8, 8}, 3, 1, 1, torch::kFloat, true), "aten::conv2d");
   ls::nn::DirectConvGuard direct;
   EXPECT_EQ(kernel_for({2, 8, 16, 16}, 3, 1, 1), "aten::conv2d");
 }
